@@ -1,0 +1,1 @@
+//! Horace query protocol and client.

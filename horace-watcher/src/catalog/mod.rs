@@ -1,0 +1,244 @@
+//! The SQLite catalog: opening and migrating it, the one writer, and read-only readers.
+//!
+//! **Invariant:** only the writer thread writes the catalog. Every component that changes
+//! it (cataloging, the query service's metadata calls, the snapshot mirror) sends a job to
+//! [`Writer::exec`]; queries use [`Readers`], read-only connections that never block it
+//! (WAL mode).
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` is how many have run.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+
+/// The catalog file inside the metadata directory.
+pub fn catalog_path(metadata_dir: &Path) -> PathBuf {
+    metadata_dir.join("catalog.db")
+}
+
+/// Errors of the catalog layer.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// SQLite said no.
+    #[error("catalog: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The file is not a usable catalog (corrupt, or from a newer Horace).
+    #[error("catalog {path} is unusable: {why}")]
+    Unusable {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+    /// The writer thread is gone (the watcher is shutting down).
+    #[error("catalog writer has stopped")]
+    WriterGone,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Opens (creating and migrating if needed) the catalog for writing.
+///
+/// Checks integrity (`PRAGMA quick_check`) so a corrupt file is detected at start.
+pub fn open_writer(path: &Path) -> Result<Connection, CatalogError> {
+    let conn = Connection::open(path)?;
+    configure(&conn)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(CatalogError::Unusable { path: path.into(), why: format!("journal_mode is {mode}, not wal") });
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    let check: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| CatalogError::Unusable { path: path.into(), why: e.to_string() })?;
+    if check != "ok" {
+        return Err(CatalogError::Unusable { path: path.into(), why: format!("quick_check: {check}") });
+    }
+    migrate(&conn, path)?;
+    Ok(conn)
+}
+
+fn migrate(conn: &Connection, path: &Path) -> Result<(), CatalogError> {
+    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    if version > MIGRATIONS.len() {
+        return Err(CatalogError::Unusable {
+            path: path.into(),
+            why: format!("schema version {version} is newer than this Horace ({})", MIGRATIONS.len()),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        let tx = conn.unchecked_transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+/// Opens a read-only connection to an existing catalog.
+pub fn open_reader(path: &Path) -> Result<Connection, CatalogError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+    )?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// Handle to the one writer connection, which lives on its own thread.
+///
+/// Cheap to clone. Jobs run one at a time, in the order sent.
+#[derive(Clone)]
+pub struct Writer {
+    tx: mpsc::UnboundedSender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer thread on an opened connection.
+    pub fn spawn(conn: Connection) -> (Self, std::thread::JoinHandle<()>) {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let handle = std::thread::Builder::new()
+            .name("catalog-writer".into())
+            .spawn(move || {
+                let mut conn = conn;
+                while let Some(job) = rx.blocking_recv() {
+                    job(&mut conn);
+                }
+                // Channel closed: every handle dropped. Checkpoint so the WAL is folded in.
+                let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
+            })
+            .expect("spawn catalog writer thread");
+        (Self { tx }, handle)
+    }
+
+    /// Runs `f` on the writer connection and returns its result.
+    ///
+    /// `f` should open its own transaction (`conn.transaction()`) when it writes more than
+    /// one statement.
+    pub async fn exec<R, F>(&self, f: F) -> Result<R, CatalogError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+    {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |conn| {
+                let _ = done.send(f(conn));
+            }))
+            .map_err(|_| CatalogError::WriterGone)?;
+        wait.await.map_err(|_| CatalogError::WriterGone)
+    }
+
+    /// Like [`Writer::exec`], for synchronous callers (never from an async task).
+    pub fn exec_blocking<R, F>(&self, f: F) -> Result<R, CatalogError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+    {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |conn| {
+                let _ = done.send(f(conn));
+            }))
+            .map_err(|_| CatalogError::WriterGone)?;
+        wait.blocking_recv().map_err(|_| CatalogError::WriterGone)
+    }
+}
+
+/// A small pool of read-only connections for queries.
+#[derive(Clone)]
+pub struct Readers {
+    path: PathBuf,
+    idle: Arc<Mutex<Vec<Connection>>>,
+}
+
+impl Readers {
+    /// Readers of the catalog at `path` (which must exist: open the writer first).
+    pub fn new(path: PathBuf) -> Self {
+        Self { path, idle: Arc::new(Mutex::new(Vec::new())) }
+    }
+
+    /// Runs `f` on a read-only connection on the blocking pool.
+    pub async fn with<R, F>(&self, f: F) -> Result<R, CatalogError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&Connection) -> R + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || this.with_blocking(f))
+            .await
+            .map_err(|e| CatalogError::Unusable { path: self.path.clone(), why: format!("reader task: {e}") })?
+    }
+
+    /// Runs `f` on a read-only connection on the current thread.
+    pub fn with_blocking<R, F>(&self, f: F) -> Result<R, CatalogError>
+    where
+        F: FnOnce(&Connection) -> R,
+    {
+        let conn = match self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop() {
+            Some(c) => c,
+            None => open_reader(&self.path)?,
+        };
+        let r = f(&conn);
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        if idle.len() < 16 {
+            idle.push(conn);
+        }
+        Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn opens_migrates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = catalog_path(dir.path());
+        let conn = open_writer(&path).unwrap();
+        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        drop(conn);
+        open_writer(&path).unwrap();
+        let r = open_reader(&path).unwrap();
+        let n: i64 = r.query_row("SELECT count(*) FROM files", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 0);
+        assert!(r.execute("DELETE FROM files", []).is_err(), "reader must be read-only");
+    }
+
+    #[test]
+    fn corrupt_file_is_unusable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = catalog_path(dir.path());
+        std::fs::write(&path, vec![0x5a; 8192]).unwrap();
+        assert!(open_writer(&path).is_err());
+    }
+
+    #[tokio::test]
+    async fn writer_runs_jobs_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = catalog_path(dir.path());
+        let (w, h) = Writer::spawn(open_writer(&path).unwrap());
+        for i in 0..10 {
+            w.exec(move |c| c.execute("INSERT INTO meta(key, value) VALUES (?1, 'x')", [format!("k{i}")]))
+                .await
+                .unwrap()
+                .unwrap();
+        }
+        let readers = Readers::new(path);
+        let n: i64 = readers.with(|c| c.query_row("SELECT count(*) FROM meta", [], |r| r.get(0)).unwrap()).await.unwrap();
+        assert_eq!(n, 10);
+        drop(w);
+        h.join().unwrap();
+    }
+}

@@ -1,0 +1,331 @@
+//! The watcher's configuration: `/etc/horace/horace.toml`, keys as in DESIGN.md §8.
+//!
+//! `parse` is pure and unit-tested; `load` reads a file. Unknown keys are an error that
+//! names the key and the line, and a bad config stops start-up.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Default path of the configuration file.
+pub const DEFAULT_CONFIG: &str = "/etc/horace/horace.toml";
+/// Default query socket.
+pub const DEFAULT_SOCKET: &str = "/run/horace/query.sock";
+/// Default path prefix under which containers see the files root.
+pub const DEFAULT_CONTAINER_PREFIX: &str = "/mnt/irina_storage/files";
+
+/// Everything the watcher needs to run.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The tree to catalog (the files dataset's mountpoint).
+    pub files_root: PathBuf,
+    /// Where the catalog, content store and backups live (not inside `files_root`).
+    pub metadata_dir: PathBuf,
+    /// Absolute prefix under which containers see `files_root`.
+    #[serde(default = "default_container_prefix")]
+    pub container_prefix: PathBuf,
+    /// Glob patterns of file names never cataloged (matched against the base name).
+    #[serde(default = "default_ignore")]
+    pub ignore: Vec<String>,
+    /// How many versions' contents to keep.
+    #[serde(default)]
+    pub versions: VersionsConfig,
+    /// The snapshot schedule.
+    #[serde(default)]
+    pub snapshots: SnapshotsConfig,
+    /// The query service.
+    #[serde(default)]
+    pub query: QueryConfig,
+    /// How to reach horace-zfsd.
+    #[serde(default)]
+    pub zfsd: ZfsdConfig,
+    /// Catalog backups.
+    #[serde(default)]
+    pub catalog: CatalogConfig,
+}
+
+/// `[versions]`: which versions keep their content in the store.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VersionsConfig {
+    /// Keep the content of at least the last `keep` versions of each file.
+    pub keep: u32,
+    /// And of every version younger than this many days.
+    pub min_age_days: u32,
+    /// Files larger than this (bytes) are cataloged but their content is not stored.
+    pub max_stored_file_size: u64,
+}
+
+impl Default for VersionsConfig {
+    fn default() -> Self {
+        Self { keep: 5, min_age_days: 7, max_stored_file_size: 1 << 30 }
+    }
+}
+
+/// `[snapshots]`: the periodic ZFS snapshots and how many of each label to keep.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SnapshotsConfig {
+    /// Whether the watcher schedules snapshots at all.
+    pub enabled: bool,
+    /// The files dataset (e.g. `tank/horace/files`); required when enabled.
+    pub dataset: Option<String>,
+    /// Hourly snapshots to keep.
+    pub hourly: u32,
+    /// Daily snapshots to keep.
+    pub daily: u32,
+    /// Weekly snapshots to keep.
+    pub weekly: u32,
+    /// Monthly snapshots to keep.
+    pub monthly: u32,
+}
+
+impl Default for SnapshotsConfig {
+    fn default() -> Self {
+        Self { enabled: false, dataset: None, hourly: 24, daily: 14, weekly: 12, monthly: 12 }
+    }
+}
+
+/// `[query]`: where and for whom the query service listens.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryConfig {
+    /// Unix socket path.
+    pub socket: PathBuf,
+    /// Optional TCP listener (`127.0.0.1:7878`); requires `token_file`.
+    pub tcp: Option<String>,
+    /// File holding the bearer token TCP clients must present.
+    pub token_file: Option<PathBuf>,
+    /// uids and gids (as `"uid:1000"`, `"gid:100"`, or a bare number meaning a uid) allowed
+    /// to restore, update metadata, register and change collections.
+    pub writers: Vec<String>,
+}
+
+impl Default for QueryConfig {
+    fn default() -> Self {
+        Self { socket: PathBuf::from(DEFAULT_SOCKET), tcp: None, token_file: None, writers: Vec::new() }
+    }
+}
+
+/// `[zfsd]`: the D-Bus address of horace-zfsd (system bus when unset).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ZfsdConfig {
+    /// A D-Bus address such as `unix:path=/run/dbus/system_bus_socket`.
+    pub bus: Option<String>,
+}
+
+/// `[catalog]`: `VACUUM INTO` backups of the catalog.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CatalogConfig {
+    /// Seconds between backups (0 disables them).
+    pub backup_interval: u64,
+    /// How many backups to keep.
+    pub backups_keep: u32,
+}
+
+impl Default for CatalogConfig {
+    fn default() -> Self {
+        Self { backup_interval: 6 * 3600, backups_keep: 4 }
+    }
+}
+
+impl CatalogConfig {
+    /// The backup interval, or `None` when backups are off.
+    pub fn interval(&self) -> Option<Duration> {
+        (self.backup_interval > 0).then(|| Duration::from_secs(self.backup_interval))
+    }
+}
+
+fn default_container_prefix() -> PathBuf {
+    PathBuf::from(DEFAULT_CONTAINER_PREFIX)
+}
+
+/// The ignore patterns used when the config names none.
+pub fn default_ignore() -> Vec<String> {
+    ["*.tmp", "*~", ".#*", "*.swp", ".horace-*"].iter().map(|s| s.to_string()).collect()
+}
+
+/// A configuration that could not be used; the message names the key and line.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// TOML syntax, an unknown key, or a value of the wrong type.
+    #[error("invalid config{}: {message}", line.map(|l| format!(" at line {l}")).unwrap_or_default())]
+    Invalid {
+        /// 1-based line of the offending key, when known.
+        line: Option<usize>,
+        /// What is wrong, naming the key.
+        message: String,
+    },
+}
+
+impl Config {
+    /// A config for `files_root` and `metadata_dir` with every other key at its default.
+    pub fn for_dirs(files_root: impl Into<PathBuf>, metadata_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            files_root: files_root.into(),
+            metadata_dir: metadata_dir.into(),
+            container_prefix: default_container_prefix(),
+            ignore: default_ignore(),
+            versions: VersionsConfig::default(),
+            snapshots: SnapshotsConfig::default(),
+            query: QueryConfig::default(),
+            zfsd: ZfsdConfig::default(),
+            catalog: CatalogConfig::default(),
+        }
+    }
+
+    /// Parses and checks a config file's text.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
+            line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            message: e.message().trim().to_string(),
+        })?;
+        config.check()?;
+        Ok(config)
+    }
+
+    /// Reads and parses `path`.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Self::parse(&text)
+    }
+
+    /// Checks what the types cannot say.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |message: String| Err(ConfigError::Invalid { line: None, message });
+        if !self.files_root.is_absolute() {
+            return invalid(format!("files_root must be an absolute path, not {:?}", self.files_root));
+        }
+        if !self.metadata_dir.is_absolute() {
+            return invalid(format!("metadata_dir must be an absolute path, not {:?}", self.metadata_dir));
+        }
+        if self.metadata_dir.starts_with(&self.files_root) {
+            return invalid("metadata_dir must not be inside files_root".into());
+        }
+        if self.snapshots.enabled && self.snapshots.dataset.is_none() {
+            return invalid("snapshots.enabled needs snapshots.dataset".into());
+        }
+        if self.query.tcp.is_some() && self.query.token_file.is_none() {
+            return invalid("query.tcp needs query.token_file (TCP clients must present a token)".into());
+        }
+        for pattern in &self.ignore {
+            if let Err(e) = globset::Glob::new(pattern) {
+                return invalid(format!("ignore pattern {pattern:?}: {e}"));
+            }
+        }
+        for w in &self.query.writers {
+            if parse_writer(w).is_none() {
+                return invalid(format!("query.writers entry {w:?} is not \"uid:N\", \"gid:N\" or N"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A principal allowed to write through the query service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writer {
+    /// A user id.
+    Uid(u32),
+    /// A group id (primary or supplementary is not visible over SO_PEERCRED: primary).
+    Gid(u32),
+}
+
+/// Parses one `query.writers` entry.
+pub fn parse_writer(s: &str) -> Option<Writer> {
+    if let Some(n) = s.strip_prefix("uid:") {
+        n.parse().ok().map(Writer::Uid)
+    } else if let Some(n) = s.strip_prefix("gid:") {
+        n.parse().ok().map(Writer::Gid)
+    } else {
+        s.parse().ok().map(Writer::Uid)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let c = Config::parse("files_root = \"/tank/files\"\nmetadata_dir = \"/tank/meta\"\n").unwrap();
+        assert_eq!(c.versions.keep, 5);
+        assert_eq!(c.versions.min_age_days, 7);
+        assert_eq!(c.snapshots.hourly, 24);
+        assert_eq!(c.snapshots.monthly, 12);
+        assert_eq!(c.query.socket, PathBuf::from(DEFAULT_SOCKET));
+        assert_eq!(c.ignore, default_ignore());
+        assert_eq!(c, Config::for_dirs("/tank/files", "/tank/meta"));
+    }
+
+    #[test]
+    fn full_config_parses() {
+        let text = r#"
+files_root = "/tank/files"
+metadata_dir = "/tank/meta"
+container_prefix = "/data"
+ignore = ["*.part"]
+[versions]
+keep = 3
+min_age_days = 1
+max_stored_file_size = 1000
+[snapshots]
+enabled = true
+dataset = "tank/files"
+hourly = 2
+[query]
+socket = "/tmp/q.sock"
+tcp = "127.0.0.1:7000"
+token_file = "/etc/horace/token"
+writers = ["uid:1000", "gid:50", "7"]
+[zfsd]
+bus = "unix:path=/tmp/bus"
+[catalog]
+backup_interval = 60
+backups_keep = 2
+"#;
+        let c = Config::parse(text).unwrap();
+        assert_eq!(c.snapshots.hourly, 2);
+        assert_eq!(c.snapshots.daily, 14);
+        assert_eq!(c.catalog.interval(), Some(Duration::from_secs(60)));
+        let w: Vec<_> = c.query.writers.iter().map(|w| parse_writer(w).unwrap()).collect();
+        assert_eq!(w, [Writer::Uid(1000), Writer::Gid(50), Writer::Uid(7)]);
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let text = "files_root = \"/a\"\nmetadata_dir = \"/b\"\n[versions]\nkeep = 2\nkeepp = 3\n";
+        let e = Config::parse(text).unwrap_err().to_string();
+        assert!(e.contains("keepp"), "{e}");
+        assert!(e.contains("line 5"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_are_named() {
+        for (text, needle) in [
+            ("files_root = \"rel\"\nmetadata_dir = \"/b\"", "absolute"),
+            ("files_root = \"/a\"\nmetadata_dir = \"/a/m\"", "inside"),
+            ("files_root = \"/a\"\nmetadata_dir = \"/b\"\n[snapshots]\nenabled = true", "dataset"),
+            ("files_root = \"/a\"\nmetadata_dir = \"/b\"\n[query]\ntcp = \"127.0.0.1:1\"", "token_file"),
+            ("files_root = \"/a\"\nmetadata_dir = \"/b\"\n[query]\nwriters = [\"bob\"]", "writers"),
+            ("files_root = \"/a\"\nmetadata_dir = \"/b\"\nignore = [\"[\"]", "ignore"),
+            ("files_root = \"/a\"", "metadata_dir"),
+        ] {
+            let e = Config::parse(text).unwrap_err().to_string();
+            assert!(e.contains(needle), "{text:?}: {e}");
+        }
+    }
+}

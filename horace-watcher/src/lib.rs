@@ -1,0 +1,80 @@
+//! horace-watcher: catalogs every saved version of every file under a directory tree,
+//! keeps the content of recent versions, schedules ZFS snapshots through horace-zfsd,
+//! and serves queries to containers.
+//!
+//! Entry point: [`run`]. The binary (`main.rs`) only parses flags, sets up logging,
+//! loads the config and calls it.
+
+pub mod catalog;
+pub mod config;
+pub mod path;
+pub mod query;
+pub mod snapshots;
+pub mod status;
+pub mod store;
+pub mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio_util::sync::CancellationToken;
+
+pub use config::Config;
+
+/// What every task of the watcher shares: configuration, the catalog's one writer and its
+/// readers, health figures, and the shutdown signal.
+pub struct Context {
+    /// The configuration in force.
+    pub config: Config,
+    /// The one writer of the catalog.
+    pub writer: catalog::Writer,
+    /// Read-only catalog connections for queries.
+    pub readers: catalog::Readers,
+    /// Live health figures.
+    pub status: status::Status,
+    /// Cancelled when the watcher shuts down.
+    pub cancel: CancellationToken,
+}
+
+/// Runs the watcher until `shutdown` completes, then stops cleanly: the queue is drained,
+/// the query socket removed, and the catalog closed.
+pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.metadata_dir)
+        .with_context(|| format!("failed to create metadata dir {}", config.metadata_dir.display()))?;
+    let db = catalog::catalog_path(&config.metadata_dir);
+    let conn = snapshots::backup::open_or_recover(&config).context("failed to open the catalog")?;
+    let (writer, writer_thread) = catalog::Writer::spawn(conn);
+    let ctx = Arc::new(Context {
+        readers: catalog::Readers::new(db),
+        writer,
+        status: status::Status::default(),
+        cancel: CancellationToken::new(),
+        config,
+    });
+
+    // Watch first, then scan: nothing written during the startup scan is lost.
+    let (watch, watch_task) = watch::start(ctx.clone()).await.context("failed to start watching")?;
+    let query_task = tokio::spawn(query::serve(ctx.clone(), watch.clone()));
+    let snapshot_task = tokio::spawn(snapshots::run(ctx.clone(), watch.clone()));
+
+    tokio::select! {
+        () = shutdown => tracing::info!("shutting down"),
+        r = watch_task => tracing::error!(result = ?r, "watch task ended"),
+    }
+    ctx.cancel.cancel();
+    for (name, task) in [("query", query_task), ("snapshots", snapshot_task)] {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(task = name, error = %format!("{e:#}"), "task failed"),
+            Err(e) => tracing::error!(task = name, error = %e, "task panicked"),
+        }
+    }
+    watch.shutdown().await;
+    drop(watch);
+    let writer_gone = Arc::try_unwrap(ctx).map(|c| drop(c.writer)).is_ok();
+    if writer_gone {
+        let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Live health figures of the watcher, shared by its tasks and read by the `status` query.
+//!
+//! Counters are atomics; the rest sits behind one mutex that is held only to copy.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Mutex;
+
+/// Shared health state. Each field says who writes it.
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Events and paths waiting to be cataloged (watcher).
+    pub queue_depth: AtomicU64,
+    /// Lag of the last processed event, event seen → committed, in microseconds (watcher).
+    pub event_lag_us: AtomicU64,
+    /// Versions cataloged since start (watcher).
+    pub versions_cataloged: AtomicU64,
+    /// Files hashed since start (watcher).
+    pub files_hashed: AtomicU64,
+    /// Reconcile scans run because of a queue overflow, failed watch, unmount or rollback
+    /// (watcher).
+    pub recrawls: AtomicU64,
+    /// Queue overflows reported by the kernel (watcher).
+    pub overflows: AtomicU64,
+    /// Watches that could not be added (watcher).
+    pub watch_failures: AtomicU64,
+    /// Whether the startup scan has finished (watcher).
+    pub ready: AtomicBool,
+    /// Whether zfsd answered the last call; meaningless while snapshots are off (scheduler).
+    pub zfsd_reachable: AtomicBool,
+    /// Unix seconds of the last snapshot taken, 0 if none (scheduler).
+    pub last_snapshot: AtomicI64,
+    /// Everything that is not a counter.
+    pub detail: Mutex<StatusDetail>,
+}
+
+/// The non-counter part of [`Status`].
+#[derive(Debug, Default, Clone)]
+pub struct StatusDetail {
+    /// The last reconcile scan (watcher).
+    pub last_scan: Option<ScanReport>,
+    /// Paths whose cataloging keeps failing, with the last cause (watcher retry queue).
+    pub failures: BTreeMap<String, String>,
+    /// The last snapshot-scheduler error, cleared when a call succeeds (scheduler).
+    pub zfsd_error: Option<String>,
+    /// Why pruning was refused, e.g. a clock that went backwards (scheduler).
+    pub prune_refused: Option<String>,
+    /// The last catalog backup, unix seconds (backup task).
+    pub last_backup: Option<i64>,
+}
+
+/// What one reconcile scan did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    /// Why it ran: "startup", "overflow", "watch-failure", "unmount", "rollback", "restore".
+    pub reason: String,
+    /// Unix nanoseconds when it started.
+    pub started_ns: i64,
+    /// Unix nanoseconds when it finished (0 while running).
+    pub finished_ns: i64,
+    /// Files looked at.
+    pub files_seen: u64,
+    /// Files hashed (the rest were unchanged by size, mtime, ctime and inode).
+    pub files_hashed: u64,
+    /// Files newly marked deleted.
+    pub files_deleted: u64,
+}
+
+impl Status {
+    /// Adds one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Runs `f` with the detail locked.
+    pub fn with_detail<R>(&self, f: impl FnOnce(&mut StatusDetail) -> R) -> R {
+        f(&mut self.detail.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// A copy of the detail.
+    pub fn detail(&self) -> StatusDetail {
+        self.with_detail(|d| d.clone())
+    }
+}

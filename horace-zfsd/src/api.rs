@@ -1,0 +1,1 @@
+//! D-Bus API of horace-zfsd.

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs what Horace's tests and demo need on a fresh Debian machine (run as root).
+# Idempotent: a second run installs nothing.
+set -euo pipefail
+need=()
+for pair in zfs-fuse:/usr/sbin/zfs-fuse dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/setpriv \
+            systemd:/usr/bin/systemd-analyze openssl:/usr/bin/openssl; do
+  pkg=${pair%%:*}; bin=${pair#*:}
+  [ -x "$bin" ] || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: missing packages ${need[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: cargo is not installed (install Rust with rustup)" >&2
+  exit 1
+fi
+if [ "$(id -u)" -eq 0 ]; then
+  getent group horace >/dev/null || groupadd --system horace
+  getent passwd horace >/dev/null || useradd --system --gid horace --no-create-home --shell /usr/sbin/nologin horace
+fi

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Runs every test of Horace over real parts: installs what is missing, builds, checks
+# formatting and lints, runs the test suites, and tears down every pool, mount and
+# process the run started, pass or fail.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+started_zfs=0
+if [ "$(id -u)" -eq 0 ] && ! pgrep -x zfs-fuse >/dev/null; then
+  /usr/sbin/zfs-fuse --pidfile /run/horace-tests-zfs-fuse.pid
+  started_zfs=1
+fi
+
+cleanup() {
+  status=$?
+  # Pools left by a killed test process (the harness names them hrt<pid>x<n>).
+  if command -v zpool >/dev/null && pgrep -x zfs-fuse >/dev/null; then
+    for p in $(zpool list -H -o name 2>/dev/null | grep '^hrt' || true); do
+      for _ in 1 2 3 4 5 6 7 8 9 10; do zpool destroy -f "$p" 2>/dev/null && break; sleep 0.5; done
+    done
+  fi
+  pkill -f 'dbus-daemon --config-file=/tmp/horace-test-' 2>/dev/null || true
+  pkill -x horace-watcher 2>/dev/null || true
+  pkill -x horace-zfsd 2>/dev/null || true
+  if [ "$started_zfs" = 1 ]; then
+    pkill -x zfs-fuse 2>/dev/null || true
+    for _ in $(seq 50); do pgrep -x zfs-fuse >/dev/null || break; sleep 0.2; done
+  fi
+  exit $status
+}
+trap cleanup EXIT INT TERM
+
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo build --workspace --bins --locked
+cargo test --workspace --locked -- --test-threads=2
