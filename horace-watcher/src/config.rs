@@ -80,11 +80,23 @@ pub struct SnapshotsConfig {
     pub weekly: u32,
     /// Monthly snapshots to keep.
     pub monthly: u32,
+    /// TEST KNOB, not for production: the length of a schedule "hour" in seconds (days,
+    /// weeks and months shrink in proportion). Unset means real time. The end-to-end tests
+    /// use it to see snapshots taken and pruned on schedule within seconds.
+    pub test_hour_seconds: Option<u32>,
 }
 
 impl Default for SnapshotsConfig {
     fn default() -> Self {
-        Self { enabled: false, dataset: None, hourly: 24, daily: 14, weekly: 12, monthly: 12 }
+        Self {
+            enabled: false,
+            dataset: None,
+            hourly: 24,
+            daily: 14,
+            weekly: 12,
+            monthly: 12,
+            test_hour_seconds: None,
+        }
     }
 }
 
@@ -299,10 +311,17 @@ backups_keep = 2
 "#;
         let c = Config::parse(text).unwrap();
         assert_eq!(c.snapshots.hourly, 2);
+        assert_eq!(c.snapshots.test_hour_seconds, None);
         assert_eq!(c.snapshots.daily, 14);
         assert_eq!(c.catalog.interval(), Some(Duration::from_secs(60)));
         let w: Vec<_> = c.query.writers.iter().map(|w| parse_writer(w).unwrap()).collect();
         assert_eq!(w, [Writer::Uid(1000), Writer::Gid(50), Writer::Uid(7)]);
+    }
+
+    #[test]
+    fn test_hour_seconds_knob_parses() {
+        let text = "files_root = \"/a\"\nmetadata_dir = \"/b\"\n[snapshots]\ntest_hour_seconds = 4\n";
+        assert_eq!(Config::parse(text).unwrap().snapshots.test_hour_seconds, Some(4));
     }
 
     #[test]
