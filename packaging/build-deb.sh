@@ -91,8 +91,8 @@ for s in postinst prerm postrm; do
   install -m 0755 "packaging/debian/$s" "$root/DEBIAN/$s"
 done
 # The newest glibc symbol version any binary needs is the libc6 lower bound.
-glibc=$(objdump -T "$root"/usr/bin/horace* | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' \
-        | sort -V | tail -n 1)
+glibc=$({ objdump -T "$root"/usr/bin/horace* 2>/dev/null || true; } \
+        | { grep -o 'GLIBC_[0-9][0-9.]*' || true; } | sed 's/GLIBC_//' | sort -V | tail -n 1)
 size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
 sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
     -e "s/@GLIBC@/${glibc:-2.36}/" packaging/debian/control.in >"$root/DEBIAN/control"

@@ -35,3 +35,15 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo build --workspace --bins --locked
 cargo test --workspace --locked -- --test-threads=2
+
+# The systemd units: exposure must not rise above packaging/exposure.txt.
+bash scripts/check-units.sh
+# The Debian package: build it from the binaries built above, install it on this machine,
+# check every installed file, `systemd-analyze verify` the installed units, remove and
+# purge it (packaging/verify-deb.sh). dpkg -i needs root.
+if [ "$(id -u)" -eq 0 ]; then
+  deb=$(bash packaging/build-deb.sh --debug --no-build | tail -n 1)
+  bash packaging/verify-deb.sh "$deb"
+else
+  echo "test.sh: not root, skipping the package install check (packaging/verify-deb.sh)"
+fi
