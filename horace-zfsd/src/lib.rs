@@ -1,6 +1,93 @@
 //! horace-zfsd: the privileged half of Horace.
 //!
 //! `api` is all a client needs (bus names, the proxy, wire types, name validation) and
-//! depends on zbus and serde only. The daemon itself is behind the `daemon` feature.
+//! depends on zbus and serde only. The daemon itself is behind the `daemon` feature:
+//! [`run`] serves `org.horace.Zfs1` until `shutdown` completes; `main` is a thin shell.
 
 pub mod api;
+
+#[cfg(feature = "daemon")]
+pub mod auth;
+#[cfg(feature = "daemon")]
+pub mod config;
+#[cfg(feature = "daemon")]
+pub mod privs;
+#[cfg(feature = "daemon")]
+pub mod service;
+#[cfg(feature = "daemon")]
+pub mod zfs;
+
+#[cfg(feature = "daemon")]
+pub use daemon::{init_logging, run};
+
+#[cfg(feature = "daemon")]
+mod daemon {
+    use std::future::Future;
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use anyhow::{anyhow, Context as _};
+    use tracing::info;
+    use tracing_subscriber::prelude::*;
+
+    use crate::api::{BUS_NAME, OBJECT_PATH};
+    use crate::auth::Allow;
+    use crate::config::Config;
+    use crate::service::Service;
+
+    /// Logs to journald when there is a journal, else to stderr (`RUST_LOG` filters).
+    pub fn init_logging() {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        let journald = Path::new("/run/systemd/journal/socket")
+            .exists()
+            .then(tracing_journald::layer)
+            .and_then(Result::ok);
+        let registry = tracing_subscriber::registry().with(filter);
+        match journald {
+            Some(layer) => registry.with(layer).init(),
+            None => registry
+                .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                .init(),
+        }
+    }
+
+    /// Connects to the system bus (or `bus_address`), serves the object, owns the name,
+    /// reports READY=1 to systemd, and serves until `shutdown` completes.
+    pub async fn run(
+        config: Config,
+        bus_address: Option<&str>,
+        shutdown: impl Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        let allow =
+            Allow::resolve(&config.allow_uids, &config.allow_groups).map_err(|e| anyhow!(e))?;
+        let roots = config.roots.join(",");
+        let service = Service::new(Arc::new(config), allow);
+        let builder = match bus_address {
+            Some(addr) => zbus::connection::Builder::address(addr)
+                .with_context(|| format!("bad bus address {addr:?}"))?,
+            None => zbus::connection::Builder::system().context("failed to find the system bus")?,
+        };
+        let conn = builder
+            .serve_at(OBJECT_PATH, service)?
+            .name(BUS_NAME)?
+            .build()
+            .await
+            .map_err(|e| match e {
+                zbus::Error::NameTaken => anyhow!(
+                    "{BUS_NAME} is already owned on this bus: is another horace-zfsd running?"
+                ),
+                e => anyhow!(e).context(format!(
+                    "failed to connect and own {BUS_NAME} (is the D-Bus policy installed and \
+                     are we root?)"
+                )),
+            })?;
+        info!(roots = %roots, bus = bus_address.unwrap_or("system"), "serving {BUS_NAME}");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        shutdown.await;
+        info!("shutting down");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        drop(conn);
+        Ok(())
+    }
+}
