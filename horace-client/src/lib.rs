@@ -1,1 +1,40 @@
-//! Horace query protocol and client.
+//! Horace's query protocol and its typed async client.
+//!
+//! Containers and people ask the Horace watcher what its catalog knows — search, a file's
+//! version history, restore, tags, collections, duplicates, snapshots, status — over a Unix
+//! socket (default `/run/horace/query.sock`, bind-mount it into a container; the caller's
+//! uid decides whether it may write) or over TCP with a bearer token (read-only).
+//!
+//! The protocol is a [`tarpc`] service ([`Horace`]) over length-delimited bincode frames
+//! (see [`wire`]); [`Client`] wraps it with typed methods and per-call deadlines.
+//!
+//! # Example: a container reads a file's history
+//!
+//! ```no_run
+//! use horace_client::{Client, FileRef};
+//!
+//! # async fn example() -> Result<(), horace_client::ClientError> {
+//! let client = Client::connect_unix("/run/horace/query.sock").await?;
+//! // Wait until everything this container wrote so far is cataloged.
+//! client.sync().await?;
+//! let info = client.file_info(FileRef::Path("reports/2024/q3.pdf".into())).await?;
+//! for v in &info.versions {
+//!     println!("v{} {} {} bytes{}", v.version, v.sha256, v.size,
+//!         if v.content_stored { "" } else { " (content pruned)" });
+//! }
+//! for e in &info.events {
+//!     println!("{} {}", e.at_ns, e.kind);
+//! }
+//! # Ok(())
+//! # }
+//! ```
+#![deny(missing_docs)]
+
+mod client;
+mod error;
+pub mod protocol;
+pub mod wire;
+
+pub use client::{default_socket, Client, DEFAULT_SOCKET, DEFAULT_TIMEOUT, SOCKET_ENV};
+pub use error::{ClientError, QueryError};
+pub use protocol::*;

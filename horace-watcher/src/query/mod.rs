@@ -1,14 +1,221 @@
-//! The tarpc query service on the Unix socket (and optional TCP with a token).
-//! (Owned by the query work.)
+//! The tarpc query service: listeners on the Unix socket and (optionally) TCP, and the
+//! limits that keep a slow or hostile client from stalling the others.
+//!
+//! Limits: request frames of at most `wire::MAX_REQUEST_FRAME` bytes (a larger or
+//! undecodable frame closes that connection only), [`MAX_IN_FLIGHT`] requests per
+//! connection, [`MAX_CONNECTIONS`] connections, [`service::MAX_REQUEST_TIME`] per request,
+//! result pages of at most 1000 rows, and the TCP token handshake within
+//! [`HANDSHAKE_TIMEOUT`].
 
+pub mod auth;
+pub mod collections;
+pub mod files;
+pub mod paths;
+pub mod report;
+pub mod search;
+pub mod service;
+pub mod sql;
+
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
+use anyhow::Context as _;
+use futures::StreamExt;
+use horace_client::wire::{self, FrameLimit};
+use horace_client::Horace;
+use tarpc::server::{BaseChannel, Channel};
+use tarpc::tokio_serde::formats::Bincode;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::Semaphore;
+
+use self::auth::{Peer, PeerKind, Writers};
+use self::service::QueryService;
 use crate::watch::WatchHandle;
 use crate::Context;
 
+/// Most requests one connection may have in flight; more are answered with an error.
+pub const MAX_IN_FLIGHT: usize = 32;
+/// Most simultaneous connections (Unix and TCP together); more are closed at once.
+pub const MAX_CONNECTIONS: usize = 256;
+/// How long a TCP client has to present its token.
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Serves queries until `ctx.cancel` fires.
 pub async fn serve(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result<()> {
-    let _ = watch;
-    ctx.cancel.cancelled().await;
+    let q = &ctx.config.query;
+    let unix = bind_unix(&q.socket)?;
+    let tcp = match (&q.tcp, &q.token_file) {
+        (Some(addr), Some(token_file)) => {
+            let token = auth::load_token(token_file)?;
+            let l = TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to listen on query.tcp {addr}"))?;
+            tracing::info!(addr = %l.local_addr()?, "query service listening on TCP (token required, read-only)");
+            Some((l, token))
+        }
+        (Some(_), None) => anyhow::bail!("query.tcp needs query.token_file"),
+        _ => None,
+    };
+    tracing::info!(socket = %q.socket.display(), "query service listening");
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let writers = Writers::new(&q.writers);
+    let unix_loop = accept_unix(ctx.clone(), watch.clone(), unix, writers, slots.clone());
+    let tcp_loop = async {
+        match tcp {
+            Some((l, token)) => {
+                accept_tcp(ctx.clone(), watch.clone(), l, token, slots.clone()).await
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        () = ctx.cancel.cancelled() => {}
+        () = unix_loop => {}
+        () = tcp_loop => {}
+    }
+    let _ = std::fs::remove_file(&q.socket);
     Ok(())
+}
+
+/// Binds the Unix socket: creates its directory, replaces a stale socket (refusing one a
+/// live server answers on), and opens it to every local user (rights come from SO_PEERCRED).
+fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        anyhow::ensure!(
+            m.file_type().is_socket(),
+            "{} exists and is not a socket; remove it",
+            path.display()
+        );
+        if std::os::unix::net::UnixStream::connect(path).is_ok() {
+            anyhow::bail!("{} is in use by another running server", path.display());
+        }
+        std::fs::remove_file(path)
+            .with_context(|| format!("failed to remove stale socket {}", path.display()))?;
+    }
+    let l = UnixListener::bind(path)
+        .with_context(|| format!("failed to bind query socket {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o666))
+        .with_context(|| format!("failed to chmod {}", path.display()))?;
+    Ok(l)
+}
+
+async fn accept_unix(
+    ctx: Arc<Context>,
+    watch: WatchHandle,
+    l: UnixListener,
+    writers: Writers,
+    slots: Arc<Semaphore>,
+) {
+    loop {
+        let stream = match l.accept().await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept on the query socket failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                limit = MAX_CONNECTIONS,
+                "too many query connections; closing a new one"
+            );
+            continue;
+        };
+        let peer = match writers.unix_peer(&stream) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "no peer credentials; closing the connection");
+                continue;
+            }
+        };
+        let (ctx, watch) = (ctx.clone(), watch.clone());
+        tokio::spawn(async move {
+            serve_connection(ctx, watch, stream, peer).await;
+            drop(slot);
+        });
+    }
+}
+
+async fn accept_tcp(
+    ctx: Arc<Context>,
+    watch: WatchHandle,
+    l: TcpListener,
+    token: Vec<u8>,
+    slots: Arc<Semaphore>,
+) {
+    let token = Arc::new(token);
+    loop {
+        let (mut stream, addr) = match l.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(error = %e, "accept on the TCP query listener failed");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            tracing::warn!(
+                limit = MAX_CONNECTIONS,
+                "too many query connections; closing a new one"
+            );
+            continue;
+        };
+        let (ctx, watch, token) = (ctx.clone(), watch.clone(), token.clone());
+        tokio::spawn(async move {
+            let _ = stream.set_nodelay(true);
+            let presented =
+                tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::read_token(&mut stream)).await;
+            match presented {
+                Ok(Ok(t)) if wire::constant_time_eq(&t, &token) => {
+                    if stream.write_all(&[wire::HANDSHAKE_OK]).await.is_err() {
+                        return;
+                    }
+                    let peer = Peer {
+                        kind: PeerKind::Tcp(addr),
+                        writer: false,
+                    };
+                    serve_connection(ctx, watch, stream, peer).await;
+                }
+                Ok(Ok(_)) => tracing::warn!(peer = %addr, "wrong token; connection closed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(peer = %addr, error = %e, "bad token frame; connection closed")
+                }
+                Err(_) => {
+                    tracing::warn!(peer = %addr, "no token within the handshake timeout; connection closed")
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+/// Serves one connection until the client leaves, sends a bad frame, or shutdown.
+async fn serve_connection<S>(ctx: Arc<Context>, watch: WatchHandle, stream: S, peer: Peer)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    tracing::debug!(peer = %peer, writer = peer.writer, "query connection");
+    let label = peer.to_string();
+    let cancel = ctx.cancel.clone();
+    let limited = FrameLimit::new(stream, wire::MAX_REQUEST_FRAME);
+    let transport = tarpc::serde_transport::new(wire::framed(limited), Bincode::default());
+    let service = QueryService::new(ctx, watch, peer);
+    let requests = BaseChannel::with_defaults(transport)
+        .max_concurrent_requests(MAX_IN_FLIGHT)
+        .execute(service.serve())
+        .for_each(|request| async {
+            tokio::spawn(request);
+        });
+    tokio::select! {
+        () = requests => tracing::debug!(peer = %label, "query connection closed"),
+        () = cancel.cancelled() => {}
+    }
 }

@@ -1,0 +1,252 @@
+//! One file: its info (versions, tags, collections, history) and metadata updates.
+
+use std::path::Path;
+
+use horace_client::{EventInfo, FileInfo, FileStatus, FileUpdate, QueryError, VersionInfo};
+use rusqlite::{params, Connection};
+
+use super::sql::{now_ns, resolve, summary, Res, Target};
+
+/// Longest tag, purpose, owner, correlation id or collection name, in bytes.
+pub const MAX_FIELD_LEN: usize = 4096;
+/// Most tags or collections in one update.
+pub const MAX_UPDATE_ITEMS: usize = 1000;
+/// Most history entries a file_info returns (the most recent).
+pub const MAX_EVENTS: usize = 1000;
+
+/// The file's versions, oldest first.
+pub fn versions(conn: &Connection, id: i64) -> Res<Vec<VersionInfo>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored
+         FROM versions WHERE file_id = ?1 ORDER BY version",
+    )?;
+    let rows = stmt.query_map([id], |r| {
+        Ok(VersionInfo {
+            version: r.get(0)?,
+            sha256: r.get(1)?,
+            size: r.get::<_, i64>(2)?.max(0) as u64,
+            mtime_ns: r.get(3)?,
+            cataloged_ns: r.get(4)?,
+            path: r.get(5)?,
+            restored_from: r.get(6)?,
+            content_stored: r.get::<_, i64>(7)? != 0,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Everything about one file.
+pub fn info(conn: &Connection, id: i64) -> Res<FileInfo> {
+    let file = summary(conn, id)?;
+    let (purpose, correlation_id, deleted_ns) = conn.query_row(
+        "SELECT purpose, correlation_id, deleted_ns FROM files WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT c.name FROM collection_members m JOIN collections c ON c.id = m.collection_id
+         WHERE m.file_id = ?1 ORDER BY c.name",
+    )?;
+    let collections = stmt
+        .query_map([id], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT at_ns, kind, old_path, new_path, version FROM events WHERE file_id = ?1
+         ORDER BY at_ns DESC, id DESC LIMIT ?2",
+    )?;
+    let mut events: Vec<EventInfo> = stmt
+        .query_map(params![id, MAX_EVENTS as i64], |r| {
+            Ok(EventInfo {
+                at_ns: r.get(0)?,
+                kind: r.get(1)?,
+                old_path: r.get(2)?,
+                new_path: r.get(3)?,
+                version: r.get(4)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    events.reverse();
+    Ok(FileInfo {
+        file,
+        purpose,
+        correlation_id,
+        deleted_ns,
+        versions: versions(conn, id)?,
+        collections,
+        events,
+    })
+}
+
+fn check_text(what: &str, s: &str, allow_empty: bool) -> Result<(), QueryError> {
+    if s.len() > MAX_FIELD_LEN {
+        return Err(QueryError::TooLarge {
+            what: what.into(),
+            limit: MAX_FIELD_LEN as u64,
+        });
+    }
+    if !allow_empty && s.trim().is_empty() {
+        return Err(QueryError::InvalidArgument {
+            message: format!("{what} must not be empty"),
+        });
+    }
+    if s.chars().any(char::is_control) {
+        return Err(QueryError::InvalidArgument {
+            message: format!("{what} {s:?} contains control characters"),
+        });
+    }
+    Ok(())
+}
+
+/// Checks a collection name.
+pub fn check_name(name: &str) -> Result<(), QueryError> {
+    check_text("collection name", name, false)
+}
+
+/// Checks an update before it goes to the writer.
+pub fn check_update(u: &FileUpdate) -> Result<(), QueryError> {
+    for (list, what) in [
+        (&u.add_tags, "tag"),
+        (&u.remove_tags, "tag"),
+        (&u.add_collections, "collection name"),
+        (&u.remove_collections, "collection name"),
+    ] {
+        if list.len() > MAX_UPDATE_ITEMS {
+            return Err(QueryError::TooLarge {
+                what: format!("{what} list"),
+                limit: MAX_UPDATE_ITEMS as u64,
+            });
+        }
+        for s in list {
+            check_text(what, s, false)?;
+        }
+    }
+    if let Some(p) = &u.purpose {
+        check_text("purpose", p, true)?;
+    }
+    if let Some(o) = &u.owner {
+        check_text("owner", o, false)?;
+    }
+    if let Some(c) = &u.correlation_id {
+        check_text("correlation id", c, true)?;
+    }
+    Ok(())
+}
+
+fn empty_to_null(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// Applies an update in one transaction on the writer connection; returns the file id.
+pub fn apply_update(
+    conn: &mut Connection,
+    target: &Target,
+    u: &FileUpdate,
+    files_root: &Path,
+) -> Res<i64> {
+    let tx = conn.transaction()?;
+    let id = resolve(&tx, target)?;
+    let now = now_ns();
+    for t in &u.add_tags {
+        tx.execute(
+            "INSERT OR IGNORE INTO tags(file_id, tag) VALUES (?1, ?2)",
+            params![id, t],
+        )?;
+    }
+    for t in &u.remove_tags {
+        tx.execute(
+            "DELETE FROM tags WHERE file_id = ?1 AND tag = ?2",
+            params![id, t],
+        )?;
+    }
+    if let Some(p) = &u.purpose {
+        tx.execute(
+            "UPDATE files SET purpose = ?2 WHERE id = ?1",
+            params![id, empty_to_null(p)],
+        )?;
+    }
+    if let Some(o) = &u.owner {
+        tx.execute("UPDATE files SET owner = ?2 WHERE id = ?1", params![id, o])?;
+    }
+    if let Some(c) = &u.correlation_id {
+        tx.execute(
+            "UPDATE files SET correlation_id = ?2 WHERE id = ?1",
+            params![id, empty_to_null(c)],
+        )?;
+    }
+    for name in &u.add_collections {
+        let cid = collection_id(&tx, name)?;
+        tx.execute(
+            "INSERT OR IGNORE INTO collection_members(collection_id, file_id, added_ns) VALUES (?1, ?2, ?3)",
+            params![cid, id, now],
+        )?;
+    }
+    for name in &u.remove_collections {
+        let cid = collection_id(&tx, name)?;
+        tx.execute(
+            "DELETE FROM collection_members WHERE collection_id = ?1 AND file_id = ?2",
+            params![cid, id],
+        )?;
+    }
+    if let Some(new) = u.status {
+        set_status(&tx, id, new, now, files_root)?;
+    }
+    tx.commit()?;
+    Ok(id)
+}
+
+/// The id of a collection, or NotFound.
+pub fn collection_id(conn: &Connection, name: &str) -> Res<i64> {
+    use rusqlite::OptionalExtension;
+    conn.query_row("SELECT id FROM collections WHERE name = ?1", [name], |r| {
+        r.get(0)
+    })
+    .optional()?
+    .ok_or_else(|| {
+        QueryError::NotFound {
+            what: format!("collection {name:?}"),
+        }
+        .into()
+    })
+}
+
+fn set_status(conn: &Connection, id: i64, new: FileStatus, now: i64, files_root: &Path) -> Res<()> {
+    let (path, old): (String, String) =
+        conn.query_row("SELECT path, status FROM files WHERE id = ?1", [id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let old = FileStatus::parse(&old).unwrap_or(FileStatus::Deleted);
+    if old == new {
+        return Ok(());
+    }
+    if old == FileStatus::Deleted {
+        let on_disk = crate::path::unescape(&path)
+            .map(|rel| files_root.join(rel))
+            .and_then(|p| std::fs::symlink_metadata(p).ok())
+            .is_some_and(|m| m.is_file());
+        if !on_disk {
+            return Err(QueryError::InvalidArgument {
+                message: format!(
+                    "{path:?} is not on disk, so it cannot become {}; restore a version first",
+                    new.as_str()
+                ),
+            }
+            .into());
+        }
+    }
+    let kind = match (old, new) {
+        (_, FileStatus::Deleted) => "deleted",
+        (FileStatus::Deleted, _) => "undeleted",
+        (_, FileStatus::Archived) => "archived",
+        _ => "unarchived",
+    };
+    let deleted_ns = (new == FileStatus::Deleted).then_some(now);
+    conn.execute(
+        "UPDATE files SET status = ?2, deleted_ns = ?3 WHERE id = ?1",
+        params![id, new.as_str(), deleted_ns],
+    )?;
+    conn.execute(
+        "INSERT INTO events(file_id, at_ns, kind, new_path) VALUES (?1, ?2, ?3, ?4)",
+        params![id, now, kind, path],
+    )?;
+    Ok(())
+}

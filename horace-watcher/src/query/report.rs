@@ -1,0 +1,156 @@
+//! Catalog-wide answers: duplicates, the snapshot mirror, and status figures.
+
+use std::sync::atomic::Ordering;
+
+use horace_client::{
+    DuplicateGroup, DuplicatesQuery, DuplicatesResult, ScanInfo, SnapshotEntry, StatusReport,
+};
+use rusqlite::{params, Connection};
+
+use super::search::page_limit;
+use super::sql::Res;
+use crate::status::Status;
+
+/// Most files listed per duplicate group.
+pub const MAX_GROUP_FILES: i64 = 1000;
+
+const DUP_GROUPS: &str = "SELECT v.sha256, max(v.size) AS size, count(*) AS n
+    FROM files f JOIN versions v ON v.file_id = f.id AND v.version = f.current_version
+    WHERE f.status = 'active' AND v.size >= ?1
+    GROUP BY v.sha256 HAVING count(*) > 1";
+
+/// Groups of active files with the same current content, most wasted bytes first.
+pub fn duplicates(conn: &Connection, q: &DuplicatesQuery) -> Res<DuplicatesResult> {
+    let limit = page_limit(q.limit)?;
+    let min = i64::try_from(q.min_size.unwrap_or(0)).unwrap_or(i64::MAX);
+    let total: i64 = conn.query_row(
+        &format!("SELECT count(*) FROM ({DUP_GROUPS})"),
+        [min],
+        |r| r.get(0),
+    )?;
+    let mut groups = Vec::new();
+    if limit > 0 && q.offset < total as u64 {
+        let mut stmt = conn.prepare_cached(&format!(
+            "{DUP_GROUPS} ORDER BY size * (n - 1) DESC, v.sha256 LIMIT ?2 OFFSET ?3"
+        ))?;
+        let rows = stmt.query_map(params![min, limit, q.offset as i64], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?;
+        let heads: Vec<_> = rows.collect::<Result<_, _>>()?;
+        let mut files = conn.prepare_cached(
+            "SELECT f.id, f.path FROM versions v JOIN files f ON f.id = v.file_id AND f.current_version = v.version
+             WHERE v.sha256 = ?1 AND f.status = 'active' ORDER BY f.path LIMIT ?2",
+        )?;
+        for (sha256, size, n) in heads {
+            let list = files.query_map(params![sha256, MAX_GROUP_FILES], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?;
+            groups.push(DuplicateGroup {
+                files: list.collect::<Result<_, _>>()?,
+                sha256,
+                size: size.max(0) as u64,
+                count: n as u64,
+            });
+        }
+    }
+    Ok(DuplicatesResult {
+        total_groups: total as u64,
+        groups,
+    })
+}
+
+/// The snapshot mirror, oldest first.
+pub fn snapshots(conn: &Connection) -> Res<Vec<SnapshotEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT name, dataset, creation, used, label, managed FROM snapshots ORDER BY creation, name",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        Ok(SnapshotEntry {
+            name: r.get(0)?,
+            dataset: r.get(1)?,
+            creation: r.get(2)?,
+            used: r.get::<_, i64>(3)?.max(0) as u64,
+            label: r.get(4)?,
+            managed: r.get::<_, i64>(5)? != 0,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// The catalog's part of the status report.
+pub fn catalog_figures(conn: &Connection, r: &mut StatusReport) -> Res<()> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT status, count(*), coalesce(sum(size), 0) FROM files GROUP BY status",
+    )?;
+    let rows = stmt.query_map([], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)?,
+            row.get::<_, i64>(2)?,
+        ))
+    })?;
+    for row in rows {
+        let (status, n, bytes) = row?;
+        match status.as_str() {
+            "active" => {
+                r.files_active = n as u64;
+                r.bytes_active = bytes as u64;
+            }
+            "archived" => r.files_archived = n as u64,
+            _ => r.files_deleted += n as u64,
+        }
+    }
+    let (versions, stored): (i64, i64) = conn.query_row(
+        "SELECT count(*), coalesce(sum(content_stored != 0), 0) FROM versions",
+        [],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    r.versions = versions as u64;
+    r.versions_stored = stored as u64;
+    r.bytes_stored = conn.query_row(
+        "SELECT coalesce(sum(size), 0) FROM (SELECT max(size) AS size FROM versions WHERE content_stored != 0 GROUP BY sha256)",
+        [],
+        |row| row.get::<_, i64>(0),
+    )? as u64;
+    r.collections = conn.query_row("SELECT count(*) FROM collections", [], |row| {
+        row.get::<_, i64>(0)
+    })? as u64;
+    r.snapshots = conn.query_row("SELECT count(*) FROM snapshots", [], |row| {
+        row.get::<_, i64>(0)
+    })? as u64;
+    Ok(())
+}
+
+/// The live part of the status report.
+pub fn live_figures(s: &Status, snapshots_enabled: bool, r: &mut StatusReport) {
+    let get = |a: &std::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+    r.version = env!("CARGO_PKG_VERSION").to_string();
+    r.queue_depth = get(&s.queue_depth);
+    r.event_lag_us = get(&s.event_lag_us);
+    r.versions_cataloged = get(&s.versions_cataloged);
+    r.files_hashed = get(&s.files_hashed);
+    r.recrawls = get(&s.recrawls);
+    r.overflows = get(&s.overflows);
+    r.watch_failures = get(&s.watch_failures);
+    r.ready = s.ready.load(Ordering::Relaxed);
+    r.snapshots_enabled = snapshots_enabled;
+    r.zfsd_reachable = s.zfsd_reachable.load(Ordering::Relaxed);
+    r.last_snapshot = s.last_snapshot.load(Ordering::Relaxed);
+    let d = s.detail();
+    r.last_scan = d.last_scan.map(|l| ScanInfo {
+        reason: l.reason,
+        started_ns: l.started_ns,
+        finished_ns: l.finished_ns,
+        files_seen: l.files_seen,
+        files_hashed: l.files_hashed,
+        files_deleted: l.files_deleted,
+    });
+    r.failures = d.failures.into_iter().collect();
+    r.zfsd_error = d.zfsd_error;
+    r.prune_refused = d.prune_refused;
+    r.last_backup = d.last_backup;
+}

@@ -1,0 +1,256 @@
+//! Search: a [`SearchQuery`] turned into one parameterized SQL condition (never string
+//! concatenation of caller text), a count and one page.
+
+use horace_client::{
+    QueryError, SearchQuery, SearchResult, SortKey, SortOrder, DEFAULT_LIMIT, MAX_LIMIT,
+};
+use rusqlite::types::Value;
+use rusqlite::{params_from_iter, Connection};
+
+use super::sql::{fill_tags, summary_row, Res, SUMMARY_COLUMNS, SUMMARY_FROM};
+
+/// Longest filter string (glob, substring, tag, …) in bytes.
+pub const MAX_FILTER_LEN: usize = 4096;
+/// Most tags in one filter list.
+pub const MAX_FILTER_TAGS: usize = 100;
+
+/// A search compiled to SQL.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Built {
+    /// `WHERE` condition over `files f`.
+    pub cond: String,
+    /// Its parameters, in order.
+    pub params: Vec<Value>,
+    /// `ORDER BY` clause.
+    pub order: String,
+    /// Page size.
+    pub limit: u32,
+    /// Rows to skip.
+    pub offset: u64,
+}
+
+fn too_large(what: &str, limit: usize) -> QueryError {
+    QueryError::TooLarge {
+        what: what.into(),
+        limit: limit as u64,
+    }
+}
+
+fn invalid(message: String) -> QueryError {
+    QueryError::InvalidArgument { message }
+}
+
+/// Checks a page size: default [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`].
+pub fn page_limit(limit: Option<u32>) -> Result<u32, QueryError> {
+    match limit {
+        None => Ok(DEFAULT_LIMIT),
+        Some(n) if n > MAX_LIMIT => Err(invalid(format!(
+            "limit {n} is over the maximum of {MAX_LIMIT}; page with offset"
+        ))),
+        Some(n) => Ok(n),
+    }
+}
+
+fn check_len(what: &str, s: &str) -> Result<(), QueryError> {
+    if s.len() > MAX_FILTER_LEN {
+        return Err(too_large(what, MAX_FILTER_LEN));
+    }
+    Ok(())
+}
+
+/// Escapes `%`, `_` and `\` for `LIKE … ESCAPE '\'`.
+fn like_escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
+}
+
+fn clamp(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Compiles a query; invalid arguments are named errors.
+pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
+    let limit = page_limit(q.limit)?;
+    let mut cond: Vec<String> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let mut push = |c: &str, p: Vec<Value>| {
+        cond.push(c.to_string());
+        params.extend(p);
+    };
+    if let Some(g) = &q.path_glob {
+        check_len("path glob", g)?;
+        push("f.path GLOB ?", vec![Value::Text(g.clone())]);
+    }
+    if let Some(s) = &q.path_contains {
+        check_len("path substring", s)?;
+        if s.chars().count() >= 3 {
+            // The trigram index answers a quoted phrase as a case-insensitive substring.
+            let phrase = format!("\"{}\"", s.replace('"', "\"\""));
+            push(
+                "f.id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?)",
+                vec![Value::Text(phrase)],
+            );
+        } else if !s.is_empty() {
+            push(
+                "instr(lower(f.path), lower(?)) > 0",
+                vec![Value::Text(s.clone())],
+            );
+        }
+    }
+    if let Some(o) = &q.owner {
+        check_len("owner", o)?;
+        push("f.owner = ?", vec![Value::Text(o.clone())]);
+    }
+    for (list, what) in [(&q.tags_all, "tags_all"), (&q.tags_any, "tags_any")] {
+        if list.len() > MAX_FILTER_TAGS {
+            return Err(too_large(what, MAX_FILTER_TAGS));
+        }
+        for t in list {
+            check_len("tag", t)?;
+        }
+    }
+    if !q.tags_all.is_empty() {
+        let mut tags = q.tags_all.clone();
+        tags.sort();
+        tags.dedup();
+        let marks = vec!["?"; tags.len()].join(", ");
+        let n = tags.len() as i64;
+        let mut p: Vec<Value> = tags.into_iter().map(Value::Text).collect();
+        p.push(Value::Integer(n));
+        push(
+            &format!("f.id IN (SELECT file_id FROM tags WHERE tag IN ({marks}) GROUP BY file_id HAVING count(*) = ?)"),
+            p,
+        );
+    }
+    if !q.tags_any.is_empty() {
+        let marks = vec!["?"; q.tags_any.len()].join(", ");
+        push(
+            &format!("f.id IN (SELECT file_id FROM tags WHERE tag IN ({marks}))"),
+            q.tags_any.iter().cloned().map(Value::Text).collect(),
+        );
+    }
+    if let Some(c) = &q.collection {
+        check_len("collection", c)?;
+        push(
+            "f.id IN (SELECT m.file_id FROM collection_members m JOIN collections c ON c.id = m.collection_id WHERE c.name = ?)",
+            vec![Value::Text(c.clone())],
+        );
+    }
+    if let Some(m) = &q.mime {
+        check_len("mime", m)?;
+        if let Some(major) = m.strip_suffix("/*") {
+            // A range on the index: "image/" <= mime < "image0" ('0' follows '/').
+            push(
+                "(f.mime >= ? AND f.mime < ?)",
+                vec![
+                    Value::Text(format!("{major}/")),
+                    Value::Text(format!("{major}0")),
+                ],
+            );
+        } else {
+            push("f.mime = ?", vec![Value::Text(m.clone())]);
+        }
+    }
+    if let Some(e) = &q.extension {
+        check_len("extension", e)?;
+        let e = e.strip_prefix('.').unwrap_or(e);
+        if e.is_empty() || e.contains('/') {
+            return Err(invalid(format!(
+                "extension {e:?} must be a non-empty name without '/'"
+            )));
+        }
+        push(
+            "f.path LIKE ? ESCAPE '\\'",
+            vec![Value::Text(format!("%.{}", like_escape(e)))],
+        );
+    }
+    if let (Some(lo), Some(hi)) = (q.min_size, q.max_size) {
+        if lo > hi {
+            return Err(invalid(format!(
+                "min_size {lo} is greater than max_size {hi}"
+            )));
+        }
+    }
+    if let Some(n) = q.min_size {
+        push("f.size >= ?", vec![Value::Integer(clamp(n))]);
+    }
+    if let Some(n) = q.max_size {
+        push("f.size <= ?", vec![Value::Integer(clamp(n))]);
+    }
+    for (v, c) in [
+        (q.created_after, "f.created_ns >= ?"),
+        (q.created_before, "f.created_ns < ?"),
+        (q.updated_after, "f.updated_ns >= ?"),
+        (q.updated_before, "f.updated_ns < ?"),
+    ] {
+        if let Some(t) = v {
+            push(c, vec![Value::Integer(t)]);
+        }
+    }
+    if let Some(h) = &q.sha256 {
+        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(invalid(format!("sha256 {h:?} is not 64 hex digits")));
+        }
+        push(
+            "(f.id, f.current_version) IN (SELECT file_id, version FROM versions WHERE sha256 = ?)",
+            vec![Value::Text(h.to_ascii_lowercase())],
+        );
+    }
+    if q.statuses.is_empty() {
+        push("f.status = 'active'", vec![]);
+    } else {
+        let mut st: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
+        st.sort();
+        st.dedup();
+        let marks = vec!["?"; st.len()].join(", ");
+        push(
+            &format!("f.status IN ({marks})"),
+            st.into_iter().map(|s| Value::Text(s.into())).collect(),
+        );
+    }
+    let key = match q.sort {
+        SortKey::Path => "f.path",
+        SortKey::Created => "f.created_ns",
+        SortKey::Updated => "f.updated_ns",
+        SortKey::Size => "f.size",
+    };
+    let dir = match q.order {
+        SortOrder::Asc => "ASC",
+        SortOrder::Desc => "DESC",
+    };
+    Ok(Built {
+        cond: cond.join(" AND "),
+        params,
+        order: format!("{key} {dir}, f.id {dir}"),
+        limit,
+        offset: q.offset,
+    })
+}
+
+/// Runs a compiled search: the total and one page.
+pub fn run(conn: &Connection, b: &Built) -> Res<SearchResult> {
+    let count_sql = format!("SELECT count(*) FROM files f WHERE {}", b.cond);
+    let total: i64 = conn
+        .prepare_cached(&count_sql)?
+        .query_row(params_from_iter(b.params.iter()), |r| r.get(0))?;
+    let mut files = Vec::new();
+    if b.limit > 0 && b.offset < total as u64 {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM {SUMMARY_FROM} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
+            b.cond, b.order, b.limit, b.offset
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        files = stmt
+            .query_map(params_from_iter(b.params.iter()), summary_row)?
+            .collect::<Result<_, _>>()?;
+        fill_tags(conn, &mut files)?;
+    }
+    Ok(SearchResult {
+        total: total as u64,
+        files,
+    })
+}
+
+#[cfg(test)]
+mod tests;

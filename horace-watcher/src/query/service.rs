@@ -1,0 +1,413 @@
+//! The request handlers: one [`QueryService`] per connection, carrying the peer's rights.
+//!
+//! Each handler validates its input, runs reads on the catalog's read-only connections (on
+//! the blocking pool, so cataloging never waits for a query) and writes through the one
+//! writer, and answers; a failure is logged and answered, never fatal to the daemon.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use horace_client::*;
+use rusqlite::Connection;
+use tarpc::context;
+
+use super::auth::Peer;
+use super::paths::normalize;
+use super::sql::{resolve, Res, Target};
+use super::{collections, files, report, search};
+use crate::store::{self, RestoreError};
+use crate::watch::{WatchError, WatchHandle};
+use crate::Context;
+
+/// Longest a request may run on the server, whatever deadline the client asked for.
+pub const MAX_REQUEST_TIME: Duration = Duration::from_secs(120);
+/// Most files one collection add/remove may name.
+pub const MAX_BATCH: usize = 1000;
+
+/// The handlers of one connection.
+#[derive(Clone)]
+pub struct QueryService {
+    ctx: Arc<Context>,
+    watch: WatchHandle,
+    peer: Arc<Peer>,
+}
+
+fn internal(e: impl std::fmt::Display) -> QueryError {
+    QueryError::Internal {
+        message: e.to_string(),
+    }
+}
+
+impl QueryService {
+    /// Handlers for a connection from `peer`.
+    pub fn new(ctx: Arc<Context>, watch: WatchHandle, peer: Peer) -> Self {
+        Self {
+            ctx,
+            watch,
+            peer: Arc::new(peer),
+        }
+    }
+
+    fn target(&self, f: &FileRef) -> Result<Target, QueryError> {
+        match f {
+            FileRef::Id(id) => Ok(Target::Id(*id)),
+            FileRef::Path(p) => self.path(p).map(Target::Path),
+        }
+    }
+
+    fn path(&self, p: &str) -> Result<String, QueryError> {
+        let c = &self.ctx.config;
+        normalize(p, &[c.container_prefix.as_path(), c.files_root.as_path()])
+    }
+
+    fn require_writer(&self, action: &str) -> Result<(), QueryError> {
+        if self.peer.writer {
+            Ok(())
+        } else {
+            tracing::warn!(peer = %self.peer, action, "refused: not a writer");
+            Err(QueryError::PermissionDenied {
+                action: action.to_string(),
+            })
+        }
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Res<T> + Send + 'static,
+    {
+        self.ctx
+            .readers
+            .with(f)
+            .await
+            .map_err(internal)?
+            .map_err(|e| e.into_query())
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Res<T> + Send + 'static,
+    {
+        self.ctx
+            .writer
+            .exec(f)
+            .await
+            .map_err(internal)?
+            .map_err(|e| e.into_query())
+    }
+
+    /// Runs one handler under the server's time cap and logs its outcome.
+    async fn handle<T>(
+        &self,
+        method: &'static str,
+        fut: impl Future<Output = Result<T, QueryError>>,
+    ) -> Result<T, QueryError> {
+        let started = std::time::Instant::now();
+        let r = match tokio::time::timeout(MAX_REQUEST_TIME, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(QueryError::Busy {
+                message: format!("{method} took longer than {MAX_REQUEST_TIME:?}"),
+            }),
+        };
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        match &r {
+            Ok(_) => tracing::debug!(peer = %self.peer, method, ms, "answered"),
+            Err(e @ QueryError::Internal { .. }) => {
+                tracing::error!(peer = %self.peer, method, ms, error = %e, "failed")
+            }
+            Err(e) => tracing::info!(peer = %self.peer, method, ms, error = %e, "refused"),
+        }
+        r
+    }
+
+    async fn apply(&self, target: Target, u: FileUpdate) -> Result<FileInfo, QueryError> {
+        files::check_update(&u)?;
+        let root: PathBuf = self.ctx.config.files_root.clone();
+        self.write(move |c| {
+            let id = files::apply_update(c, &target, &u, &root)?;
+            files::info(c, id)
+        })
+        .await
+    }
+}
+
+fn watch_error(e: WatchError) -> QueryError {
+    match e {
+        WatchError::Stopped => QueryError::Busy {
+            message: "the watcher is shutting down".into(),
+        },
+        WatchError::SyncTimeout => QueryError::Busy {
+            message: "the sync barrier timed out".into(),
+        },
+        e @ WatchError::Catalog { .. } => QueryError::InvalidArgument {
+            message: e.to_string(),
+        },
+    }
+}
+
+fn on_disk(root: &Path, rel: &str) -> Result<PathBuf, QueryError> {
+    let rel_path =
+        crate::path::unescape(rel).ok_or_else(|| internal("unescape of a normalized path"))?;
+    match std::fs::symlink_metadata(root.join(&rel_path)) {
+        Ok(m) if m.is_file() => Ok(rel_path),
+        Ok(_) => Err(QueryError::InvalidArgument {
+            message: format!("{rel:?} is not a regular file"),
+        }),
+        Err(_) => Err(QueryError::NotFound {
+            what: format!("file {rel:?} on disk"),
+        }),
+    }
+}
+
+impl Horace for QueryService {
+    async fn search(self, _: context::Context, q: SearchQuery) -> Result<SearchResult, QueryError> {
+        self.handle("search", async {
+            let built = search::build(&q)?;
+            self.read(move |c| search::run(c, &built)).await
+        })
+        .await
+    }
+
+    async fn file_info(self, _: context::Context, f: FileRef) -> Result<FileInfo, QueryError> {
+        self.handle("file_info", async {
+            let t = self.target(&f)?;
+            self.read(move |c| files::info(c, resolve(c, &t)?)).await
+        })
+        .await
+    }
+
+    async fn versions(
+        self,
+        _: context::Context,
+        f: FileRef,
+    ) -> Result<Vec<VersionInfo>, QueryError> {
+        self.handle("versions", async {
+            let t = self.target(&f)?;
+            self.read(move |c| files::versions(c, resolve(c, &t)?))
+                .await
+        })
+        .await
+    }
+
+    async fn restore_version(
+        self,
+        _: context::Context,
+        f: FileRef,
+        version: i64,
+    ) -> Result<RestoreResult, QueryError> {
+        self.handle("restore_version", async {
+            self.require_writer("restore")?;
+            let t = self.target(&f)?;
+            let id = self
+                .read(move |c| {
+                    let id = resolve(c, &t)?;
+                    let exists: bool = c.query_row(
+                        "SELECT EXISTS (SELECT 1 FROM versions WHERE file_id = ?1 AND version = ?2)",
+                        [id, version],
+                        |r| r.get(0),
+                    )?;
+                    if !exists {
+                        return Err(QueryError::NotFound { what: format!("version {version} of file #{id}") }.into());
+                    }
+                    Ok(id)
+                })
+                .await?;
+            match store::restore_version(&self.ctx, &self.watch, id, version).await {
+                Ok(o) => Ok(RestoreResult { file_id: o.file_id, restored_from: version, new_version: o.new_version }),
+                Err(RestoreError::NotFound { file_id, version }) => {
+                    Err(QueryError::NotFound { what: format!("version {version} of file #{file_id}") })
+                }
+                Err(RestoreError::ContentPruned { version, snapshots }) => Err(QueryError::ContentPruned { version, snapshots }),
+                Err(e @ RestoreError::Io(_)) => Err(internal(e)),
+            }
+        })
+        .await
+    }
+
+    async fn update_file(
+        self,
+        _: context::Context,
+        f: FileRef,
+        u: FileUpdate,
+    ) -> Result<FileInfo, QueryError> {
+        self.handle("update_file", async {
+            self.require_writer("update metadata")?;
+            let t = self.target(&f)?;
+            self.apply(t, u).await
+        })
+        .await
+    }
+
+    async fn register_file(
+        self,
+        _: context::Context,
+        path: String,
+        u: FileUpdate,
+    ) -> Result<FileInfo, QueryError> {
+        self.handle("register_file", async {
+            self.require_writer("register")?;
+            let rel = self.path(&path)?;
+            files::check_update(&u)?;
+            let rel_path = on_disk(&self.ctx.config.files_root, &rel)?;
+            let id = self.watch.register(rel_path).await.map_err(watch_error)?;
+            self.apply(Target::Id(id), u).await
+        })
+        .await
+    }
+
+    async fn collection_create(
+        self,
+        _: context::Context,
+        name: String,
+        description: Option<String>,
+    ) -> Result<CollectionInfo, QueryError> {
+        self.handle("collection_create", async {
+            self.require_writer("create a collection")?;
+            files::check_name(&name)?;
+            if description
+                .as_ref()
+                .is_some_and(|d| d.len() > files::MAX_FIELD_LEN)
+            {
+                return Err(QueryError::TooLarge {
+                    what: "description".into(),
+                    limit: files::MAX_FIELD_LEN as u64,
+                });
+            }
+            self.write(move |c| collections::create(c, &name, description.as_deref()))
+                .await
+        })
+        .await
+    }
+
+    async fn collection_list(self, _: context::Context) -> Result<Vec<CollectionInfo>, QueryError> {
+        self.handle("collection_list", self.read(|c| collections::list(c)))
+            .await
+    }
+
+    async fn collection_members(
+        self,
+        _: context::Context,
+        name: String,
+        limit: Option<u32>,
+        offset: u64,
+    ) -> Result<SearchResult, QueryError> {
+        self.handle("collection_members", async {
+            let q = SearchQuery {
+                collection: Some(name.clone()),
+                statuses: vec![
+                    FileStatus::Active,
+                    FileStatus::Archived,
+                    FileStatus::Deleted,
+                ],
+                limit,
+                offset,
+                ..Default::default()
+            };
+            let built = search::build(&q)?;
+            self.read(move |c| {
+                collections::get(c, &name)?;
+                search::run(c, &built)
+            })
+            .await
+        })
+        .await
+    }
+
+    async fn collection_add(
+        self,
+        _: context::Context,
+        name: String,
+        f: Vec<FileRef>,
+    ) -> Result<u64, QueryError> {
+        self.collection_change("collection_add", name, f, true)
+            .await
+    }
+
+    async fn collection_remove(
+        self,
+        _: context::Context,
+        name: String,
+        f: Vec<FileRef>,
+    ) -> Result<u64, QueryError> {
+        self.collection_change("collection_remove", name, f, false)
+            .await
+    }
+
+    async fn collection_delete(self, _: context::Context, name: String) -> Result<(), QueryError> {
+        self.handle("collection_delete", async {
+            self.require_writer("delete a collection")?;
+            self.write(move |c| collections::delete(c, &name)).await
+        })
+        .await
+    }
+
+    async fn duplicates(
+        self,
+        _: context::Context,
+        q: DuplicatesQuery,
+    ) -> Result<DuplicatesResult, QueryError> {
+        self.handle("duplicates", async {
+            search::page_limit(q.limit)?;
+            self.read(move |c| report::duplicates(c, &q)).await
+        })
+        .await
+    }
+
+    async fn snapshots(self, _: context::Context) -> Result<Vec<SnapshotEntry>, QueryError> {
+        self.handle("snapshots", self.read(|c| report::snapshots(c)))
+            .await
+    }
+
+    async fn status(self, _: context::Context) -> Result<StatusReport, QueryError> {
+        self.handle("status", async {
+            let mut r = self
+                .read(|c| {
+                    let mut r = StatusReport::default();
+                    report::catalog_figures(c, &mut r)?;
+                    Ok(r)
+                })
+                .await?;
+            report::live_figures(&self.ctx.status, self.ctx.config.snapshots.enabled, &mut r);
+            Ok(r)
+        })
+        .await
+    }
+
+    async fn sync(self, _: context::Context) -> Result<(), QueryError> {
+        self.handle("sync", async {
+            self.watch.sync().await.map_err(watch_error)
+        })
+        .await
+    }
+}
+
+impl QueryService {
+    async fn collection_change(
+        self,
+        method: &'static str,
+        name: String,
+        f: Vec<FileRef>,
+        add: bool,
+    ) -> Result<u64, QueryError> {
+        self.handle(method, async {
+            self.require_writer("change a collection")?;
+            files::check_name(&name)?;
+            if f.len() > MAX_BATCH {
+                return Err(QueryError::TooLarge {
+                    what: "file list".into(),
+                    limit: MAX_BATCH as u64,
+                });
+            }
+            let targets = f
+                .iter()
+                .map(|f| self.target(f))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.write(move |c| collections::change(c, &name, &targets, add))
+                .await
+        })
+        .await
+    }
+}
