@@ -7,8 +7,10 @@
 
 pub mod catalog;
 pub mod config;
+pub mod hash;
 pub mod path;
 pub mod query;
+pub mod scan;
 pub mod snapshots;
 pub mod status;
 pub mod store;

@@ -1,1 +1,98 @@
-fn main() {}
+//! `horace-watcher`: parses flags, sets up logging, loads the config and handles signals;
+//! everything else is `horace_watcher::run`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use clap::Parser;
+use horace_watcher::config::{Config, DEFAULT_CONFIG};
+use tokio::signal::unix::{signal, SignalKind};
+use tracing_subscriber::prelude::*;
+
+/// Catalogs every saved version of every file under a directory tree.
+#[derive(Parser, Debug, Clone)]
+#[command(version)]
+struct Args {
+    /// Configuration file [default: /etc/horace/horace.toml; optional with --files and --metadata].
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The tree to catalog (overrides files_root).
+    #[arg(long)]
+    files: Option<PathBuf>,
+    /// Where the catalog and contents live (overrides metadata_dir).
+    #[arg(long)]
+    metadata: Option<PathBuf>,
+    /// Query socket (overrides query.socket).
+    #[arg(long)]
+    socket: Option<PathBuf>,
+    /// D-Bus address of horace-zfsd (overrides zfsd.bus).
+    #[arg(long)]
+    zfsd_bus: Option<String>,
+    /// Take no snapshots.
+    #[arg(long)]
+    no_snapshots: bool,
+}
+
+fn load(args: &Args) -> anyhow::Result<Config> {
+    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let mut config = if args.config.is_some() || path.exists() || args.files.is_none() || args.metadata.is_none() {
+        Config::load(&path).with_context(|| format!("failed to load {} (or pass --files and --metadata)", path.display()))?
+    } else {
+        Config::for_dirs("/", "/")
+    };
+    let abs = |p: &Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    if let Some(f) = &args.files {
+        config.files_root = abs(f);
+    }
+    if let Some(m) = &args.metadata {
+        config.metadata_dir = abs(m);
+    }
+    if let Some(s) = &args.socket {
+        config.query.socket = abs(s);
+    }
+    if let Some(b) = &args.zfsd_bus {
+        config.zfsd.bus = Some(b.clone());
+    }
+    config.snapshots.enabled &= !args.no_snapshots;
+    config.check().context("invalid configuration")?;
+    Ok(config)
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let journald = Path::new("/run/systemd/journal/socket").exists().then(tracing_journald::layer).and_then(Result::ok);
+    let registry = tracing_subscriber::registry().with(filter);
+    match journald {
+        Some(j) => registry.with(j).init(),
+        None => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init(),
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    init_logging();
+    let config = load(&args)?;
+    if !config.snapshots.enabled {
+        tracing::warn!("snapshots are off: only the catalog and the content store protect files");
+    }
+    let (mut term, mut int, mut hup) =
+        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?, signal(SignalKind::hangup())?);
+    // SIGHUP re-reads the config and reports whether it is valid; the running watcher
+    // keeps the settings it started with (a restart applies them), a bad file changes nothing.
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match load(&args) {
+                Ok(_) => tracing::info!("configuration re-read and valid; restart the watcher to apply it"),
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "configuration reload failed; keeping the old one"),
+            }
+        }
+    });
+    let shutdown = async move {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    };
+    horace_watcher::run(config, shutdown).await
+}

@@ -5,6 +5,8 @@
 //! [`Writer::exec`]; queries use [`Readers`], read-only connections that never block it
 //! (WAL mode).
 
+pub mod ops;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

@@ -1,9 +1,26 @@
-//! Watching the files tree (inotify through `notify`), the startup reconcile scan, and
-//! the queue that turns events into catalog transactions. (Owned by the watcher work.)
+//! Watching the files tree (inotify), the startup reconcile scan, and the loop that turns
+//! events into catalog transactions.
+//!
+//! Three parts: the reader thread ([`reader`]) turns kernel events into [`Op`]s in kernel
+//! order; the watch loop thread ([`worker`]) owns cataloging: it batches operations,
+//! hashes in parallel, and commits each batch in one transaction; [`WatchHandle`] is how
+//! other tasks talk to the loop (sync barrier, register, reconcile, restore, shutdown).
 
+pub(crate) mod reader;
+mod worker;
+
+use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+use tokio::sync::oneshot;
+
+use crate::scan::{Compare, Ignore, COOKIE_PREFIX};
+use crate::store::{Objects, RestoreError, RestoreOutcome};
 use crate::Context;
 
 /// Errors a caller of the watch handle can see.
@@ -25,39 +42,190 @@ pub enum WatchError {
     SyncTimeout,
 }
 
+/// One thing that happened on disk, as the reader saw it (paths relative to the root).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Op {
+    /// The file may have new content.
+    Check {
+        /// The file.
+        rel: PathBuf,
+        /// How closely it must match its row to count as unchanged.
+        compare: Compare,
+    },
+    /// A rename within the tree (both halves seen).
+    Rename {
+        /// Old path.
+        from: PathBuf,
+        /// New path.
+        to: PathBuf,
+        /// Whether a directory moved.
+        dir: bool,
+    },
+    /// Deleted, or moved out of the tree.
+    Remove {
+        /// The path.
+        rel: PathBuf,
+        /// Whether a directory went.
+        dir: bool,
+    },
+    /// A sync barrier's cookie file was written.
+    Cookie(u64),
+}
+
+/// Messages to the watch loop.
+pub(crate) enum Msg {
+    /// Operations in kernel order, and when they were read.
+    Events(Vec<Op>, Instant),
+    /// Run a reconcile scan; the reason goes into status.
+    Reconcile(String),
+    /// Catalog a path now.
+    Register(PathBuf, oneshot::Sender<Result<i64, WatchError>>),
+    /// Restore a version.
+    Restore(i64, i64, oneshot::Sender<Result<RestoreOutcome, RestoreError>>),
+    /// Drain and stop.
+    Shutdown,
+}
+
+struct Shared {
+    ctx: Arc<Context>,
+    tx: Sender<Msg>,
+    cookies: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    seq: AtomicU64,
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
 /// Handle other tasks use to talk to the watch loop. Cheap to clone.
 #[derive(Clone)]
 pub struct WatchHandle {
-    _ctx: Arc<Context>,
+    inner: Arc<Shared>,
 }
 
+/// How long a sync barrier waits for its cookie.
+const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
+
 impl WatchHandle {
-    /// Returns once everything written before the call is in the catalog (a cookie file
-    /// is written and its event awaited).
+    /// Returns once everything written before the call is in the catalog: a cookie file
+    /// `.horace-sync-<n>` is written in the root and its event awaited (events are
+    /// processed in order, so every earlier one is committed); then it is removed.
     pub async fn sync(&self) -> Result<(), WatchError> {
-        Err(WatchError::Stopped)
+        let s = &self.inner;
+        let n = s.seq.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        s.cookies.lock().unwrap_or_else(|e| e.into_inner()).insert(n, tx);
+        let path = s.ctx.config.files_root.join(format!("{COOKIE_PREFIX}{n}"));
+        let result = match tokio::fs::write(&path, b"").await {
+            Err(e) => Err(WatchError::Catalog { path: crate::path::escape(&path), why: format!("cannot write sync cookie: {e}") }),
+            Ok(()) => match tokio::time::timeout(SYNC_TIMEOUT, rx).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(WatchError::Stopped),
+                Err(_) => Err(WatchError::SyncTimeout),
+            },
+        };
+        s.cookies.lock().unwrap_or_else(|e| e.into_inner()).remove(&n);
+        let _ = tokio::fs::remove_file(&path).await;
+        result
     }
 
     /// Catalogs `rel` (relative to files_root) now and returns its file id.
     pub async fn register(&self, rel: PathBuf) -> Result<i64, WatchError> {
-        Err(WatchError::Catalog { path: crate::path::escape(&rel), why: "not yet".into() })
+        let (tx, rx) = oneshot::channel();
+        self.inner.tx.send(Msg::Register(rel, tx)).map_err(|_| WatchError::Stopped)?;
+        rx.await.map_err(|_| WatchError::Stopped)?
     }
 
     /// Asks for a reconcile scan (e.g. after a rollback); `reason` goes into status.
     pub fn request_reconcile(&self, reason: &str) {
-        let _ = reason;
+        let _ = self.inner.tx.send(Msg::Reconcile(reason.to_string()));
     }
 
-    /// Drains the queue and stops the watch loop.
-    pub async fn shutdown(&self) {}
+    /// Restores a version through the loop (see [`crate::store::restore_version`]).
+    pub(crate) async fn restore(&self, file_id: i64, version: i64) -> Result<RestoreOutcome, RestoreError> {
+        let (tx, rx) = oneshot::channel();
+        let stopped = || RestoreError::Io("the watcher is shutting down".into());
+        self.inner.tx.send(Msg::Restore(file_id, version, tx)).map_err(|_| stopped())?;
+        rx.await.map_err(|_| stopped())?
+    }
+
+    /// Drains the queue and stops the watch loop; returns when it has stopped.
+    pub async fn shutdown(&self) {
+        let _ = self.inner.tx.send(Msg::Shutdown);
+        let mut done = self.inner.done.clone();
+        let _ = done.wait_for(|d| *d).await;
+    }
 }
 
 /// Adds the watches, starts the startup reconcile scan, and returns the handle and the
 /// task running the loop (it ends only on shutdown or a fatal error).
 pub async fn start(ctx: Arc<Context>) -> anyhow::Result<(WatchHandle, tokio::task::JoinHandle<()>)> {
-    let task = tokio::spawn({
-        let ctx = ctx.clone();
-        async move { ctx.cancel.cancelled().await }
+    let root = ctx.config.files_root.clone();
+    anyhow::ensure!(root.is_dir(), "files_root {} is not a directory", root.display());
+    let ignore = Ignore::new(&ctx.config.ignore).context("invalid ignore pattern")?;
+    let objects = Objects::open(&ctx.config.metadata_dir).context("failed to open the content store")?;
+    let inotify = inotify::Inotify::init().context("failed to initialise inotify")?;
+    let map = Arc::new(reader::WatchMap::new(inotify.watches(), root.clone()));
+    map.add_dir(std::path::Path::new("")).with_context(|| format!("failed to watch {}", root.display()))?;
+
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stop = Arc::new(AtomicBool::new(false));
+    let unwatched = Arc::new(AtomicBool::new(false));
+    let reader = reader::Reader {
+        inotify,
+        map: map.clone(),
+        ignore: ignore.clone(),
+        tx: tx.clone(),
+        stop: stop.clone(),
+        ctx: ctx.clone(),
+        unwatched: unwatched.clone(),
+    };
+    let reader_thread = std::thread::Builder::new().name("inotify-reader".into()).spawn(move || reader.run())?;
+
+    let cookies = Arc::new(Mutex::new(HashMap::new()));
+    let (done_tx, done_rx) = tokio::sync::watch::channel(false);
+    let worker = worker::Worker::new(worker::Parts {
+        ctx: ctx.clone(),
+        objects,
+        map,
+        ignore,
+        rx,
+        cookies: cookies.clone(),
+        rt: tokio::runtime::Handle::current(),
+        unwatched,
+        reader_stop: stop,
+        reader_thread,
     });
-    Ok((WatchHandle { _ctx: ctx }, task))
+    std::thread::Builder::new().name("watch-loop".into()).spawn(move || {
+        // Signals the end even if the loop panics.
+        struct Done(tokio::sync::watch::Sender<bool>);
+        impl Drop for Done {
+            fn drop(&mut self) {
+                let _ = self.0.send(true);
+            }
+        }
+        let _done = Done(done_tx);
+        worker.run();
+    })?;
+
+    let mut done = done_rx.clone();
+    let task = tokio::spawn(async move {
+        let _ = done.wait_for(|d| *d).await;
+    });
+    tokio::spawn(watchdog(ctx.clone()));
+    let handle = WatchHandle { inner: Arc::new(Shared { ctx, tx, cookies, seq: AtomicU64::new(0), done: done_rx }) };
+    Ok((handle, task))
+}
+
+/// Pings systemd's watchdog at half its interval while the watcher runs (no-op unless
+/// `WATCHDOG_USEC` is set).
+async fn watchdog(ctx: Arc<Context>) {
+    let mut usec = 0;
+    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => { let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]); }
+            () = ctx.cancel.cancelled() => return,
+        }
+    }
 }

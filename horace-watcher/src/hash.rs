@@ -1,0 +1,157 @@
+//! File fingerprints (size, mtime, ctime, inode), SHA-256 hashing with a big buffer, and
+//! MIME detection from content and name.
+//!
+//! sha2 0.10 picks the CPU's SHA extensions (SHA-NI) at run time through `cpufeatures`,
+//! so hashing runs at well over 1 GB/s on hardware that has them.
+
+use std::fs::{File, Metadata};
+use std::io::{self, Read};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+/// Read buffer for hashing.
+const BUF: usize = 1 << 20;
+/// How many leading bytes are kept for MIME sniffing.
+const PREFIX: usize = 8192;
+
+/// What decides whether a file changed without reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Fingerprint {
+    /// Size in bytes.
+    pub size: i64,
+    /// Modification time, unix ns.
+    pub mtime_ns: i64,
+    /// Status change time, unix ns.
+    pub ctime_ns: i64,
+    /// Inode number.
+    pub inode: i64,
+}
+
+impl Fingerprint {
+    /// The fingerprint of `md` (from `symlink_metadata`).
+    pub fn of(md: &Metadata) -> Self {
+        Self {
+            size: md.size() as i64,
+            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+            ctime_ns: md.ctime() * 1_000_000_000 + md.ctime_nsec(),
+            inode: md.ino() as i64,
+        }
+    }
+
+    /// Equal on every field (what the reconcile scan requires to skip a file).
+    pub fn same_strict(&self, other: &Self) -> bool {
+        self == other
+    }
+
+    /// Equal on size, mtime and inode: a rename or chmod changes only the ctime.
+    pub fn same_relaxed(&self, other: &Self) -> bool {
+        self.size == other.size && self.mtime_ns == other.mtime_ns && self.inode == other.inode
+    }
+}
+
+/// The hash of a file's content with its first bytes (for MIME sniffing).
+#[derive(Debug, Clone)]
+pub struct Digested {
+    /// Lower-case hex SHA-256.
+    pub sha256: String,
+    /// Bytes read.
+    pub len: u64,
+    /// The first bytes of the content.
+    pub prefix: Vec<u8>,
+}
+
+/// Hashes everything `r` yields.
+pub fn digest_reader(mut r: impl Read) -> io::Result<Digested> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; BUF];
+    let mut prefix = Vec::new();
+    let mut len = 0u64;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if prefix.len() < PREFIX {
+            let take = (PREFIX - prefix.len()).min(n);
+            prefix.extend_from_slice(&buf[..take]);
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    Ok(Digested { sha256: hex(&hasher.finalize()), len, prefix })
+}
+
+/// Hashes the file at `path`.
+pub fn digest_file(path: &Path) -> io::Result<Digested> {
+    digest_reader(File::open(path)?)
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// The MIME type of a file: from its content (magic numbers), then from its name, then
+/// `text/plain` for valid UTF-8, else `application/octet-stream`.
+pub fn mime_of(name: &Path, prefix: &[u8], len: u64) -> String {
+    if let Some(t) = infer::get(prefix) {
+        return t.mime_type().to_string();
+    }
+    if let Some(m) = mime_guess::from_path(name).first() {
+        return m.essence_str().to_string();
+    }
+    if len > 0 && looks_like_text(prefix, len) {
+        return "text/plain".to_string();
+    }
+    "application/octet-stream".to_string()
+}
+
+fn looks_like_text(prefix: &[u8], len: u64) -> bool {
+    if prefix.contains(&0) {
+        return false;
+    }
+    match std::str::from_utf8(prefix) {
+        Ok(_) => true,
+        // A prefix may cut a multi-byte character at its end.
+        Err(e) => (len as usize) > prefix.len() && e.error_len().is_none(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn digest_matches_known_vector() {
+        let d = digest_reader(&b"abc"[..]).unwrap();
+        assert_eq!(d.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(d.len, 3);
+        assert_eq!(d.prefix, b"abc");
+    }
+
+    #[test]
+    fn mime_from_content_name_and_text() {
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+        assert_eq!(mime_of(Path::new("x.bin"), png, 16), "image/png");
+        assert_eq!(mime_of(Path::new("a.json"), b"{}", 2), "application/json");
+        assert_eq!(mime_of(Path::new("README"), "héllo".as_bytes(), 6), "text/plain");
+        assert_eq!(mime_of(Path::new("blob"), b"\0\x01\x02", 3), "application/octet-stream");
+    }
+
+    #[test]
+    fn fingerprint_relaxed_ignores_ctime() {
+        let a = Fingerprint { size: 1, mtime_ns: 2, ctime_ns: 3, inode: 4 };
+        let b = Fingerprint { ctime_ns: 9, ..a };
+        assert!(a.same_relaxed(&b));
+        assert!(!a.same_strict(&b));
+    }
+}

@@ -1,0 +1,277 @@
+//! Looking at files on disk: the ignore rules, the walk of the tree (symlinks never
+//! followed), and the probe that turns one path into "unchanged" or new content (copied
+//! into the store, hashed, checked for changes while it was read), run in parallel.
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use globset::{Glob, GlobSet, GlobSetBuilder};
+
+use crate::catalog::ops::{NewContent, Row};
+use crate::hash::{self, Fingerprint};
+use crate::store::Objects;
+
+/// Names of the sync barrier's cookie files (in the root; never cataloged).
+pub const COOKIE_PREFIX: &str = ".horace-sync-";
+/// Names of restore temp files (never cataloged).
+pub const RESTORE_PREFIX: &str = ".horace-restore-";
+
+/// The configured ignore patterns, matched against a file's base name, plus Horace's own
+/// temp names, which are ignored whatever the configuration says.
+#[derive(Debug, Clone)]
+pub struct Ignore {
+    set: GlobSet,
+}
+
+impl Ignore {
+    /// Compiles the patterns (already validated by `Config::check`).
+    pub fn new(patterns: &[String]) -> Result<Self, globset::Error> {
+        let mut b = GlobSetBuilder::new();
+        for p in patterns {
+            b.add(Glob::new(p)?);
+        }
+        Ok(Self { set: b.build()? })
+    }
+
+    /// Whether a file with this base name is never cataloged.
+    pub fn is_ignored(&self, name: &OsStr) -> bool {
+        let b = name.as_bytes();
+        b.starts_with(COOKIE_PREFIX.as_bytes()) || b.starts_with(RESTORE_PREFIX.as_bytes()) || self.set.is_match(Path::new(name))
+    }
+}
+
+/// How closely a file must match its catalog row to be taken as unchanged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compare {
+    /// Size, mtime, ctime and inode (the reconcile scan, close-after-write).
+    Strict,
+    /// Size, mtime and inode (after a rename or an attribute change, which move the ctime).
+    Relaxed,
+    /// Always read the content (restore stores the current content first).
+    Force,
+}
+
+/// What a probe of one path found.
+#[derive(Debug, Clone)]
+pub enum Probe {
+    /// Same as the catalog row (its content, with fresh stat figures).
+    Unchanged(NewContent),
+    /// Content read (and stored unless too big).
+    Hashed(NewContent),
+    /// Nothing at that path now.
+    Missing,
+    /// A directory, symlink, socket…: not cataloged.
+    NotRegular,
+    /// The file changed while it was read: look again shortly.
+    Changing,
+    /// Reading failed (permission, I/O): retry with backoff.
+    Failed(String),
+}
+
+/// What a probe needs to know about the store.
+#[derive(Debug, Clone)]
+pub struct Prober {
+    /// The files root.
+    pub root: PathBuf,
+    /// The content store.
+    pub objects: Objects,
+    /// Files larger than this are hashed but not stored.
+    pub max_stored: u64,
+}
+
+impl Prober {
+    /// Looks at `rel`: compares it with `known`, else copies it into the store (or hashes
+    /// it in place when too big) and makes sure it did not change meanwhile.
+    pub fn probe(&self, rel: &Path, known: Option<&Row>, compare: Compare) -> Probe {
+        let abs = self.root.join(rel);
+        let md = match std::fs::symlink_metadata(&abs) {
+            Ok(md) => md,
+            Err(e) if gone(&e) => return Probe::Missing,
+            Err(e) => return Probe::Failed(e.to_string()),
+        };
+        if !md.is_file() {
+            return Probe::NotRegular;
+        }
+        let fp = Fingerprint::of(&md);
+        if let Some(row) = known {
+            let same = match compare {
+                Compare::Strict => row.fp.same_strict(&fp),
+                Compare::Relaxed => row.fp.same_relaxed(&fp),
+                Compare::Force => false,
+            };
+            if let (true, Some(sha)) = (same, &row.sha256) {
+                return Probe::Unchanged(NewContent {
+                    sha256: sha.clone(),
+                    fp,
+                    mime: row.mime.clone().unwrap_or_default(),
+                    stored: row.content_stored,
+                    restored_from: None,
+                });
+            }
+        }
+        let store = fp.size as u64 <= self.max_stored;
+        let read = if store {
+            self.objects.copy_in(&abs).map(|(tmp, d)| (Some(tmp), d))
+        } else {
+            hash::digest_file(&abs).map(|d| (None, d))
+        };
+        let (tmp, d) = match read {
+            Ok(x) => x,
+            Err(e) if gone(&e) => return Probe::Missing,
+            Err(e) => return Probe::Failed(e.to_string()),
+        };
+        let after = match std::fs::symlink_metadata(&abs) {
+            Ok(md) => Fingerprint::of(&md),
+            Err(e) if gone(&e) => return Probe::Missing,
+            Err(e) => return Probe::Failed(e.to_string()),
+        };
+        if after != fp || d.len != fp.size as u64 {
+            tracing::debug!(path = %abs.display(), "changed while read; looking again");
+            return Probe::Changing;
+        }
+        if let Some(tmp) = tmp {
+            if let Err(e) = self.objects.commit(tmp, &d.sha256) {
+                return Probe::Failed(format!("cannot store content: {e}"));
+            }
+        }
+        let mime = hash::mime_of(rel, &d.prefix, d.len);
+        Probe::Hashed(NewContent { sha256: d.sha256, fp, mime, stored: store, restored_from: None })
+    }
+}
+
+fn gone(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP))
+}
+
+/// Runs `f` over `items` on `threads` threads; results in input order.
+pub fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+    let slots: Vec<std::sync::Mutex<&mut Option<R>>> = out.iter_mut().map(std::sync::Mutex::new).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads.clamp(1, items.len().max(1)) {
+            s.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(item) = items.get(i) else { break };
+                let r = f(item);
+                **slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+            });
+        }
+    });
+    drop(slots);
+    out.into_iter().map(|r| r.expect("every item mapped")).collect()
+}
+
+/// What a walk of the tree found.
+#[derive(Debug, Default)]
+pub struct Walked {
+    /// Regular, not ignored files: relative path and fingerprint.
+    pub files: Vec<(PathBuf, Fingerprint)>,
+    /// Directories listed.
+    pub dirs: u64,
+    /// Directories that could not be listed (their files must not be marked deleted).
+    pub unreadable: Vec<PathBuf>,
+}
+
+/// Walks the tree under `root` without following symlinks. `before_list` runs for each
+/// directory before it is listed (the watcher adds its inotify watch there, so nothing
+/// created while the walk runs is missed).
+pub fn walk(root: &Path, start: &Path, ignore: &Ignore, mut before_list: impl FnMut(&Path)) -> Walked {
+    let mut w = Walked::default();
+    let mut stack = vec![start.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        before_list(&dir);
+        let rd = match std::fs::read_dir(root.join(&dir)) {
+            Ok(rd) => rd,
+            Err(e) => {
+                if !gone(&e) {
+                    tracing::warn!(dir = %dir.display(), cause = %e, "cannot list directory");
+                    w.unreadable.push(dir);
+                }
+                continue;
+            }
+        };
+        w.dirs += 1;
+        for entry in rd.flatten() {
+            let Ok(ft) = entry.file_type() else { continue };
+            let rel = dir.join(entry.file_name());
+            if ft.is_dir() {
+                stack.push(rel);
+            } else if ft.is_file() && !ignore.is_ignored(&entry.file_name()) {
+                if let Ok(md) = std::fs::symlink_metadata(entry.path()) {
+                    w.files.push((rel, Fingerprint::of(&md)));
+                }
+            }
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ignore_rules() {
+        let ig = Ignore::new(&crate::config::default_ignore()).unwrap();
+        for n in ["a.tmp", "a~", ".#a", ".a.swp", ".horace-x", ".horace-sync-3"] {
+            assert!(ig.is_ignored(OsStr::new(n)), "{n}");
+        }
+        for n in ["a.txt", "tmp", "a.tmp.txt"] {
+            assert!(!ig.is_ignored(OsStr::new(n)), "{n}");
+        }
+        let none = Ignore::new(&[]).unwrap();
+        assert!(none.is_ignored(OsStr::new(".horace-sync-1")));
+        assert!(none.is_ignored(OsStr::new(".horace-restore-1")));
+        assert!(!none.is_ignored(OsStr::new("a.tmp")));
+    }
+
+    #[test]
+    fn walk_skips_symlinks_and_ignored_names() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("a/b")).unwrap();
+        std::fs::write(d.path().join("a/b/f"), "x").unwrap();
+        std::fs::write(d.path().join("a/x.tmp"), "x").unwrap();
+        std::os::unix::fs::symlink("/etc", d.path().join("etc")).unwrap();
+        std::os::unix::fs::symlink("b/f", d.path().join("a/lf")).unwrap();
+        let mut seen_dirs = Vec::new();
+        let w = walk(d.path(), Path::new(""), &Ignore::new(&crate::config::default_ignore()).unwrap(), |p| {
+            seen_dirs.push(p.to_path_buf())
+        });
+        assert_eq!(w.files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), [PathBuf::from("a/b/f")]);
+        assert_eq!(w.dirs, 3);
+        assert_eq!(seen_dirs.len(), 3);
+    }
+
+    #[test]
+    fn probe_detects_unchanged_and_stores_content() {
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("f.txt"), "hello").unwrap();
+        let p = Prober { root: root.clone(), objects: Objects::open(&d.path().join("m")).unwrap(), max_stored: 3 };
+        let Probe::Hashed(c) = p.probe(Path::new("f.txt"), None, Compare::Strict) else { panic!() };
+        assert!(!c.stored, "bigger than max_stored");
+        assert_eq!(c.mime, "text/plain");
+        let p = Prober { max_stored: 1 << 20, ..p };
+        let Probe::Hashed(c) = p.probe(Path::new("f.txt"), None, Compare::Strict) else { panic!() };
+        assert!(c.stored && p.objects.contains(&c.sha256));
+        let row = Row {
+            id: 1,
+            path: "f.txt".into(),
+            status: "active".into(),
+            fp: c.fp,
+            current_version: Some(1),
+            sha256: Some(c.sha256.clone()),
+            content_stored: true,
+            mime: None,
+        };
+        assert!(matches!(p.probe(Path::new("f.txt"), Some(&row), Compare::Strict), Probe::Unchanged(_)));
+        assert!(matches!(p.probe(Path::new("nope"), None, Compare::Strict), Probe::Missing));
+        assert!(matches!(p.probe(Path::new(""), None, Compare::Strict), Probe::NotRegular));
+        assert_eq!(par_map(&[1, 2, 3, 4, 5], 2, |x| x * 2), [2, 4, 6, 8, 10]);
+    }
+}

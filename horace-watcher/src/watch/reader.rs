@@ -1,0 +1,326 @@
+//! The inotify side: the map from watch descriptors to directories, and the thread that
+//! reads kernel events, pairs rename halves by cookie, watches and lists new directories,
+//! and sends typed operations to the watch loop in kernel order.
+//!
+//! Uses the `inotify` crate directly rather than `notify` 8: notify's inotify backend
+//! always subscribes `IN_OPEN` and `IN_MODIFY`, so every read by the hasher and every
+//! `write(2)` of a writer would queue an event. Here the mask holds only what cataloging
+//! needs: close-after-write, moved-from/to, create (directories), delete, attribute change.
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+
+use super::{Msg, Op};
+use crate::scan::{self, Compare, Ignore, COOKIE_PREFIX};
+use crate::status::Status;
+use crate::Context;
+
+/// The events subscribed on every directory. No `IN_OPEN`/`IN_ACCESS`/`IN_MODIFY`/
+/// `IN_CLOSE_NOWRITE`: the watcher's own reads produce no event. Symlinks are not followed.
+pub const MASK: WatchMask = WatchMask::CLOSE_WRITE
+    .union(WatchMask::MOVED_FROM)
+    .union(WatchMask::MOVED_TO)
+    .union(WatchMask::CREATE)
+    .union(WatchMask::DELETE)
+    .union(WatchMask::ATTRIB)
+    .union(WatchMask::ONLYDIR)
+    .union(WatchMask::DONT_FOLLOW)
+    .union(WatchMask::EXCL_UNLINK);
+
+/// How long the first half of a rename waits for its second half.
+const PAIR_WAIT: Duration = Duration::from_millis(20);
+
+#[derive(Default)]
+struct Maps {
+    by_wd: HashMap<i32, PathBuf>,
+    by_path: HashMap<PathBuf, WatchDescriptor>,
+}
+
+/// Which directory (relative to the root) each watch descriptor stands for.
+pub struct WatchMap {
+    root: PathBuf,
+    inner: Mutex<(Watches, Maps)>,
+}
+
+impl WatchMap {
+    /// An empty map for watches of `root`.
+    pub fn new(watches: Watches, root: PathBuf) -> Self {
+        Self { root, inner: Mutex::new((watches, Maps::default())) }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Watches, Maps)> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds (or refreshes) the watch of directory `rel`. The lock is held across the
+    /// syscall so an event of the new watch never finds it unmapped.
+    pub fn add_dir(&self, rel: &Path) -> io::Result<()> {
+        let mut g = self.lock();
+        let (watches, maps) = &mut *g;
+        let wd = watches.add(self.root.join(rel), MASK)?;
+        let id = wd.get_watch_descriptor_id();
+        if let Some(old) = maps.by_wd.insert(id, rel.to_path_buf()) {
+            if old != rel {
+                maps.by_path.remove(&old);
+            }
+        }
+        maps.by_path.insert(rel.to_path_buf(), wd);
+        Ok(())
+    }
+
+    /// Number of directories watched.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.lock().1.by_wd.len()
+    }
+
+    fn resolve(&self, wd: i32) -> Option<PathBuf> {
+        self.lock().1.by_wd.get(&wd).cloned()
+    }
+
+    fn forget_wd(&self, wd: i32) {
+        let mut g = self.lock();
+        if let Some(p) = g.1.by_wd.remove(&wd) {
+            if g.1.by_path.get(&p).is_some_and(|w| w.get_watch_descriptor_id() == wd) {
+                g.1.by_path.remove(&p);
+            }
+        }
+    }
+
+    fn rename_prefix(&self, from: &Path, to: &Path) {
+        let mut g = self.lock();
+        let maps = &mut g.1;
+        let moved: Vec<PathBuf> = maps.by_path.keys().filter(|p| p.starts_with(from)).cloned().collect();
+        for old in moved {
+            let new = to.join(old.strip_prefix(from).expect("prefix"));
+            let wd = maps.by_path.remove(&old).expect("present");
+            maps.by_wd.insert(wd.get_watch_descriptor_id(), new.clone());
+            maps.by_path.insert(new, wd);
+        }
+    }
+
+    /// Stops watching `rel` and everything below (moved out of the tree or deleted).
+    fn remove_under(&self, rel: &Path) {
+        let mut g = self.lock();
+        let (watches, maps) = &mut *g;
+        let gone: Vec<PathBuf> = maps.by_path.keys().filter(|p| p.starts_with(rel)).cloned().collect();
+        for p in gone {
+            if let Some(wd) = maps.by_path.remove(&p) {
+                maps.by_wd.remove(&wd.get_watch_descriptor_id());
+                let _ = watches.remove(wd);
+            }
+        }
+    }
+}
+
+/// Adds the watch of `dir`, counting and logging a failure (e.g. the watch limit).
+pub fn add_watch_counted(map: &WatchMap, status: &Status, dir: &Path) -> bool {
+    match map.add_dir(dir) {
+        Ok(()) => true,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) || e.raw_os_error() == Some(libc::ENOTDIR) => true,
+        Err(e) => {
+            Status::bump(&status.watch_failures);
+            tracing::error!(dir = %dir.display(), cause = %e, "cannot watch directory; it will be rescanned periodically");
+            false
+        }
+    }
+}
+
+struct PendingFrom {
+    cookie: u32,
+    rel: PathBuf,
+    dir: bool,
+    ignored: bool,
+    at: Instant,
+}
+
+/// The reader thread's state.
+pub struct Reader {
+    /// The inotify instance.
+    pub inotify: Inotify,
+    /// Watch descriptors to directories.
+    pub map: Arc<WatchMap>,
+    /// Ignore rules.
+    pub ignore: Ignore,
+    /// To the watch loop.
+    pub tx: Sender<Msg>,
+    /// Set to stop the thread.
+    pub stop: Arc<AtomicBool>,
+    /// Shared state (status counters, files root).
+    pub ctx: Arc<Context>,
+    /// Set when a watch could not be added: the loop then rescans periodically.
+    pub unwatched: Arc<AtomicBool>,
+}
+
+impl Reader {
+    /// Reads events until `stop` is set.
+    pub fn run(mut self) {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut pending: Vec<PendingFrom> = Vec::new();
+        while !self.stop.load(Ordering::Relaxed) {
+            let timeout = if pending.is_empty() { Duration::from_millis(200) } else { PAIR_WAIT };
+            let mut ops = Vec::new();
+            if poll_in(self.inotify.as_raw_fd(), timeout) {
+                match self.inotify.read_events(&mut buf) {
+                    Ok(events) => {
+                        let events: Vec<_> = events.map(|e| e.to_owned()).collect();
+                        for ev in events {
+                            self.handle(ev, &mut ops, &mut pending);
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    Err(e) => {
+                        tracing::error!(cause = %e, "reading inotify events failed");
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            }
+            let now = Instant::now();
+            let (stale, keep): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| now - p.at >= PAIR_WAIT);
+            pending = keep;
+            for p in stale {
+                self.moved_out(p, &mut ops);
+            }
+            self.send(ops);
+        }
+    }
+
+    fn send(&self, ops: Vec<Op>) {
+        if ops.is_empty() {
+            return;
+        }
+        self.ctx.status.queue_depth.fetch_add(ops.len() as u64, Ordering::Relaxed);
+        let _ = self.tx.send(Msg::Events(ops, Instant::now()));
+    }
+
+    fn handle(&self, ev: inotify::EventOwned, ops: &mut Vec<Op>, pending: &mut Vec<PendingFrom>) {
+        let m = ev.mask;
+        if m.contains(EventMask::Q_OVERFLOW) {
+            tracing::warn!("inotify queue overflowed; reconciling");
+            Status::bump(&self.ctx.status.overflows);
+            self.send(std::mem::take(ops));
+            let _ = self.tx.send(Msg::Reconcile("overflow".into()));
+            return;
+        }
+        let wd = ev.wd.get_watch_descriptor_id();
+        if m.contains(EventMask::UNMOUNT) {
+            tracing::error!("the files tree was unmounted; reconciling");
+            self.send(std::mem::take(ops));
+            let _ = self.tx.send(Msg::Reconcile("unmount".into()));
+            return;
+        }
+        if m.contains(EventMask::IGNORED) {
+            if self.map.resolve(wd).is_some_and(|p| p.as_os_str().is_empty()) {
+                tracing::error!("the watch of the files root went away; reconciling");
+                self.send(std::mem::take(ops));
+                let _ = self.tx.send(Msg::Reconcile("watch-failure".into()));
+            }
+            self.map.forget_wd(wd);
+            return;
+        }
+        let (Some(dir), Some(name)) = (self.map.resolve(wd), ev.name) else { return };
+        let rel = dir.join(&name);
+        let is_dir = m.contains(EventMask::ISDIR);
+        if dir.as_os_str().is_empty() && name.as_bytes().starts_with(COOKIE_PREFIX.as_bytes()) {
+            if m.contains(EventMask::CLOSE_WRITE) {
+                if let Some(n) = cookie_number(&name) {
+                    ops.push(Op::Cookie(n));
+                }
+            }
+            return;
+        }
+        let ignored = !is_dir && self.ignore.is_ignored(&name);
+        if m.contains(EventMask::CREATE) {
+            if is_dir {
+                self.add_tree(&rel, ops);
+            }
+        } else if m.contains(EventMask::CLOSE_WRITE) {
+            if !ignored {
+                ops.push(Op::Check { rel, compare: Compare::Strict });
+            }
+        } else if m.contains(EventMask::ATTRIB) {
+            if !is_dir && !ignored {
+                ops.push(Op::Check { rel, compare: Compare::Relaxed });
+            }
+        } else if m.contains(EventMask::DELETE) {
+            if is_dir {
+                self.map.remove_under(&rel);
+            }
+            if !ignored {
+                ops.push(Op::Remove { rel, dir: is_dir });
+            }
+        } else if m.contains(EventMask::MOVED_FROM) {
+            pending.push(PendingFrom { cookie: ev.cookie, rel, dir: is_dir, ignored, at: Instant::now() });
+        } else if m.contains(EventMask::MOVED_TO) {
+            match pending.iter().position(|p| p.cookie == ev.cookie) {
+                Some(i) => {
+                    let from = pending.remove(i);
+                    self.paired(from, rel, is_dir, ignored, ops);
+                }
+                None if is_dir => self.add_tree(&rel, ops),
+                None if !ignored => ops.push(Op::Check { rel, compare: Compare::Strict }),
+                None => {}
+            }
+        }
+    }
+
+    fn paired(&self, from: PendingFrom, to: PathBuf, is_dir: bool, ignored: bool, ops: &mut Vec<Op>) {
+        if is_dir {
+            self.map.rename_prefix(&from.rel, &to);
+            ops.push(Op::Rename { from: from.rel, to, dir: true });
+            return;
+        }
+        match (from.ignored, ignored) {
+            (false, false) => ops.push(Op::Rename { from: from.rel, to, dir: false }),
+            (true, false) => ops.push(Op::Check { rel: to, compare: Compare::Strict }),
+            (false, true) => ops.push(Op::Remove { rel: from.rel, dir: false }),
+            (true, true) => {}
+        }
+    }
+
+    fn moved_out(&self, p: PendingFrom, ops: &mut Vec<Op>) {
+        if p.dir {
+            self.map.remove_under(&p.rel);
+        }
+        if !p.ignored {
+            ops.push(Op::Remove { rel: p.rel, dir: p.dir });
+        }
+    }
+
+    /// A directory appeared (created or moved in): watch it and everything below, then
+    /// list it, so files written before the watch existed are not missed.
+    fn add_tree(&self, rel: &Path, ops: &mut Vec<Op>) {
+        let status = &self.ctx.status;
+        let walked = scan::walk(&self.ctx.config.files_root, rel, &self.ignore, |d| {
+            if !add_watch_counted(&self.map, status, d) {
+                self.unwatched.store(true, Ordering::Relaxed);
+            }
+        });
+        for (f, _) in walked.files {
+            ops.push(Op::Check { rel: f, compare: Compare::Strict });
+        }
+    }
+}
+
+/// Whether `fd` becomes readable within `timeout`.
+fn poll_in(fd: i32, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
+    n > 0
+}
+
+/// Parses a cookie file name's number (for tests and the loop).
+pub fn cookie_number(name: &OsStr) -> Option<u64> {
+    std::str::from_utf8(name.as_bytes().strip_prefix(COOKIE_PREFIX.as_bytes())?).ok()?.parse().ok()
+}

@@ -1,0 +1,305 @@
+//! The watch loop: the one owner of cataloging. It runs the reconcile scans, batches the
+//! reader's operations (hash in parallel, then one transaction per batch), keeps the retry
+//! queue, answers sync cookies, register and restore, and prunes the content store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rusqlite::Connection;
+use tokio::sync::oneshot;
+
+use super::reader::WatchMap;
+use super::{Msg, Op, WatchError};
+use crate::catalog::ops::{self, Row};
+use crate::path::escape;
+use crate::scan::{Compare, Ignore, Prober};
+use crate::store::Objects;
+use crate::Context;
+
+/// Hashing threads (the NAS has few cores; hashing is I/O- and SHA-NI-bound).
+const THREADS: usize = 2;
+/// Operations per batch at most.
+const MAX_BATCH: usize = 4096;
+/// How long a path that vanished before it was read is looked at again (its rename or
+/// delete event is already queued by then).
+const CARRY_FOR: Duration = Duration::from_secs(2);
+/// Rescan interval while some directory could not be watched.
+const UNWATCHED_RESCAN: Duration = Duration::from_secs(300);
+
+mod apply;
+mod reconcile;
+mod restore;
+
+pub(super) struct Parts {
+    pub ctx: Arc<Context>,
+    pub objects: Objects,
+    pub map: Arc<WatchMap>,
+    pub ignore: Ignore,
+    pub rx: Receiver<Msg>,
+    pub cookies: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    pub rt: tokio::runtime::Handle,
+    pub unwatched: Arc<AtomicBool>,
+    pub reader_stop: Arc<AtomicBool>,
+    pub reader_thread: std::thread::JoinHandle<()>,
+}
+
+struct Retry {
+    attempts: u32,
+    due: Instant,
+}
+
+pub(super) struct Worker {
+    ctx: Arc<Context>,
+    prober: Prober,
+    map: Arc<WatchMap>,
+    ignore: Ignore,
+    rx: Receiver<Msg>,
+    cookies: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    rt: tokio::runtime::Handle,
+    unwatched: Arc<AtomicBool>,
+    reader_stop: Arc<AtomicBool>,
+    reader_thread: Option<std::thread::JoinHandle<()>>,
+    retries: BTreeMap<PathBuf, Retry>,
+    carry: Vec<(PathBuf, Instant)>,
+    root_dev: u64,
+    last_rescan: Instant,
+    /// Operations received from the reader and not yet committed (for queue_depth).
+    inflight: u64,
+}
+
+/// Unix nanoseconds now.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+}
+
+fn dev_of(p: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).map(|m| m.dev()).unwrap_or(0)
+}
+
+impl Worker {
+    pub(super) fn new(p: Parts) -> Self {
+        let root = p.ctx.config.files_root.clone();
+        let prober = Prober { root: root.clone(), objects: p.objects, max_stored: p.ctx.config.versions.max_stored_file_size };
+        Self {
+            prober,
+            map: p.map,
+            ignore: p.ignore,
+            rx: p.rx,
+            cookies: p.cookies,
+            rt: p.rt,
+            unwatched: p.unwatched,
+            reader_stop: p.reader_stop,
+            reader_thread: Some(p.reader_thread),
+            retries: BTreeMap::new(),
+            carry: Vec::new(),
+            root_dev: dev_of(&root),
+            last_rescan: Instant::now(),
+            inflight: 0,
+            ctx: p.ctx,
+        }
+    }
+
+    /// Runs the startup scan, then the loop until a shutdown message.
+    pub(super) fn run(mut self) {
+        self.reconcile("startup");
+        self.collect_garbage();
+        self.ctx.status.ready.store(true, Ordering::Relaxed);
+        let files = self
+            .ctx
+            .readers
+            .with_blocking(|c| {
+                c.query_row("SELECT count(*) FROM files WHERE status != 'deleted'", [], |r| r.get::<_, i64>(0)).unwrap_or(0)
+            })
+            .unwrap_or(0);
+        let line = format!("Watching {} files in {} directories", files, self.map.len());
+        tracing::info!(files = files, dirs = self.map.len(), "caught up; watching");
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&line)]);
+        loop {
+            let timeout = self.next_due().saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let first = match self.rx.recv_timeout(timeout) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut msgs: Vec<Msg> = first.into_iter().collect();
+            while msgs.len() < 256 {
+                match self.rx.try_recv() {
+                    Ok(m) => msgs.push(m),
+                    Err(_) => break,
+                }
+            }
+            if self.process(msgs) {
+                // Drain what is queued, then stop.
+                self.reader_stop.store(true, Ordering::Relaxed);
+                if let Some(t) = self.reader_thread.take() {
+                    let _ = t.join();
+                }
+                let rest: Vec<Msg> = self.rx.try_iter().collect();
+                self.process(rest);
+                break;
+            }
+        }
+        self.reader_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.reader_thread.take() {
+            let _ = t.join();
+        }
+        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        tracing::info!("watch loop stopped");
+    }
+
+    /// Handles messages in order; returns whether a shutdown was asked for.
+    fn process(&mut self, msgs: Vec<Msg>) -> bool {
+        let mut ops: Vec<(Op, Instant)> = Vec::new();
+        let mut shutdown = false;
+        for m in msgs {
+            match m {
+                Msg::Events(v, at) => {
+                    self.inflight += v.len() as u64;
+                    ops.extend(v.into_iter().map(|o| (o, at)));
+                    if ops.len() >= MAX_BATCH {
+                        self.apply_batch(std::mem::take(&mut ops));
+                    }
+                }
+                other => {
+                    self.apply_batch(std::mem::take(&mut ops));
+                    match other {
+                        Msg::Reconcile(reason) => self.reconcile(&reason),
+                        Msg::Register(rel, reply) => {
+                            let _ = reply.send(self.register(&rel));
+                        }
+                        Msg::Restore(id, v, reply) => {
+                            let _ = reply.send(self.restore(id, v));
+                        }
+                        Msg::Shutdown => shutdown = true,
+                        Msg::Events(..) => unreachable!("handled above"),
+                    }
+                }
+            }
+        }
+        let now = Instant::now();
+        let due: Vec<PathBuf> = self.retries.iter().filter(|(_, r)| r.due <= now).map(|(p, _)| p.clone()).collect();
+        for p in due {
+            ops.push((Op::Check { rel: p, compare: Compare::Strict }, now));
+        }
+        self.apply_batch(ops);
+        if self.unwatched.load(Ordering::Relaxed) && self.last_rescan.elapsed() >= UNWATCHED_RESCAN {
+            self.unwatched.store(false, Ordering::Relaxed);
+            self.reconcile("watch-failure");
+        }
+        shutdown
+    }
+
+    fn next_due(&self) -> Instant {
+        let mut next = Instant::now() + Duration::from_secs(1);
+        for r in self.retries.values() {
+            next = next.min(r.due);
+        }
+        if !self.carry.is_empty() {
+            next = next.min(Instant::now() + Duration::from_millis(100));
+        }
+        next
+    }
+
+    fn register(&mut self, rel: &Path) -> Result<i64, WatchError> {
+        let esc = escape(rel);
+        let bad = |why: &str| WatchError::Catalog { path: esc.clone(), why: why.to_string() };
+        if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+            return Err(bad("not a plain relative path"));
+        }
+        if rel.file_name().is_some_and(|n| self.ignore.is_ignored(n)) {
+            return Err(bad("the name matches an ignore pattern"));
+        }
+        let outcome = self.apply_batch(vec![(Op::Check { rel: rel.to_path_buf(), compare: Compare::Strict }, Instant::now())]);
+        if let Some(why) = outcome.problems.get(rel) {
+            return Err(bad(why));
+        }
+        let key = esc.clone();
+        let row = self.ctx.readers.with_blocking(move |c| ops::row_by_path(c, &key)).map_err(|e| bad(&e.to_string()))?;
+        match row {
+            Ok(Some(r)) if r.is_present() => Ok(r.id),
+            Ok(_) => Err(bad("not a regular file in the tree")),
+            Err(e) => Err(bad(&e.to_string())),
+        }
+    }
+
+    /// Fires every pending sync cookie (after a reconcile, which covered everything
+    /// written before it started).
+    fn fire_cookies(&self, ids: impl IntoIterator<Item = u64>) {
+        let mut map = self.cookies.lock().unwrap_or_else(|e| e.into_inner());
+        for n in ids {
+            if let Some(tx) = map.remove(&n) {
+                let _ = tx.send(());
+            }
+        }
+    }
+
+    fn pending_cookies(&self) -> Vec<u64> {
+        self.cookies.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect()
+    }
+
+    fn note_failure(&mut self, rel: &Path, why: &str) {
+        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry { attempts: 0, due: Instant::now() });
+        r.attempts += 1;
+        let backoff = Duration::from_millis(500).saturating_mul(1 << r.attempts.min(10)).min(Duration::from_secs(300));
+        r.due = Instant::now() + backoff;
+        if r.attempts == 1 {
+            tracing::warn!(path = %rel.display(), cause = why, "cannot catalog; will retry");
+        }
+        if r.attempts >= 3 {
+            self.ctx.status.with_detail(|d| d.failures.insert(escape(rel), why.to_string()));
+        }
+    }
+
+    fn note_changing(&mut self, rel: &Path) {
+        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry { attempts: 0, due: Instant::now() });
+        r.due = Instant::now() + Duration::from_millis(200);
+    }
+
+    fn note_success(&mut self, rel: &Path) {
+        if self.retries.remove(rel).is_some() {
+            let key = escape(rel);
+            self.ctx.status.with_detail(|d| d.failures.remove(&key));
+        }
+    }
+
+    /// Removes objects no stored version references (also those of an earlier run).
+    fn collect_garbage(&self) {
+        let Ok(Ok(stored)) = self.ctx.readers.with_blocking(ops::stored_shas) else { return };
+        let mut n = 0;
+        for sha in self.prober.objects.list() {
+            if !stored.contains(&sha) {
+                self.prober.objects.remove(&sha);
+                n += 1;
+            }
+        }
+        if n > 0 {
+            tracing::info!(objects = n, "unreferenced objects collected");
+        }
+    }
+
+    fn lookup_rows(&self, paths: Vec<PathBuf>) -> HashMap<PathBuf, Row> {
+        let r = self.ctx.readers.with_blocking(move |c: &Connection| {
+            let mut out = HashMap::new();
+            for p in paths {
+                if let Ok(Some(row)) = ops::row_by_path(c, &escape(&p)) {
+                    out.insert(p, row);
+                }
+            }
+            out
+        });
+        r.unwrap_or_default()
+    }
+}
+
+/// What one committed batch did.
+#[derive(Debug, Default)]
+pub(super) struct Outcome {
+    /// Paths whose cataloging failed, with the cause.
+    pub problems: HashMap<PathBuf, String>,
+}
+

@@ -1,0 +1,238 @@
+//! One batch: resolve where each checked file is at the end of the batch, probe those
+//! paths in parallel, then apply every operation in order in one transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rusqlite::Connection;
+
+use super::{now_ns, Outcome, Worker, CARRY_FOR, THREADS};
+use crate::catalog::ops;
+use crate::path::{escape, owner_of};
+use crate::scan::{par_map, Compare, Probe};
+use crate::watch::Op;
+
+/// An operation ready for the transaction.
+#[derive(Debug)]
+pub(super) enum Item {
+    /// Apply the probe of a path.
+    Check(PathBuf, Probe),
+    /// A rename.
+    Rename(PathBuf, PathBuf, bool),
+    /// A delete or move out.
+    Remove(PathBuf, bool),
+    /// A sync cookie.
+    Cookie(u64),
+}
+
+/// What a transaction did.
+#[derive(Debug, Default)]
+pub(super) struct TxResult {
+    pub versions: u64,
+    pub deleted: u64,
+    pub cookies: Vec<u64>,
+    pub unreferenced: Vec<String>,
+}
+
+/// Applies `items` in order in one transaction, then prunes the content of the files that
+/// got a new version.
+pub(super) fn commit(conn: &mut Connection, items: &[Item], keep: u32, min_age_ns: i64) -> rusqlite::Result<TxResult> {
+    let now = now_ns();
+    let tx = conn.transaction()?;
+    let mut r = TxResult::default();
+    let mut touched = HashSet::new();
+    for item in items {
+        match item {
+            Item::Check(p, Probe::Hashed(c) | Probe::Unchanged(c)) => {
+                let (id, v) = ops::apply_content(&tx, &escape(p), &owner_of(p), c, now)?;
+                if v.is_some() {
+                    r.versions += 1;
+                    touched.insert(id);
+                }
+            }
+            Item::Check(p, Probe::NotRegular) => {
+                r.deleted += ops::mark_deleted(&tx, &escape(p), now)?.is_some() as u64;
+            }
+            Item::Check(..) => {}
+            Item::Rename(from, to, false) => {
+                ops::rename_file(&tx, &escape(from), &escape(to), &owner_of(to), now)?;
+            }
+            Item::Rename(from, to, true) => {
+                ops::rename_dir(&tx, &escape(from), &escape(to), now)?;
+            }
+            Item::Remove(p, false) => r.deleted += ops::mark_deleted(&tx, &escape(p), now)?.is_some() as u64,
+            Item::Remove(p, true) => r.deleted += ops::mark_deleted_under(&tx, &escape(p), now)? as u64,
+            Item::Cookie(n) => r.cookies.push(*n),
+        }
+    }
+    for id in touched {
+        r.unreferenced.extend(ops::prune(&tx, id, keep, min_age_ns, now)?);
+    }
+    tx.commit()?;
+    Ok(r)
+}
+
+/// Where `p`, checked at position `i`, is after the renames that follow it in the batch.
+fn final_path(p: &Path, i: usize, renames: &[(usize, PathBuf, PathBuf, bool)]) -> PathBuf {
+    let mut cur = p.to_path_buf();
+    for (j, from, to, dir) in renames {
+        if *j <= i {
+            continue;
+        }
+        if cur == *from {
+            cur = to.clone();
+        } else if *dir {
+            if let Ok(rest) = cur.strip_prefix(from) {
+                cur = to.join(rest);
+            }
+        }
+    }
+    cur
+}
+
+fn stronger(a: Compare, b: Compare) -> Compare {
+    match (a, b) {
+        (Compare::Force, _) | (_, Compare::Force) => Compare::Force,
+        (Compare::Strict, _) | (_, Compare::Strict) => Compare::Strict,
+        _ => Compare::Relaxed,
+    }
+}
+
+impl Worker {
+    /// Probes and commits one batch of operations (plus paths carried over from the last
+    /// one); fires the cookies it contains once committed.
+    pub(super) fn apply_batch(&mut self, batch: Vec<(Op, Instant)>) -> Outcome {
+        let mut outcome = Outcome::default();
+        let since: HashMap<PathBuf, Instant> = self.carry.drain(..).collect();
+        if batch.is_empty() && since.is_empty() {
+            return outcome;
+        }
+        let last_seen = batch.last().map(|(_, at)| *at);
+        let mut list: Vec<Op> = since.keys().map(|p| Op::Check { rel: p.clone(), compare: Compare::Strict }).collect();
+        for (op, _) in batch {
+            if let Op::Rename { from, to, dir: false } = op {
+                list.push(Op::Rename { from, to: to.clone(), dir: false });
+                list.push(Op::Check { rel: to, compare: Compare::Relaxed });
+            } else {
+                list.push(op);
+            }
+        }
+        let renames: Vec<(usize, PathBuf, PathBuf, bool)> = list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, o)| match o {
+                Op::Rename { from, to, dir } => Some((i, from.clone(), to.clone(), *dir)),
+                _ => None,
+            })
+            .collect();
+        // (checked path, final path) → strongest comparison asked for.
+        let mut jobs: HashMap<(PathBuf, PathBuf), Compare> = HashMap::new();
+        let mut finals: Vec<Option<PathBuf>> = Vec::with_capacity(list.len());
+        for (i, op) in list.iter().enumerate() {
+            if let Op::Check { rel, compare } = op {
+                let f = final_path(rel, i, &renames);
+                let e = jobs.entry((rel.clone(), f.clone())).or_insert(*compare);
+                *e = stronger(*e, *compare);
+                finals.push(Some(f));
+            } else {
+                finals.push(None);
+            }
+        }
+        let rows = self.lookup_rows(jobs.keys().map(|(p, _)| p.clone()).collect());
+        let jobs: Vec<((PathBuf, PathBuf), Compare)> = jobs.into_iter().collect();
+        let prober = &self.prober;
+        let probes = par_map(&jobs, THREADS, |((p, f), cmp)| prober.probe(f, rows.get(p), *cmp));
+        let hashed = probes.iter().filter(|p| matches!(p, Probe::Hashed(_))).count() as u64;
+        let results: HashMap<(PathBuf, PathBuf), Probe> = jobs.into_iter().map(|(k, _)| k).zip(probes).collect();
+
+        let mut items = Vec::with_capacity(list.len());
+        for (op, f) in list.into_iter().zip(finals) {
+            items.push(match op {
+                Op::Check { rel, .. } => {
+                    let f = f.expect("final path of a check");
+                    let probe = results.get(&(rel.clone(), f)).cloned().unwrap_or(Probe::Missing);
+                    Item::Check(rel, probe)
+                }
+                Op::Rename { from, to, dir } => Item::Rename(from, to, dir),
+                Op::Remove { rel, dir } => Item::Remove(rel, dir),
+                Op::Cookie(n) => Item::Cookie(n),
+            });
+        }
+        let keep = self.ctx.config.versions.keep;
+        let min_age_ns = i64::from(self.ctx.config.versions.min_age_days) * 86_400 * 1_000_000_000;
+        let items = std::sync::Arc::new(items);
+        let shared = items.clone();
+        let committed = self.ctx.writer.exec_blocking(move |c| commit(c, &shared, keep, min_age_ns));
+        let tx = match committed {
+            Ok(Ok(tx)) => tx,
+            Ok(Err(e)) => {
+                tracing::error!(cause = %e, "catalog transaction failed; the batch will be retried");
+                for ((_, f), _) in results {
+                    self.note_failure(&f, &format!("catalog: {e}"));
+                }
+                return outcome;
+            }
+            Err(e) => {
+                tracing::error!(cause = %e, "catalog writer is gone");
+                return outcome;
+            }
+        };
+        for sha in &tx.unreferenced {
+            self.prober.objects.remove(sha);
+        }
+        let now = Instant::now();
+        for ((p, f), probe) in results {
+            match probe {
+                Probe::Hashed(_) | Probe::Unchanged(_) => self.note_success(&f),
+                Probe::NotRegular => {
+                    self.note_success(&f);
+                    outcome.problems.insert(p, "not a regular file".into());
+                }
+                Probe::Missing => {
+                    let first = since.get(&p).copied().unwrap_or(now);
+                    if now - first < CARRY_FOR {
+                        self.carry.push((f, first));
+                    }
+                    self.note_success(&p);
+                    outcome.problems.insert(p, "no such file".into());
+                }
+                Probe::Changing => self.note_changing(&f),
+                Probe::Failed(why) => {
+                    self.note_failure(&f, &why);
+                    outcome.problems.insert(p, why);
+                }
+            }
+        }
+        let st = &self.ctx.status;
+        let done = std::mem::take(&mut self.inflight);
+        let _ = st.queue_depth.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.saturating_sub(done)));
+        st.versions_cataloged.fetch_add(tx.versions, Ordering::Relaxed);
+        st.files_hashed.fetch_add(hashed, Ordering::Relaxed);
+        if let Some(at) = last_seen {
+            st.event_lag_us.store(at.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
+        tracing::debug!(ops = items.len(), hashed, versions = tx.versions, deleted = tx.deleted, "batch committed");
+        self.fire_cookies(tx.cookies);
+        outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn final_path_follows_later_renames_only() {
+        let r = vec![
+            (1, PathBuf::from("a"), PathBuf::from("b"), true),
+            (3, PathBuf::from("b/x"), PathBuf::from("c"), false),
+        ];
+        assert_eq!(final_path(Path::new("a/x"), 0, &r), PathBuf::from("c"));
+        assert_eq!(final_path(Path::new("a/y"), 0, &r), PathBuf::from("b/y"));
+        assert_eq!(final_path(Path::new("a/x"), 2, &r), PathBuf::from("a/x"));
+        assert_eq!(final_path(Path::new("ab/x"), 0, &r), PathBuf::from("ab/x"));
+        assert_eq!(stronger(Compare::Relaxed, Compare::Strict), Compare::Strict);
+    }
+}

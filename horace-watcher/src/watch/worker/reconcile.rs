@@ -1,0 +1,149 @@
+//! The reconcile scan: at startup, after a queue overflow, a failed watch, an unmount or a
+//! rollback. Walks the tree (adding watches before listing each directory), hashes in
+//! parallel what differs from the catalog by size, mtime, ctime or inode, and marks files
+//! that are gone deleted.
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::apply::{commit, Item};
+use super::{dev_of, now_ns, Worker, THREADS};
+use crate::catalog::ops::{self, Row};
+use crate::path::{escape, unescape};
+use crate::scan::{self, par_map, Compare, Probe};
+use crate::status::{ScanReport, Status};
+use crate::watch::reader::add_watch_counted;
+
+/// Files probed per transaction during a scan.
+const CHUNK: usize = 256;
+
+impl Worker {
+    /// Brings the catalog in line with the tree; `reason` goes into status.
+    pub(super) fn reconcile(&mut self, reason: &str) {
+        let cookies_before = self.pending_cookies();
+        let t0 = Instant::now();
+        let started_ns = now_ns();
+        let ctx = self.ctx.clone();
+        let st = &ctx.status;
+        if reason != "startup" {
+            Status::bump(&st.recrawls);
+        }
+        st.with_detail(|d| d.last_scan = Some(ScanReport { reason: reason.into(), started_ns, ..Default::default() }));
+        self.last_rescan = Instant::now();
+        tracing::info!(reason, "reconcile scan started");
+        let root = self.ctx.config.files_root.clone();
+        let root_ok = root.is_dir() && dev_of(&root) == self.root_dev;
+
+        let mut unwatched = false;
+        let map = self.map.clone();
+        let walked = scan::walk(&root, std::path::Path::new(""), &self.ignore, |d| {
+            unwatched |= !add_watch_counted(&map, st, d);
+        });
+        if unwatched {
+            self.unwatched.store(true, Ordering::Relaxed);
+        }
+        let rows: HashMap<String, Row> = match self.ctx.readers.with_blocking(ops::all_rows) {
+            Ok(Ok(rows)) => rows.into_iter().map(|r| (r.path.clone(), r)).collect(),
+            other => {
+                tracing::error!(result = ?other.map(|r| r.map(|v| v.len())), "cannot read the catalog; scan abandoned");
+                return;
+            }
+        };
+        let mut seen = HashSet::with_capacity(walked.files.len());
+        let mut todo: Vec<(PathBuf, Option<Row>)> = Vec::new();
+        for (rel, fp) in &walked.files {
+            let esc = escape(rel);
+            let row = rows.get(&esc);
+            seen.insert(esc);
+            if row.is_some_and(|r| r.is_present() && r.sha256.is_some() && r.fp.same_strict(fp)) {
+                continue;
+            }
+            todo.push((rel.clone(), row.cloned()));
+        }
+
+        let total = todo.len();
+        let (mut hashed, mut bytes, mut done) = (0u64, 0u64, 0usize);
+        let mut last_report = Instant::now();
+        let keep = self.ctx.config.versions.keep;
+        let min_age_ns = i64::from(self.ctx.config.versions.min_age_days) * 86_400 * 1_000_000_000;
+        for chunk in todo.chunks(CHUNK) {
+            let prober = &self.prober;
+            let probes = par_map(chunk, THREADS, |(rel, row)| prober.probe(rel, row.as_ref(), Compare::Strict));
+            let mut items = Vec::with_capacity(chunk.len());
+            for ((rel, _), probe) in chunk.iter().zip(probes) {
+                match &probe {
+                    Probe::Hashed(c) => {
+                        hashed += 1;
+                        bytes += c.fp.size as u64;
+                        self.note_success(rel);
+                    }
+                    Probe::Unchanged(_) | Probe::NotRegular | Probe::Missing => self.note_success(rel),
+                    Probe::Changing => self.note_changing(rel),
+                    Probe::Failed(why) => self.note_failure(rel, why),
+                }
+                items.push(Item::Check(rel.clone(), probe));
+            }
+            match self.ctx.writer.exec_blocking(move |c| commit(c, &items, keep, min_age_ns)) {
+                Ok(Ok(tx)) => {
+                    st.versions_cataloged.fetch_add(tx.versions, Ordering::Relaxed);
+                    for sha in &tx.unreferenced {
+                        self.prober.objects.remove(sha);
+                    }
+                }
+                other => tracing::error!(result = ?other.map(|r| r.map(|t| t.versions)), "scan transaction failed"),
+            }
+            done += chunk.len();
+            if last_report.elapsed() >= Duration::from_secs(2) {
+                last_report = Instant::now();
+                let mbs = bytes as f64 / 1e6 / t0.elapsed().as_secs_f64().max(1e-6);
+                let line = format!("Scanning ({reason}): {done}/{total} files to check, {mbs:.0} MB/s");
+                tracing::info!(reason, done, total, mb_per_s = mbs as u64, "scan progress");
+                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&line)]);
+            }
+        }
+        st.files_hashed.fetch_add(hashed, Ordering::Relaxed);
+
+        let mut deleted = 0u64;
+        if root_ok {
+            let gone: Vec<Item> = rows
+                .values()
+                .filter(|r| r.is_present() && !seen.contains(&r.path))
+                .filter_map(|r| unescape(&r.path))
+                .filter(|p| !walked.unreadable.iter().any(|u| p.starts_with(u)))
+                .map(|p| Item::Remove(p, false))
+                .collect();
+            if !gone.is_empty() {
+                match self.ctx.writer.exec_blocking(move |c| commit(c, &gone, keep, min_age_ns)) {
+                    Ok(Ok(tx)) => deleted = tx.deleted,
+                    other => tracing::error!(result = ?other.map(|r| r.map(|t| t.deleted)), "marking vanished files failed"),
+                }
+            }
+        } else {
+            tracing::error!(root = %root.display(), "files root is missing or another filesystem (unmounted?); not marking files deleted");
+        }
+        let secs = t0.elapsed().as_secs_f64();
+        let report = ScanReport {
+            reason: reason.into(),
+            started_ns,
+            finished_ns: now_ns(),
+            files_seen: walked.files.len() as u64,
+            files_hashed: hashed,
+            files_deleted: deleted,
+        };
+        st.with_detail(|d| d.last_scan = Some(report));
+        tracing::info!(
+            reason,
+            files = walked.files.len(),
+            dirs = walked.dirs,
+            hashed,
+            deleted,
+            secs = format!("{secs:.3}"),
+            files_per_s = (hashed as f64 / secs.max(1e-6)) as u64,
+            mb_per_s = format!("{:.1}", bytes as f64 / 1e6 / secs.max(1e-6)),
+            "reconcile scan finished"
+        );
+        self.fire_cookies(cookies_before);
+    }
+}
