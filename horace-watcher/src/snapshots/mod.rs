@@ -4,6 +4,10 @@
 
 pub mod backup;
 mod copy;
+mod mirror;
+pub mod retention;
+mod scheduler;
+mod tick;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -56,8 +60,17 @@ pub async fn find_snapshot_copy(
 }
 
 /// Runs the snapshot scheduler and the catalog backup timer until `ctx.cancel` fires.
+///
+/// Every tick (at start, then each minute) it asks zfsd for the dataset's snapshots,
+/// executes [`retention::plan`] unchanged (creates, then one batched destroy), and mirrors
+/// the list into the catalog; it follows zfsd's signals and asks `watch` for a reconcile
+/// scan after a rollback. A failing zfsd never stops cataloging.
 pub async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result<()> {
-    let _ = watch;
-    ctx.cancel.cancelled().await;
-    Ok(())
+    scheduler::run(ctx, watch).await
+}
+
+/// The plan a tick would execute now, without executing it (the dry run the `snapshots`
+/// query and CLI can show). Asks zfsd for the current list.
+pub async fn dry_run(ctx: &Context) -> Result<retention::Plan, String> {
+    scheduler::dry_run(ctx).await
 }

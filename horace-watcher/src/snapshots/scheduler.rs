@@ -1,0 +1,286 @@
+//! The scheduler task: ticks (at start, then every minute on the minute), runs the plan
+//! through horace-zfsd over D-Bus, keeps the catalog's mirror of the snapshot list, follows
+//! zfsd's signals, and triggers a reconcile scan after a rollback. Catalog backups run on
+//! their own timer in the same task.
+//!
+//! zfsd being away never stops cataloging: the failure is logged once per outage, shown
+//! in status, and the next tick tries again.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use futures::stream::{self, BoxStream, StreamExt};
+use horace_zfsd::api::{parse_managed, SnapshotInfo, Zfs1Proxy, SNAPSHOT_PREFIX};
+
+use super::retention::{Clock, Policy, SystemClock};
+use super::tick::{tick, SnapshotOps, TickError};
+use super::{backup, mirror};
+use crate::watch::WatchHandle;
+use crate::Context;
+
+/// horace-zfsd through its D-Bus proxy.
+struct Zfsd {
+    _conn: zbus::Connection,
+    proxy: Zfs1Proxy<'static>,
+}
+
+/// A readable message for a failed call; `reached` is false when zfsd itself did not
+/// answer (no bus, no owner of the name).
+fn describe(e: zbus::Error) -> String {
+    match e {
+        zbus::Error::MethodError(name, msg, _) => {
+            format!("{}: {}", name.as_str(), msg.unwrap_or_default())
+        }
+        other => other.to_string(),
+    }
+}
+
+impl SnapshotOps for Zfsd {
+    async fn list(&self, dataset: &str) -> Result<Vec<SnapshotInfo>, String> {
+        self.proxy.list_snapshots(dataset).await.map_err(describe)
+    }
+    async fn create(&self, dataset: &str, label: &str) -> Result<String, String> {
+        self.proxy
+            .create_snapshot(dataset, label)
+            .await
+            .map_err(describe)
+    }
+    async fn destroy(&self, dataset: &str, names: &[String]) -> Result<Vec<String>, String> {
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        self.proxy
+            .destroy_snapshots(dataset, &names, false)
+            .await
+            .map_err(describe)
+    }
+}
+
+/// What zfsd told us between ticks.
+enum Signal {
+    /// Snapshots were created or destroyed: refresh the mirror.
+    Changed,
+    /// A dataset was rolled back to this snapshot.
+    RolledBack(String),
+}
+
+async fn connect(bus: Option<&str>) -> Result<(Zfsd, BoxStream<'static, Signal>), String> {
+    let conn = match bus {
+        Some(addr) => zbus::connection::Builder::address(addr)
+            .map_err(describe)?
+            .build()
+            .await
+            .map_err(describe)?,
+        None => zbus::Connection::system().await.map_err(describe)?,
+    };
+    let proxy = Zfs1Proxy::new(&conn).await.map_err(describe)?;
+    let created = proxy
+        .receive_snapshot_created()
+        .await
+        .map_err(describe)?
+        .map(|_| Signal::Changed);
+    let destroyed = proxy
+        .receive_snapshots_destroyed()
+        .await
+        .map_err(describe)?
+        .map(|_| Signal::Changed);
+    let rolled = proxy
+        .receive_rolled_back()
+        .await
+        .map_err(describe)?
+        .map(|s| match s.args() {
+            Ok(a) => Signal::RolledBack(a.snapshot.clone()),
+            Err(_) => Signal::RolledBack(String::new()),
+        });
+    let signals = stream::select_all([created.boxed(), destroyed.boxed(), rolled.boxed()]).boxed();
+    Ok((Zfsd { _conn: conn, proxy }, signals))
+}
+
+/// Time until the next tick: ticks fall on multiples of a minute of schedule time.
+fn until_next_tick(policy: &Policy) -> Duration {
+    let period_ms = (policy.hour_seconds * 1000 / 60).max(250) as u128;
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    Duration::from_millis((period_ms - now_ms % period_ms) as u64)
+}
+
+/// Health bookkeeping: log a failure once per outage, and the recovery.
+#[derive(Default)]
+struct Health {
+    failing: bool,
+    prune_refused: bool,
+}
+
+impl Health {
+    fn ok(&mut self, ctx: &Context) {
+        ctx.status.zfsd_reachable.store(true, Ordering::Relaxed);
+        ctx.status.with_detail(|d| d.zfsd_error = None);
+        if std::mem::take(&mut self.failing) {
+            tracing::info!("horace-zfsd answers again; snapshots resume");
+        }
+    }
+
+    fn failed(&mut self, ctx: &Context, what: &str, message: &str) {
+        let reached = message.starts_with("org.horace.Zfs1.Error.");
+        ctx.status.zfsd_reachable.store(reached, Ordering::Relaxed);
+        ctx.status
+            .with_detail(|d| d.zfsd_error = Some(format!("{what}: {message}")));
+        if !std::mem::replace(&mut self.failing, true) {
+            tracing::warn!(
+                what,
+                error = %message,
+                "snapshots are paused: horace-zfsd failed (cataloging goes on; retrying every tick)"
+            );
+        }
+    }
+
+    fn prune(&mut self, ctx: &Context, refused: Option<&str>) {
+        ctx.status
+            .with_detail(|d| d.prune_refused = refused.map(str::to_string));
+        match refused {
+            Some(why) if !self.prune_refused => tracing::warn!(reason = %why, "pruning refused"),
+            None if self.prune_refused => tracing::info!("pruning resumed"),
+            _ => {}
+        }
+        self.prune_refused = refused.is_some();
+    }
+}
+
+/// Runs the scheduler (when snapshots are enabled) and the backup timer until cancelled.
+pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result<()> {
+    let snap = &ctx.config.snapshots;
+    let dataset = snap.dataset.clone().filter(|_| snap.enabled);
+    let policy = Policy::from_config(snap);
+    if dataset.is_some() && snap.test_hour_seconds.is_some() {
+        tracing::warn!(
+            hour_seconds = policy.hour_seconds,
+            "snapshots.test_hour_seconds is set: test schedule"
+        );
+    }
+    let bus = ctx.config.zfsd.bus.clone();
+    let mut zfsd: Option<Zfsd> = None;
+    let mut signals: BoxStream<'static, Signal> = stream::pending().boxed();
+    let mut health = Health::default();
+    let mut next_tick = tokio::time::Instant::now();
+    let mut next_backup = backup::first_due(&ctx.config).map(tokio::time::Instant::from_std);
+    let mut mirrored: Option<Vec<SnapshotInfo>> = None;
+
+    loop {
+        let backup_at = next_backup
+            .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365));
+        tokio::select! {
+            () = ctx.cancel.cancelled() => return Ok(()),
+            () = tokio::time::sleep_until(next_tick), if dataset.is_some() => {
+                let ds = dataset.as_deref().unwrap_or_default();
+                if zfsd.is_none() {
+                    match connect(bus.as_deref()).await {
+                        Ok((z, s)) => (zfsd, signals) = (Some(z), s),
+                        Err(e) => health.failed(&ctx, "connect", &e),
+                    }
+                }
+                if let Some(z) = &zfsd {
+                    let result = tick(z, &policy, ds, SystemClock.now()).await;
+                    match result {
+                        Ok(out) => {
+                            health.ok(&ctx);
+                            health.prune(&ctx, out.plan.prune_refused.as_deref());
+                            for name in &out.created {
+                                tracing::info!(snapshot = %name, "snapshot taken");
+                            }
+                            if !out.destroyed.is_empty() {
+                                tracing::info!(count = out.destroyed.len(), names = ?out.destroyed, "snapshots pruned");
+                            }
+                            refresh(&ctx, ds, out.snapshots, &mut mirrored).await;
+                        }
+                        Err(TickError { stage, message, created }) => {
+                            health.failed(&ctx, stage, &message);
+                            if !message.starts_with("org.horace.Zfs1.Error.") {
+                                // Transport trouble: reconnect next tick.
+                                (zfsd, signals) = (None, stream::pending().boxed());
+                            } else if !created.is_empty() {
+                                resync(&ctx, z, ds, &mut mirrored).await;
+                            }
+                        }
+                    }
+                }
+                next_tick = tokio::time::Instant::now() + until_next_tick(&policy);
+            }
+            Some(sig) = signals.next() => {
+                let ds = dataset.as_deref().unwrap_or_default();
+                if let Signal::RolledBack(snapshot) = &sig {
+                    if snapshot.split_once('@').is_none_or(|(d, _)| d == ds) {
+                        tracing::info!(%snapshot, "dataset rolled back; reconciling the catalog with the disk");
+                        watch.request_reconcile("rollback");
+                    }
+                }
+                if let Some(z) = &zfsd {
+                    resync(&ctx, z, ds, &mut mirrored).await;
+                }
+            }
+            () = tokio::time::sleep_until(backup_at), if next_backup.is_some() => {
+                match backup::backup_now(&ctx).await {
+                    Ok(path) => tracing::info!(path = %path.display(), "catalog backed up"),
+                    Err(e) => tracing::warn!(error = %e, "catalog backup failed; will retry"),
+                }
+                next_backup = ctx.config.catalog.interval().map(|i| tokio::time::Instant::now() + i);
+            }
+        }
+    }
+}
+
+/// Lists again and refreshes the mirror (after a signal or a partly failed tick).
+async fn resync(ctx: &Context, z: &Zfsd, dataset: &str, mirrored: &mut Option<Vec<SnapshotInfo>>) {
+    match z.list(dataset).await {
+        Ok(list) => refresh(ctx, dataset, list, mirrored).await,
+        Err(e) => tracing::debug!(error = %e, "listing snapshots after a signal failed"),
+    }
+}
+
+/// Writes `list` into the catalog's mirror unless it is what the mirror already holds.
+async fn refresh(
+    ctx: &Context,
+    dataset: &str,
+    list: Vec<SnapshotInfo>,
+    mirrored: &mut Option<Vec<SnapshotInfo>>,
+) {
+    let newest_managed = list
+        .iter()
+        .filter(|s| {
+            s.name.split_once('@').is_some_and(|(_, snap)| {
+                snap.starts_with(SNAPSHOT_PREFIX) && parse_managed(snap).is_some()
+            })
+        })
+        .map(|s| s.creation)
+        .max();
+    if let Some(c) = newest_managed {
+        ctx.status
+            .last_snapshot
+            .store(i64::try_from(c).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+    if mirrored.as_ref() == Some(&list) {
+        return;
+    }
+    match mirror::replace(ctx, dataset, list.clone()).await {
+        Ok(()) => *mirrored = Some(list),
+        Err(e) => tracing::warn!(error = %e, "updating the snapshot mirror failed"),
+    }
+}
+
+/// The plan for now from zfsd's current list, executing nothing.
+pub(crate) async fn dry_run(ctx: &Context) -> Result<super::retention::Plan, String> {
+    let snap = &ctx.config.snapshots;
+    let dataset = snap
+        .dataset
+        .as_deref()
+        .filter(|_| snap.enabled)
+        .ok_or("snapshots are off")?;
+    let (z, _) = connect(ctx.config.zfsd.bus.as_deref()).await?;
+    let list = z.list(dataset).await?;
+    Ok(super::retention::plan(
+        &Policy::from_config(snap),
+        dataset,
+        &list,
+        SystemClock.now(),
+    ))
+}
