@@ -1,1 +1,32 @@
-fn main() {}
+//! `horace`: the command-line client of the Horace query service.
+//!
+//! Parses flags, runs one command on a single-threaded runtime, prints errors as one line
+//! (`horace: …`) and maps them to the exit codes documented in `--help`.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("horace: failed to start the runtime: {e}");
+            return ExitCode::from(cli::EXIT_ERROR);
+        }
+    };
+    match runtime.block_on(cli::run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("horace: {e:#}");
+            ExitCode::from(cli::exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,153 @@
+//! The CLI's flags and commands, and how errors map to exit codes.
+
+mod args;
+mod output;
+
+use std::io::Write;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use horace_client::{Client, ClientError, FileRef, FileUpdate, QueryError};
+
+pub use self::args::Args;
+use self::args::{Collections, Command};
+use self::output::Out;
+
+/// Exit code of a failed command.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code when the file, version or collection does not exist.
+pub const EXIT_NOT_FOUND: u8 = 3;
+/// Exit code when the server refused the call (not a writer, wrong token).
+pub const EXIT_DENIED: u8 = 4;
+/// Exit code when the query service cannot be reached.
+pub const EXIT_CONNECT: u8 = 5;
+
+/// Whether the error is a closed stdout (`horace … | head`), which is not a failure.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+/// The exit code for an error.
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    match e.chain().find_map(|c| c.downcast_ref::<ClientError>()) {
+        Some(ClientError::Query(QueryError::NotFound { .. })) => EXIT_NOT_FOUND,
+        Some(ClientError::Query(
+            QueryError::PermissionDenied { .. } | QueryError::Unauthenticated,
+        ))
+        | Some(ClientError::Unauthenticated) => EXIT_DENIED,
+        Some(ClientError::Connect { .. }) => EXIT_CONNECT,
+        _ => EXIT_ERROR,
+    }
+}
+
+async fn connect(args: &Args) -> anyhow::Result<Client> {
+    let client = match &args.tcp {
+        Some(addr) => {
+            let file = args
+                .token_file
+                .as_ref()
+                .context("--tcp needs --token-file")?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("failed to read token file {}", file.display()))?;
+            Client::connect_tcp(addr, text.trim()).await?
+        }
+        None => {
+            Client::connect_unix(
+                args.socket
+                    .clone()
+                    .unwrap_or_else(horace_client::default_socket),
+            )
+            .await?
+        }
+    };
+    Ok(client.with_timeout(Duration::from_secs_f64(args.timeout)))
+}
+
+/// Runs one command.
+pub async fn run(args: Args) -> anyhow::Result<()> {
+    let client = connect(&args).await?;
+    let mut out = Out::new(args.json);
+    match args.command {
+        Command::Search(s) => {
+            let r = client.search(s.query()?).await?;
+            out.search(&r)?;
+        }
+        Command::Info { file } => out.info(&client.file_info(FileRef::parse(&file)).await?)?,
+        Command::Versions { file } => {
+            out.versions(&client.versions(FileRef::parse(&file)).await?)?
+        }
+        Command::Restore { file, version } => {
+            let r = client
+                .restore_version(FileRef::parse(&file), version)
+                .await?;
+            out.restore(&r)?;
+        }
+        Command::Tag { file, add, remove } => {
+            anyhow::ensure!(
+                !add.is_empty() || !remove.is_empty(),
+                "nothing to do: give --add or --remove"
+            );
+            let u = FileUpdate {
+                add_tags: add,
+                remove_tags: remove,
+                ..Default::default()
+            };
+            out.info(&client.update_file(FileRef::parse(&file), u).await?)?;
+        }
+        Command::Update { file, meta } => out.info(
+            &client
+                .update_file(FileRef::parse(&file), meta.update()?)
+                .await?,
+        )?,
+        Command::Register { path, meta } => {
+            out.info(&client.register_file(path, meta.update()?).await?)?
+        }
+        Command::Collections(c) => collections(&client, &mut out, c).await?,
+        Command::Duplicates(d) => out.duplicates(&client.duplicates(d.query()).await?)?,
+        Command::Snapshots => out.snapshots(&client.snapshots().await?)?,
+        Command::Status => out.status(&client.status().await?)?,
+        Command::Sync => {
+            client.sync().await?;
+            out.done("synced")?;
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+async fn collections(client: &Client, out: &mut Out, c: Collections) -> anyhow::Result<()> {
+    let refs = |files: Vec<String>| files.iter().map(|f| FileRef::parse(f)).collect::<Vec<_>>();
+    match c {
+        Collections::List => out.collections(&client.collection_list().await?)?,
+        Collections::Create { name, description } => {
+            out.collections(&[client.collection_create(name, description).await?])?
+        }
+        Collections::Members {
+            name,
+            limit,
+            offset,
+        } => out.search(&client.collection_members(name, limit, offset).await?)?,
+        Collections::Add { name, files } => {
+            let n = client.collection_add(name, refs(files)).await?;
+            out.count("added", n)?;
+        }
+        Collections::Remove { name, files } => {
+            let n = client.collection_remove(name, refs(files)).await?;
+            out.count("removed", n)?;
+        }
+        Collections::Delete { name } => {
+            client.collection_delete(name).await?;
+            out.done("deleted")?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes a line, passing errors (a broken pipe) up.
+pub fn line(w: &mut impl Write, s: &str) -> std::io::Result<()> {
+    w.write_all(s.as_bytes())?;
+    w.write_all(b"\n")
+}
