@@ -8,7 +8,7 @@
 # no bus) and shows cataloging and queries.
 #
 # Everything it starts is stopped, and the pool and temporary files are removed, pass or
-# fail. usage: bash scripts/demo.sh
+# fail. usage: bash scripts/demo.sh [--plain]   (--plain: the plain-directory demo, also as root)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -73,6 +73,8 @@ wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
 # Saves a file the way services do: write a temp file beside it, then rename into place.
 save() { # save RELPATH CONTENT
   local path=$files/$1
+  # Group-writable, like services that share the tree with user horace by group.
+  umask 0002
   mkdir -p "$(dirname "$path")"
   printf '%s\n' "$2" >"$(dirname "$path")/.$(basename "$path").tmp"
   mv "$(dirname "$path")/.$(basename "$path").tmp" "$path"
@@ -81,16 +83,21 @@ save() { # save RELPATH CONTENT
 
 root=0
 [ "$(id -u)" -eq 0 ] && root=1
+case "${1:-}" in
+  --plain) root=0 ;;
+  "") ;;
+  *) echo "usage: bash scripts/demo.sh [--plain]" >&2; exit 2 ;;
+esac
 
 printf '%sHorace demo%s\n' "$bold" "$off"
 if [ $root = 1 ]; then
   say "Running as root: a real (file-backed) ZFS pool, a D-Bus daemon with Horace's policy, horace-zfsd as root and horace-watcher as user horace — the privilege split of a NAS install."
 else
-  say "Not root: the watcher runs on a plain temporary directory, without ZFS or D-Bus, to show cataloging, version history, restore and queries. Run as root for snapshots."
+  say "Plain mode (not root, or --plain): the watcher runs on a plain temporary directory, without ZFS or D-Bus, to show cataloging, version history, restore and queries. Run as root for snapshots."
 fi
 
 section "Install what is needed and build"
-if [ $root = 1 ]; then
+if [ "$(id -u)" -eq 0 ]; then
   show bash scripts/setup.sh
 else
   command -v cargo >/dev/null || { echo "cargo is not installed (install Rust with rustup)" >&2; exit 1; }
@@ -104,6 +111,8 @@ for b in horace-zfsd horace-watcher horace; do
 done
 say "Built horace-zfsd, horace-watcher and horace in $bin."
 
+# The daemons log to files in the work directory: plain text, without per-request noise.
+export NO_COLOR=1 RUST_LOG=${RUST_LOG:-info,tarpc=warn}
 work=$(mktemp -d /tmp/horace-demo.XXXXXX)
 chmod 0755 "$work"
 mkdir -p "$work/run"
@@ -247,7 +256,7 @@ show horace versions billing/invoice-2026-001.txt
 
 if [ $root = 1 ]; then
   section "Snapshots"
-  say "The watcher decides when to snapshot; horace-zfsd only does it. An operator can also ask zfsd directly over D-Bus:"
+  say "The watcher decides when to snapshot and horace-zfsd only does it: at start the watcher took one catch-up snapshot per due label (hourly, daily, weekly, monthly), and it prunes them by count. An operator can also ask zfsd directly over D-Bus:"
   show busctl --address="$bus" call org.horace.Zfs1 /org/horace/Zfs1 org.horace.Zfs1 \
     CreateSnapshot ss "$pool/files" demo
   show zfs list -t snapshot -o name,creation -r "$pool/files"
