@@ -1,0 +1,314 @@
+//! Snapshots end to end: the schedule, planned pruning, rollback and catalog recovery,
+//! with horace-zfsd and horace-watcher running over a zfs-fuse pool and a private bus.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use horace_tests::atomic_write;
+use horace_watcher::config::Config;
+use horace_watcher::snapshots::retention::{plan, Label, Policy};
+
+use crate::util::{eventually, names, Setup};
+
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Waits (on the clock) until the wall-clock second changes, so zfsd's second-resolution
+/// names of two snapshots with the same label differ.
+async fn next_second() {
+    let s = unix_now();
+    assert!(eventually(Duration::from_secs(3), || async { unix_now() > s }).await);
+}
+
+/// Real-time schedule: the watcher's first tick executes exactly the plan computed from
+/// zfsd's list beforehand, and never touches foreign or unscheduled snapshots.
+#[tokio::test(flavor = "multi_thread")]
+async fn pruning_removes_exactly_the_planned_snapshots() {
+    let toml = "[snapshots]\nenabled = true\ndataset = \"DS\"\nhourly = 2\ndaily = 1\nweekly = 1\nmonthly = 1\n";
+    let mut s = Setup::new("");
+    std::fs::write(
+        &s.config,
+        std::fs::read_to_string(&s.config).unwrap() + &toml.replace("DS", &s.dataset),
+    )
+    .unwrap();
+    let config = Config::load(&s.config).unwrap();
+    // Keep the whole test inside one real hour so the plan cannot change under it.
+    let into_hour = unix_now() % 3600;
+    if into_hour > 3600 - 90 {
+        let wait = 3600 - into_hour + 1;
+        assert!(
+            eventually(Duration::from_secs(wait as u64 + 5), || async {
+                unix_now() % 3600 < 60
+            })
+            .await
+        );
+    }
+    let zfsd = s.zfsd().await;
+    horace_tests::zfs(&["snapshot", &format!("{}@operator-manual", s.dataset)]);
+    for _ in 0..3 {
+        zfsd.create_snapshot(&s.dataset, "hourly").await.unwrap();
+        zfsd.create_snapshot(&s.dataset, "daily").await.unwrap();
+        next_second().await;
+    }
+    zfsd.create_snapshot(&s.dataset, "pre-upgrade")
+        .await
+        .unwrap();
+    let before = zfsd.list_snapshots(&s.dataset).await.unwrap();
+    let planned = plan(
+        &Policy::from_config(&config.snapshots),
+        &s.dataset,
+        &before,
+        unix_now(),
+    );
+    assert_eq!(planned.create, [Label::Weekly, Label::Monthly]);
+    assert_eq!(
+        planned.destroy.len(),
+        3,
+        "1 of 3 hourlies and 2 of 3 dailies: {planned:?}"
+    );
+    assert!(planned
+        .destroy
+        .iter()
+        .all(|d| d.ends_with("_hourly") || d.ends_with("_daily")));
+
+    s.start_watcher();
+    let kept: BTreeSet<String> = names(&before)
+        .into_iter()
+        .filter(|n| !planned.destroy.contains(n))
+        .collect();
+    let expected_done = || {
+        let now: BTreeSet<String> = s.zfs_list().into_iter().collect();
+        let new: Vec<&String> = now.difference(&kept).collect();
+        kept.is_subset(&now)
+            && new.len() == 2
+            && new.iter().any(|n| n.ends_with("_weekly"))
+            && new.iter().any(|n| n.ends_with("_monthly"))
+    };
+    assert!(
+        eventually(Duration::from_secs(60), || async { expected_done() }).await,
+        "zfs list {:?} is not {kept:?} + weekly + monthly\n{}",
+        s.zfs_list(),
+        s.log()
+    );
+    for d in &planned.destroy {
+        assert!(!s.zfs_list().contains(d), "{d} survived");
+    }
+    // The catalog's mirror follows.
+    assert!(
+        eventually(Duration::from_secs(20), || async {
+            s.catalog_snapshots().len() == s.zfs_list().len()
+        })
+        .await,
+        "mirror {:?} vs zfs {:?}",
+        s.catalog_snapshots(),
+        s.zfs_list()
+    );
+    let mirror: BTreeSet<String> = s.catalog_snapshots().into_iter().collect();
+    assert_eq!(mirror, s.zfs_list().into_iter().collect::<BTreeSet<_>>());
+}
+
+/// Test schedule (an "hour" of 2 s): hourlies appear once per hour and are pruned to
+/// their count; weekly and monthly are taken once; a foreign snapshot stays.
+#[tokio::test(flavor = "multi_thread")]
+async fn snapshots_appear_on_schedule_and_are_pruned_to_their_counts() {
+    let mut s = Setup::new("");
+    let toml = format!(
+        "[snapshots]\nenabled = true\ndataset = {:?}\nhourly = 3\ndaily = 2\nweekly = 1\nmonthly = 1\n\
+         test_hour_seconds = 2\n",
+        s.dataset
+    );
+    std::fs::write(
+        &s.config,
+        std::fs::read_to_string(&s.config).unwrap() + &toml,
+    )
+    .unwrap();
+    let config = Config::load(&s.config).unwrap();
+    let policy = Policy::from_config(&config.snapshots);
+    let foreign = format!("{}@keep-me", s.dataset);
+    horace_tests::zfs(&["snapshot", &foreign]);
+    s.start_watcher();
+    let zfsd = s.zfsd().await;
+    let mut hourlies_seen = BTreeSet::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while hourlies_seen.len() < 7 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {hourlies_seen:?}\n{}",
+            s.log()
+        );
+        let list = zfsd.list_snapshots(&s.dataset).await.unwrap();
+        let hourly: Vec<_> = list
+            .iter()
+            .filter(|i| i.name.ends_with("_hourly"))
+            .collect();
+        assert!(
+            hourly.len() <= 4,
+            "hourlies above count + the one just taken: {:?}",
+            names(&list)
+        );
+        let periods: BTreeSet<i64> = hourly
+            .iter()
+            .map(|i| Label::Hourly.period(policy.calendar_time(i.creation as i64)))
+            .collect();
+        assert_eq!(
+            periods.len(),
+            hourly.len(),
+            "two hourlies in one hour: {:?}",
+            names(&list)
+        );
+        assert!(
+            list.iter().any(|i| i.name == foreign),
+            "foreign snapshot gone"
+        );
+        hourlies_seen.extend(hourly.iter().map(|i| i.name.clone()));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let list = zfsd.list_snapshots(&s.dataset).await.unwrap();
+    let count = |label: &str| {
+        list.iter()
+            .filter(|i| i.name.ends_with(&format!("_{label}")))
+            .count()
+    };
+    assert!((3..=4).contains(&count("hourly")), "{:?}", names(&list));
+    assert_eq!(count("monthly"), 1, "{:?}", names(&list));
+    assert!((1..=2).contains(&count("weekly")), "{:?}", names(&list));
+    // Pruned hourlies are really gone from ZFS, not only from the list.
+    let on_disk: BTreeSet<String> = s.zfs_list().into_iter().collect();
+    let gone: Vec<_> = hourlies_seen
+        .iter()
+        .filter(|n| !on_disk.contains(*n))
+        .collect();
+    assert!(gone.len() >= 3, "pruned: {gone:?}");
+}
+
+/// A rollback through zfsd is followed by a reconcile: the catalog equals the disk, and
+/// the history of the versions the rollback threw away stays in the catalog.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rollback_is_followed_by_a_catalog_that_equals_the_disk() {
+    let mut s = Setup::new("");
+    let toml = format!("[snapshots]\nenabled = true\ndataset = {:?}\n", s.dataset);
+    std::fs::write(
+        &s.config,
+        std::fs::read_to_string(&s.config).unwrap() + &toml,
+    )
+    .unwrap();
+    s.start_watcher();
+    let client = s.client().await;
+    std::fs::create_dir_all(s.files.join("alice")).unwrap();
+    atomic_write(&s.files.join("alice/a.txt"), b"a version 1");
+    atomic_write(&s.files.join("alice/b.txt"), b"b version 1");
+    client.sync().await.unwrap();
+    assert_eq!(s.catalog_active(), s.disk());
+    let zfsd = s.zfsd().await;
+    let snap = zfsd
+        .create_snapshot(&s.dataset, "pre-change")
+        .await
+        .unwrap();
+    let at_snapshot = s.disk();
+
+    atomic_write(
+        &s.files.join("alice/a.txt"),
+        b"a version 2, after the snapshot",
+    );
+    std::fs::remove_file(s.files.join("alice/b.txt")).unwrap();
+    atomic_write(&s.files.join("alice/c.txt"), b"c, born after the snapshot");
+    client.sync().await.unwrap();
+    assert_eq!(s.catalog_active(), s.disk());
+    assert_ne!(
+        s.catalog_active(),
+        at_snapshot,
+        "the test must change something"
+    );
+
+    zfsd.rollback(&snap, true, false).await.unwrap();
+    assert_eq!(s.disk(), at_snapshot, "zfs rolled the files back");
+    let equal = eventually(Duration::from_secs(60), || async {
+        s.catalog_active() == s.disk()
+    })
+    .await;
+    assert!(
+        equal,
+        "catalog {:?} != disk {:?}\n{}",
+        s.catalog_active(),
+        s.disk(),
+        s.log()
+    );
+    // History of the thrown-away versions is kept.
+    let versions = s.catalog_versions();
+    let a: Vec<i64> = versions
+        .iter()
+        .filter(|v| v.0 == "alice/a.txt")
+        .map(|v| v.1)
+        .collect();
+    assert!(a.len() >= 2, "a.txt history lost: {versions:?}");
+    assert!(
+        versions.iter().any(|v| v.0 == "alice/c.txt"),
+        "c.txt history lost: {versions:?}"
+    );
+}
+
+/// A deleted catalog comes back from its `VACUUM INTO` backup with the versions from
+/// before the backup, and the startup scan adds what changed since.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deleted_catalog_is_restored_from_its_backup_with_history() {
+    let mut s = Setup::new("[catalog]\nbackup_interval = 1\nbackups_keep = 2\n");
+    s.start_watcher();
+    let client = s.client().await;
+    let file = s.files.join("report.txt");
+    atomic_write(&file, b"first");
+    client.sync().await.unwrap();
+    atomic_write(&file, b"second");
+    client.sync().await.unwrap();
+    let history = s.catalog_versions();
+    assert_eq!(history.len(), 2, "{history:?}");
+    // Wait for a backup that already holds both versions.
+    let backups = s.meta.join("backups");
+    let backed_up = eventually(Duration::from_secs(30), || async {
+        std::fs::read_dir(&backups)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| {
+                let name = e.file_name().to_string_lossy().into_owned();
+                name.starts_with("catalog-")
+                    && name.ends_with(".db")
+                    && rusqlite::Connection::open_with_flags(
+                        e.path(),
+                        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+                    )
+                    .and_then(|c| {
+                        c.query_row("SELECT count(*) FROM versions", [], |r| r.get::<_, i64>(0))
+                    })
+                    .is_ok_and(|n| n == 2)
+            })
+    })
+    .await;
+    assert!(backed_up, "no backup with both versions\n{}", s.log());
+    let kept = std::fs::read_dir(&backups)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".db"))
+        .count();
+    assert!(kept <= 2, "backups_keep = 2, found {kept}");
+    drop(client);
+    s.stop_watcher();
+
+    for side in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(s.meta.join(format!("catalog.db{side}")));
+    }
+    atomic_write(&file, b"third, written while the watcher was down");
+    s.start_watcher();
+    assert!(
+        s.log().contains("restored from the newest usable backup"),
+        "{}",
+        s.log()
+    );
+    let after = s.catalog_versions();
+    assert_eq!(after[..2], history[..], "history from before the backup");
+    assert_eq!(after.len(), 3, "{after:?}");
+    assert_eq!(s.catalog_active(), s.disk());
+}
