@@ -41,8 +41,8 @@ conffiles="/etc/horace/horace.toml /etc/horace/zfsd.toml"
 
 had_srv=0
 [ -e /srv/horace ] && had_srv=1
-finish() {
-  status=$?
+finish() { # finish [STATUS]: purge a copy left installed, report, exit
+  status=${1:-$?}
   if dpkg-query -W -f='${Status}' horace 2>/dev/null | grep -q 'ok'; then
     dpkg -P horace >/dev/null 2>&1 || true
   fi
@@ -106,6 +106,102 @@ ok "man pages horace(1), horace-watcher(8), horace-zfsd(8)"
 
 bash scripts/check-units.sh --installed
 ok "scripts/check-units.sh --installed"
+
+# --- The installed programs, with the installed policy and configs ---------------------
+scratch=$(mktemp -d /tmp/horace-verify-deb.XXXXXX)
+chmod 0755 "$scratch"
+smoke_pids=()
+stop_smoke() {
+  for pid in "${smoke_pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${smoke_pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  smoke_pids=()
+  rm -rf "$scratch"
+}
+trap 'st=$?; stop_smoke; finish $st' EXIT
+retry() { # retry SECONDS COMMAND...: until the command succeeds
+  local n=$(($1 * 10)); shift
+  for _ in $(seq "$n"); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  return 1
+}
+
+# A private bus configured like the system bus, reading the installed system.d/.
+cat >"$scratch/bus.conf" <<XML
+<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=$scratch/bus</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include>/usr/share/dbus-1/system.d/org.horace.Zfs1.conf</include>
+</busconfig>
+XML
+dbus-daemon --config-file="$scratch/bus.conf" --nofork --nopidfile 2>/dev/null &
+smoke_pids+=($!)
+retry 10 test -S "$scratch/bus" || die "private dbus-daemon did not start"
+bus=unix:path=$scratch/bus
+/usr/bin/horace-zfsd --config /etc/horace/zfsd.toml --bus-address "$bus" >"$scratch/zfsd.log" 2>&1 &
+smoke_pids+=($!)
+retry 15 busctl --address="$bus" status org.horace.Zfs1 \
+  || die "installed horace-zfsd did not take its bus name: $(cat "$scratch/zfsd.log")"
+ok "installed horace-zfsd starts with /etc/horace/zfsd.toml and owns org.horace.Zfs1"
+
+# The installed introspection XML is what the installed daemon serves.
+iface() { # the org.horace.Zfs1 <interface> element, whitespace collapsed
+  tr -s '[:space:]' ' ' | sed -n 's#.*\(<interface name="org.horace.Zfs1">.*</interface>\).*#\1#p' \
+    | sed 's#</interface>.*#</interface>#'
+}
+served=$(busctl --address="$bus" introspect --xml-interface org.horace.Zfs1 /org/horace/Zfs1 | iface)
+shipped=$(iface </usr/share/dbus-1/interfaces/org.horace.Zfs1.xml)
+[ -n "$served" ] && [ "$served" = "$shipped" ] \
+  || die "installed org.horace.Zfs1.xml differs from what horace-zfsd serves"
+ok "installed introspection XML matches what horace-zfsd serves"
+
+# The installed policy: group horace reaches the methods, others are refused by the bus
+# itself (org.freedesktop.DBus.Error.AccessDenied, before zfsd's own uid check).
+call_as() { # call_as SETPRIV-ARGS...: ListSnapshots through dbus-send, error text on stdout
+  setpriv "$@" -- dbus-send --bus="$bus" --print-reply --dest=org.horace.Zfs1 /org/horace/Zfs1 \
+    org.horace.Zfs1.ListSnapshots string:tank/files 2>&1 || true
+}
+as_horace=$(call_as --reuid=horace --regid=horace --init-groups)
+grep -q 'org.freedesktop.DBus.Error.AccessDenied' <<<"$as_horace" && die "the bus refused user horace: $as_horace"
+grep -q 'org.horace.Zfs1.Error' <<<"$as_horace" || die "user horace got no answer from zfsd: $as_horace"
+as_nobody=$(call_as --reuid=nobody --regid=nogroup --clear-groups)
+grep -q 'org.freedesktop.DBus.Error.AccessDenied' <<<"$as_nobody" || die "the bus let nobody call zfsd: $as_nobody"
+ok "installed D-Bus policy: group horace may call, nobody is refused"
+
+# The installed watcher, as user horace, with the installed config (files and metadata
+# moved to scratch directories), answers the installed CLI and stops cleanly on SIGTERM.
+install -d -o horace -g horace "$scratch/files" "$scratch/meta" "$scratch/run"
+setpriv --reuid=horace --regid=horace --init-groups -- /usr/bin/horace-watcher \
+  --config /etc/horace/horace.toml --files "$scratch/files" --metadata "$scratch/meta" \
+  --socket "$scratch/run/q.sock" --no-snapshots >"$scratch/watcher.log" 2>&1 &
+wpid=$!
+retry 30 /usr/bin/horace --socket "$scratch/run/q.sock" status \
+  || die "installed horace-watcher did not answer: $(tail -n 5 "$scratch/watcher.log")"
+echo hello | setpriv --reuid=horace --regid=horace --init-groups -- tee "$scratch/files/a.txt" >/dev/null
+/usr/bin/horace --socket "$scratch/run/q.sock" sync >/dev/null
+/usr/bin/horace --socket "$scratch/run/q.sock" --json search | grep -q '"a.txt"' \
+  || die "installed watcher did not catalog a.txt"
+kill -TERM "$wpid"
+retry 30 sh -c "! kill -0 $wpid 2>/dev/null" || die "horace-watcher did not stop within 30 s of SIGTERM"
+wait "$wpid" || die "horace-watcher exited with status $? on SIGTERM: $(tail -n 5 "$scratch/watcher.log")"
+ok "installed horace-watcher (user horace, /etc/horace/horace.toml) catalogs, answers, stops cleanly"
+stop_smoke
+trap finish EXIT
 
 # A second install over the first keeps a changed conffile (conffile semantics).
 echo "# changed by verify-deb" >>/etc/horace/horace.toml
