@@ -126,6 +126,7 @@ impl Health {
         ctx.status.zfsd_reachable.store(reached, Ordering::Relaxed);
         ctx.status
             .with_detail(|d| d.zfsd_error = Some(format!("{what}: {message}")));
+        tracing::debug!(what, error = %message, "snapshot tick failed");
         if !std::mem::replace(&mut self.failing, true) {
             tracing::warn!(
                 what,

@@ -17,8 +17,10 @@ use sha2::{Digest, Sha256};
 pub struct Setup {
     /// The watcher while it runs.
     pub watcher: Option<ChildGuard>,
-    /// horace-zfsd.
-    pub _zfsd: ChildGuard,
+    /// horace-zfsd while it runs.
+    pub zfsd_daemon: Option<ChildGuard>,
+    /// horace-zfsd's configuration file.
+    pub zfsd_toml: PathBuf,
     /// The private bus.
     pub bus: DbusDaemon,
     /// `<pool>/files`, the managed dataset.
@@ -53,23 +55,6 @@ impl Setup {
         )
         .unwrap();
         let bus = DbusDaemon::new();
-        let mut notify = NotifySocket::new();
-        let zfsd = ChildGuard::spawn(
-            Command::new(bin_path("horace-zfsd"))
-                .arg("--config")
-                .arg(&zfsd_toml)
-                .arg("--bus-address")
-                .arg(&bus.address)
-                .env("NOTIFY_SOCKET", notify.path())
-                .stdin(Stdio::null())
-                .stderr(log_file(&scratch.join("zfsd.log"))),
-        );
-        assert!(
-            notify
-                .wait_for(Duration::from_secs(30), |l| l == "READY=1")
-                .is_some(),
-            "horace-zfsd not ready"
-        );
         let socket = scratch.join("query.sock");
         let config = scratch.join("horace.toml");
         fs::write(
@@ -82,9 +67,10 @@ impl Setup {
         )
         .unwrap();
         let log = scratch.join("watcher.log");
-        Self {
+        let mut setup = Self {
             watcher: None,
-            _zfsd: zfsd,
+            zfsd_daemon: None,
+            zfsd_toml,
             bus,
             dataset,
             files,
@@ -93,7 +79,46 @@ impl Setup {
             socket,
             log,
             pool,
-        }
+        };
+        setup.start_zfsd();
+        setup
+    }
+
+    /// Starts horace-zfsd on the private bus and returns once it reported READY=1.
+    pub fn start_zfsd(&mut self) {
+        assert!(self.zfsd_daemon.is_none(), "zfsd already running");
+        let mut notify = NotifySocket::new();
+        let zfsd = ChildGuard::spawn(
+            Command::new(bin_path("horace-zfsd"))
+                .arg("--config")
+                .arg(&self.zfsd_toml)
+                .arg("--bus-address")
+                .arg(&self.bus.address)
+                .env("NOTIFY_SOCKET", notify.path())
+                .stdin(Stdio::null())
+                .stderr(log_file(&self.pool.scratch().join("zfsd.log"))),
+        );
+        self.zfsd_daemon = Some(zfsd);
+        let ready = notify.wait_for(Duration::from_secs(30), |l| l == "READY=1");
+        assert!(ready.is_some(), "horace-zfsd not ready");
+    }
+
+    /// Stops horace-zfsd (SIGTERM) and waits until its bus name is gone.
+    pub fn stop_zfsd(&mut self) {
+        let mut z = self.zfsd_daemon.take().expect("zfsd running");
+        z.signal(libc::SIGTERM);
+        assert!(
+            z.wait_timeout(Duration::from_secs(30)).is_some(),
+            "zfsd did not stop"
+        );
+        let gone = horace_tests::wait_until(Duration::from_secs(10), || {
+            !self
+                .bus
+                .busctl(&["status", horace_zfsd::api::BUS_NAME])
+                .status
+                .success()
+        });
+        assert!(gone, "zfsd's bus name is still owned");
     }
 
     /// Starts the watcher and returns once it reported READY=1 (startup scan done).
