@@ -82,7 +82,11 @@ pub fn digest_reader(mut r: impl Read) -> io::Result<Digested> {
         hasher.update(&buf[..n]);
         len += n as u64;
     }
-    Ok(Digested { sha256: hex(&hasher.finalize()), len, prefix })
+    Ok(Digested {
+        sha256: hex(&hasher.finalize()),
+        len,
+        prefix,
+    })
 }
 
 /// Hashes the file at `path`.
@@ -133,7 +137,10 @@ mod tests {
     #[test]
     fn digest_matches_known_vector() {
         let d = digest_reader(&b"abc"[..]).unwrap();
-        assert_eq!(d.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         assert_eq!(d.len, 3);
         assert_eq!(d.prefix, b"abc");
     }
@@ -143,13 +150,24 @@ mod tests {
         let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
         assert_eq!(mime_of(Path::new("x.bin"), png, 16), "image/png");
         assert_eq!(mime_of(Path::new("a.json"), b"{}", 2), "application/json");
-        assert_eq!(mime_of(Path::new("README"), "héllo".as_bytes(), 6), "text/plain");
-        assert_eq!(mime_of(Path::new("blob"), b"\0\x01\x02", 3), "application/octet-stream");
+        assert_eq!(
+            mime_of(Path::new("README"), "héllo".as_bytes(), 6),
+            "text/plain"
+        );
+        assert_eq!(
+            mime_of(Path::new("blob"), b"\0\x01\x02", 3),
+            "application/octet-stream"
+        );
     }
 
     #[test]
     fn fingerprint_relaxed_ignores_ctime() {
-        let a = Fingerprint { size: 1, mtime_ns: 2, ctime_ns: 3, inode: 4 };
+        let a = Fingerprint {
+            size: 1,
+            mtime_ns: 2,
+            ctime_ns: 3,
+            inode: 4,
+        };
         let b = Fingerprint { ctime_ns: 9, ..a };
         assert!(a.same_relaxed(&b));
         assert!(!a.same_strict(&b));

@@ -34,9 +34,21 @@ struct Args {
 }
 
 fn load(args: &Args) -> anyhow::Result<Config> {
-    let path = args.config.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
-    let mut config = if args.config.is_some() || path.exists() || args.files.is_none() || args.metadata.is_none() {
-        Config::load(&path).with_context(|| format!("failed to load {} (or pass --files and --metadata)", path.display()))?
+    let path = args
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let mut config = if args.config.is_some()
+        || path.exists()
+        || args.files.is_none()
+        || args.metadata.is_none()
+    {
+        Config::load(&path).with_context(|| {
+            format!(
+                "failed to load {} (or pass --files and --metadata)",
+                path.display()
+            )
+        })?
     } else {
         Config::for_dirs("/", "/")
     };
@@ -59,12 +71,18 @@ fn load(args: &Args) -> anyhow::Result<Config> {
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
-    let journald = Path::new("/run/systemd/journal/socket").exists().then(tracing_journald::layer).and_then(Result::ok);
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let journald = Path::new("/run/systemd/journal/socket")
+        .exists()
+        .then(tracing_journald::layer)
+        .and_then(Result::ok);
     let registry = tracing_subscriber::registry().with(filter);
     match journald {
         Some(j) => registry.with(j).init(),
-        None => registry.with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr)).init(),
+        None => registry
+            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .init(),
     }
 }
 
@@ -76,15 +94,22 @@ async fn main() -> anyhow::Result<()> {
     if !config.snapshots.enabled {
         tracing::warn!("snapshots are off: only the catalog and the content store protect files");
     }
-    let (mut term, mut int, mut hup) =
-        (signal(SignalKind::terminate())?, signal(SignalKind::interrupt())?, signal(SignalKind::hangup())?);
+    let (mut term, mut int, mut hup) = (
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::hangup())?,
+    );
     // SIGHUP re-reads the config and reports whether it is valid; the running watcher
     // keeps the settings it started with (a restart applies them), a bad file changes nothing.
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
             match load(&args) {
-                Ok(_) => tracing::info!("configuration re-read and valid; restart the watcher to apply it"),
-                Err(e) => tracing::error!(error = %format!("{e:#}"), "configuration reload failed; keeping the old one"),
+                Ok(_) => tracing::info!(
+                    "configuration re-read and valid; restart the watcher to apply it"
+                ),
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "configuration reload failed; keeping the old one")
+                }
             }
         }
     });

@@ -39,7 +39,9 @@ impl Ignore {
     /// Whether a file with this base name is never cataloged.
     pub fn is_ignored(&self, name: &OsStr) -> bool {
         let b = name.as_bytes();
-        b.starts_with(COOKIE_PREFIX.as_bytes()) || b.starts_with(RESTORE_PREFIX.as_bytes()) || self.set.is_match(Path::new(name))
+        b.starts_with(COOKIE_PREFIX.as_bytes())
+            || b.starts_with(RESTORE_PREFIX.as_bytes())
+            || self.set.is_match(Path::new(name))
     }
 }
 
@@ -138,19 +140,33 @@ impl Prober {
             }
         }
         let mime = hash::mime_of(rel, &d.prefix, d.len);
-        Probe::Hashed(NewContent { sha256: d.sha256, fp, mime, stored: store, restored_from: None })
+        Probe::Hashed(NewContent {
+            sha256: d.sha256,
+            fp,
+            mime,
+            stored: store,
+            restored_from: None,
+        })
     }
 }
 
 fn gone(e: &io::Error) -> bool {
-    matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP))
+    matches!(
+        e.raw_os_error(),
+        Some(libc::ENOENT) | Some(libc::ENOTDIR) | Some(libc::ELOOP)
+    )
 }
 
 /// Runs `f` over `items` on `threads` threads; results in input order.
-pub fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+pub fn par_map<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    f: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
     let next = AtomicUsize::new(0);
     let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
-    let slots: Vec<std::sync::Mutex<&mut Option<R>>> = out.iter_mut().map(std::sync::Mutex::new).collect();
+    let slots: Vec<std::sync::Mutex<&mut Option<R>>> =
+        out.iter_mut().map(std::sync::Mutex::new).collect();
     std::thread::scope(|s| {
         for _ in 0..threads.clamp(1, items.len().max(1)) {
             s.spawn(|| loop {
@@ -162,7 +178,9 @@ pub fn par_map<T: Sync, R: Send>(items: &[T], threads: usize, f: impl Fn(&T) -> 
         }
     });
     drop(slots);
-    out.into_iter().map(|r| r.expect("every item mapped")).collect()
+    out.into_iter()
+        .map(|r| r.expect("every item mapped"))
+        .collect()
 }
 
 /// What a walk of the tree found.
@@ -179,7 +197,12 @@ pub struct Walked {
 /// Walks the tree under `root` without following symlinks. `before_list` runs for each
 /// directory before it is listed (the watcher adds its inotify watch there, so nothing
 /// created while the walk runs is missed).
-pub fn walk(root: &Path, start: &Path, ignore: &Ignore, mut before_list: impl FnMut(&Path)) -> Walked {
+pub fn walk(
+    root: &Path,
+    start: &Path,
+    ignore: &Ignore,
+    mut before_list: impl FnMut(&Path),
+) -> Walked {
     let mut w = Walked::default();
     let mut stack = vec![start.to_path_buf()];
     while let Some(dir) = stack.pop() {
@@ -217,7 +240,14 @@ mod tests {
     #[test]
     fn ignore_rules() {
         let ig = Ignore::new(&crate::config::default_ignore()).unwrap();
-        for n in ["a.tmp", "a~", ".#a", ".a.swp", ".horace-x", ".horace-sync-3"] {
+        for n in [
+            "a.tmp",
+            "a~",
+            ".#a",
+            ".a.swp",
+            ".horace-x",
+            ".horace-sync-3",
+        ] {
             assert!(ig.is_ignored(OsStr::new(n)), "{n}");
         }
         for n in ["a.txt", "tmp", "a.tmp.txt"] {
@@ -238,10 +268,16 @@ mod tests {
         std::os::unix::fs::symlink("/etc", d.path().join("etc")).unwrap();
         std::os::unix::fs::symlink("b/f", d.path().join("a/lf")).unwrap();
         let mut seen_dirs = Vec::new();
-        let w = walk(d.path(), Path::new(""), &Ignore::new(&crate::config::default_ignore()).unwrap(), |p| {
-            seen_dirs.push(p.to_path_buf())
-        });
-        assert_eq!(w.files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(), [PathBuf::from("a/b/f")]);
+        let w = walk(
+            d.path(),
+            Path::new(""),
+            &Ignore::new(&crate::config::default_ignore()).unwrap(),
+            |p| seen_dirs.push(p.to_path_buf()),
+        );
+        assert_eq!(
+            w.files.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>(),
+            [PathBuf::from("a/b/f")]
+        );
         assert_eq!(w.dirs, 3);
         assert_eq!(seen_dirs.len(), 3);
     }
@@ -252,12 +288,23 @@ mod tests {
         let root = d.path().join("root");
         std::fs::create_dir_all(&root).unwrap();
         std::fs::write(root.join("f.txt"), "hello").unwrap();
-        let p = Prober { root: root.clone(), objects: Objects::open(&d.path().join("m")).unwrap(), max_stored: 3 };
-        let Probe::Hashed(c) = p.probe(Path::new("f.txt"), None, Compare::Strict) else { panic!() };
+        let p = Prober {
+            root: root.clone(),
+            objects: Objects::open(&d.path().join("m")).unwrap(),
+            max_stored: 3,
+        };
+        let Probe::Hashed(c) = p.probe(Path::new("f.txt"), None, Compare::Strict) else {
+            panic!()
+        };
         assert!(!c.stored, "bigger than max_stored");
         assert_eq!(c.mime, "text/plain");
-        let p = Prober { max_stored: 1 << 20, ..p };
-        let Probe::Hashed(c) = p.probe(Path::new("f.txt"), None, Compare::Strict) else { panic!() };
+        let p = Prober {
+            max_stored: 1 << 20,
+            ..p
+        };
+        let Probe::Hashed(c) = p.probe(Path::new("f.txt"), None, Compare::Strict) else {
+            panic!()
+        };
         assert!(c.stored && p.objects.contains(&c.sha256));
         let row = Row {
             id: 1,
@@ -269,9 +316,18 @@ mod tests {
             content_stored: true,
             mime: None,
         };
-        assert!(matches!(p.probe(Path::new("f.txt"), Some(&row), Compare::Strict), Probe::Unchanged(_)));
-        assert!(matches!(p.probe(Path::new("nope"), None, Compare::Strict), Probe::Missing));
-        assert!(matches!(p.probe(Path::new(""), None, Compare::Strict), Probe::NotRegular));
+        assert!(matches!(
+            p.probe(Path::new("f.txt"), Some(&row), Compare::Strict),
+            Probe::Unchanged(_)
+        ));
+        assert!(matches!(
+            p.probe(Path::new("nope"), None, Compare::Strict),
+            Probe::Missing
+        ));
+        assert!(matches!(
+            p.probe(Path::new(""), None, Compare::Strict),
+            Probe::NotRegular
+        ));
         assert_eq!(par_map(&[1, 2, 3, 4, 5], 2, |x| x * 2), [2, 4, 6, 8, 10]);
     }
 }

@@ -115,7 +115,13 @@ impl Objects {
     /// hashes the copy and fsyncs it. The caller re-checks the source's fingerprint.
     pub fn copy_in(&self, src: &Path) -> io::Result<(TempObject, Digested)> {
         let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = TempObject { path: self.root.join("tmp").join(format!("{}-{n}", std::process::id())), done: false };
+        let tmp = TempObject {
+            path: self
+                .root
+                .join("tmp")
+                .join(format!("{}-{n}", std::process::id())),
+            done: false,
+        };
         std::fs::copy(src, &tmp.path)?;
         let f = File::open(&tmp.path)?;
         let d = hash::digest_reader(&f)?;
@@ -148,7 +154,9 @@ impl Objects {
     /// Every object present, by checksum.
     pub fn list(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let Ok(dirs) = std::fs::read_dir(self.root.join("sha256")) else { return out };
+        let Ok(dirs) = std::fs::read_dir(self.root.join("sha256")) else {
+            return out;
+        };
         for d in dirs.flatten() {
             let a = d.file_name().to_string_lossy().into_owned();
             for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
@@ -166,7 +174,10 @@ pub fn open_dir_beneath(root: &Path, rel_dir: &Path) -> io::Result<OwnedFd> {
     let mut fd = rustix::fs::open(root, dir_flags, Mode::empty())?;
     for comp in rel_dir.components() {
         let Component::Normal(name) = comp else {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "path component is not a plain name"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "path component is not a plain name",
+            ));
         };
         fd = rustix::fs::openat(&fd, name, dir_flags | OFlags::NOFOLLOW, Mode::empty())?;
     }
@@ -177,14 +188,25 @@ pub fn open_dir_beneath(root: &Path, rel_dir: &Path) -> io::Result<OwnedFd> {
 /// directory (opened beneath `root` without following symlinks), fsync, rename. Keeps the
 /// old file's permission bits. The temp file must hash to `expected` or nothing is
 /// replaced. Returns the new file's fingerprint and the copy's digest.
-pub fn write_over(root: &Path, rel: &Path, content: &Path, expected: &str) -> io::Result<(Fingerprint, Digested)> {
-    let name = rel.file_name().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+pub fn write_over(
+    root: &Path,
+    rel: &Path,
+    content: &Path,
+    expected: &str,
+) -> io::Result<(Fingerprint, Digested)> {
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let dir = open_dir_beneath(root, rel.parent().unwrap_or(Path::new("")))?;
     let mode = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
         Ok(st) => Mode::from_raw_mode(st.st_mode & 0o7777),
         Err(_) => Mode::from_raw_mode(0o644),
     };
-    let tmp_name = format!(".horace-restore-{}-{}", std::process::id(), TMP_SEQ.fetch_add(1, Ordering::Relaxed));
+    let tmp_name = format!(
+        ".horace-restore-{}-{}",
+        std::process::id(),
+        TMP_SEQ.fetch_add(1, Ordering::Relaxed)
+    );
     let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let fd = rustix::fs::openat(&dir, tmp_name.as_str(), flags, mode)?;
     let mut out = File::from(fd);
@@ -195,7 +217,10 @@ pub fn write_over(root: &Path, rel: &Path, content: &Path, expected: &str) -> io
         out.seek(SeekFrom::Start(0))?;
         let digest = hash::digest_reader(&out)?;
         if digest.sha256 != expected {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, format!("content hashes to {}, not {expected}", digest.sha256)));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("content hashes to {}, not {expected}", digest.sha256),
+            ));
         }
         rustix::fs::renameat(&dir, tmp_name.as_str(), &dir, name)?;
         rustix::fs::fsync(&dir)?;
@@ -219,13 +244,21 @@ mod tests {
         let src = dir.path().join("src");
         std::fs::write(&src, b"abc").unwrap();
         let (tmp, d) = objects.copy_in(&src).unwrap();
-        assert_eq!(d.sha256, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            d.sha256,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         objects.commit(tmp, &d.sha256).unwrap();
         assert_eq!(std::fs::read(objects.path_of(&d.sha256)).unwrap(), b"abc");
         let (tmp2, d2) = objects.copy_in(&src).unwrap();
         objects.commit(tmp2, &d2.sha256).unwrap();
         assert_eq!(objects.list(), vec![d.sha256.clone()]);
-        assert_eq!(std::fs::read_dir(dir.path().join("meta/objects/tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("meta/objects/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
         objects.remove(&d.sha256);
         assert!(!objects.contains(&d.sha256));
     }

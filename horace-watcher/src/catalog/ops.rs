@@ -62,7 +62,12 @@ fn to_row(r: &SqlRow<'_>) -> rusqlite::Result<Row> {
         id: r.get(0)?,
         path: r.get(1)?,
         status: r.get(2)?,
-        fp: Fingerprint { size: r.get(3)?, mtime_ns: r.get(4)?, ctime_ns: r.get(5)?, inode: r.get(6)? },
+        fp: Fingerprint {
+            size: r.get(3)?,
+            mtime_ns: r.get(4)?,
+            ctime_ns: r.get(5)?,
+            inode: r.get(6)?,
+        },
         current_version: r.get(7)?,
         sha256: r.get(8)?,
         content_stored: r.get::<_, Option<i64>>(9)?.unwrap_or(0) != 0,
@@ -72,12 +77,16 @@ fn to_row(r: &SqlRow<'_>) -> rusqlite::Result<Row> {
 
 /// The row at `path`.
 pub fn row_by_path(conn: &Connection, path: &str) -> rusqlite::Result<Option<Row>> {
-    conn.prepare_cached(&format!("{ROW_SQL} WHERE f.path = ?1"))?.query_row([path], to_row).optional()
+    conn.prepare_cached(&format!("{ROW_SQL} WHERE f.path = ?1"))?
+        .query_row([path], to_row)
+        .optional()
 }
 
 /// The row with `id`.
 pub fn row_by_id(conn: &Connection, id: i64) -> rusqlite::Result<Option<Row>> {
-    conn.prepare_cached(&format!("{ROW_SQL} WHERE f.id = ?1"))?.query_row([id], to_row).optional()
+    conn.prepare_cached(&format!("{ROW_SQL} WHERE f.id = ?1"))?
+        .query_row([id], to_row)
+        .optional()
 }
 
 /// Every row (for the reconcile scan).
@@ -92,7 +101,15 @@ fn under(dir: &str) -> (String, String) {
     (format!("{dir}/"), format!("{dir}0"))
 }
 
-fn event(conn: &Connection, id: i64, now: i64, kind: &str, old: Option<&str>, new: Option<&str>, v: Option<i64>) -> rusqlite::Result<()> {
+fn event(
+    conn: &Connection,
+    id: i64,
+    now: i64,
+    kind: &str,
+    old: Option<&str>,
+    new: Option<&str>,
+    v: Option<i64>,
+) -> rusqlite::Result<()> {
     conn.prepare_cached("INSERT INTO events (file_id, at_ns, kind, old_path, new_path, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
         .execute(params![id, now, kind, old, new, v])?;
     Ok(())
@@ -101,7 +118,13 @@ fn event(conn: &Connection, id: i64, now: i64, kind: &str, old: Option<&str>, ne
 /// Records `c` as the content at `path`: a new file, a new version, or (same checksum as
 /// the current version) only fresh stat figures. A deleted row is revived with its history.
 /// Returns the file id and the new version number, if one was made.
-pub fn apply_content(conn: &Connection, path: &str, owner: &str, c: &NewContent, now: i64) -> rusqlite::Result<(i64, Option<i64>)> {
+pub fn apply_content(
+    conn: &Connection,
+    path: &str,
+    owner: &str,
+    c: &NewContent,
+    now: i64,
+) -> rusqlite::Result<(i64, Option<i64>)> {
     let fp = c.fp;
     let Some(row) = row_by_path(conn, path)? else {
         conn.prepare_cached(
@@ -121,7 +144,15 @@ pub fn apply_content(conn: &Connection, path: &str, owner: &str, c: &NewContent,
              status = CASE status WHEN 'deleted' THEN 'active' ELSE status END, deleted_ns = NULL, \
              updated_ns = CASE status WHEN 'deleted' THEN ?7 ELSE updated_ns END WHERE id = ?1",
         )?
-        .execute(params![row.id, fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode, c.mime, now])?;
+        .execute(params![
+            row.id,
+            fp.size,
+            fp.mtime_ns,
+            fp.ctime_ns,
+            fp.inode,
+            c.mime,
+            now
+        ])?;
         if c.stored && !row.content_stored {
             conn.execute(
                 "UPDATE versions SET content_stored = 1 WHERE file_id = ?1 AND version = ?2",
@@ -129,7 +160,15 @@ pub fn apply_content(conn: &Connection, path: &str, owner: &str, c: &NewContent,
             )?;
         }
         if revived {
-            event(conn, row.id, now, "undeleted", None, Some(path), row.current_version)?;
+            event(
+                conn,
+                row.id,
+                now,
+                "undeleted",
+                None,
+                Some(path),
+                row.current_version,
+            )?;
         }
         return Ok((row.id, None));
     }
@@ -151,7 +190,14 @@ pub fn apply_content(conn: &Connection, path: &str, owner: &str, c: &NewContent,
     Ok((row.id, Some(v)))
 }
 
-fn insert_version(conn: &Connection, id: i64, v: i64, path: &str, c: &NewContent, now: i64) -> rusqlite::Result<()> {
+fn insert_version(
+    conn: &Connection,
+    id: i64,
+    v: i64,
+    path: &str,
+    c: &NewContent,
+    now: i64,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(
         "INSERT INTO versions (file_id, version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
@@ -207,8 +253,16 @@ fn adopt(conn: &Connection, src: &Row, dst_path: &str, now: i64) -> rusqlite::Re
 /// that row continues with the moved content and `from` is marked deleted. Returns the id
 /// of the row now at `to`, or `None` when `from` was not cataloged (the caller catalogs
 /// `to` as new content).
-pub fn rename_file(conn: &Connection, from: &str, to: &str, owner: &str, now: i64) -> rusqlite::Result<Option<i64>> {
-    let Some(src) = row_by_path(conn, from)?.filter(Row::is_present) else { return Ok(None) };
+pub fn rename_file(
+    conn: &Connection,
+    from: &str,
+    to: &str,
+    owner: &str,
+    now: i64,
+) -> rusqlite::Result<Option<i64>> {
+    let Some(src) = row_by_path(conn, from)?.filter(Row::is_present) else {
+        return Ok(None);
+    };
     if let Some(dst) = row_by_path(conn, to)? {
         adopt(conn, &src, to, now)?;
         return Ok(Some(dst.id));
@@ -258,13 +312,21 @@ pub fn rename_dir(conn: &Connection, from: &str, to: &str, now: i64) -> rusqlite
 /// Drops the stored content of versions of `file_id` that are neither among the last
 /// `keep` nor younger than `min_age_ns`. Returns the checksums no stored version
 /// references any more (their objects can go).
-pub fn prune(conn: &Connection, file_id: i64, keep: u32, min_age_ns: i64, now: i64) -> rusqlite::Result<Vec<String>> {
+pub fn prune(
+    conn: &Connection,
+    file_id: i64,
+    keep: u32,
+    min_age_ns: i64,
+    now: i64,
+) -> rusqlite::Result<Vec<String>> {
     let shas: Vec<String> = {
         let mut stmt = conn.prepare_cached(
             "UPDATE versions SET content_stored = 0 WHERE file_id = ?1 AND content_stored = 1 AND cataloged_ns < ?2 \
              AND version <= (SELECT max(version) FROM versions WHERE file_id = ?1) - ?3 RETURNING sha256",
         )?;
-        let rows = stmt.query_map(params![file_id, now - min_age_ns, keep.max(1)], |r| r.get(0))?;
+        let rows = stmt.query_map(params![file_id, now - min_age_ns, keep.max(1)], |r| {
+            r.get(0)
+        })?;
         rows.collect::<rusqlite::Result<_>>()?
     };
     unreferenced(conn, shas)
@@ -274,7 +336,9 @@ pub fn prune(conn: &Connection, file_id: i64, keep: u32, min_age_ns: i64, now: i
 pub fn unreferenced(conn: &Connection, mut shas: Vec<String>) -> rusqlite::Result<Vec<String>> {
     shas.sort();
     shas.dedup();
-    let mut stmt = conn.prepare_cached("SELECT EXISTS (SELECT 1 FROM versions WHERE sha256 = ?1 AND content_stored = 1)")?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM versions WHERE sha256 = ?1 AND content_stored = 1)",
+    )?;
     let mut out = Vec::new();
     for sha in shas {
         if !stmt.query_row([&sha], |r| r.get::<_, bool>(0))? {

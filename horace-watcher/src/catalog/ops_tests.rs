@@ -12,7 +12,12 @@ fn db() -> (tempfile::TempDir, Connection) {
 fn content(sha: &str, size: i64) -> NewContent {
     NewContent {
         sha256: sha.into(),
-        fp: Fingerprint { size, mtime_ns: size, ctime_ns: size, inode: size },
+        fp: Fingerprint {
+            size,
+            mtime_ns: size,
+            ctime_ns: size,
+            inode: size,
+        },
         mime: "text/plain".into(),
         stored: true,
         restored_from: None,
@@ -20,8 +25,13 @@ fn content(sha: &str, size: i64) -> NewContent {
 }
 
 fn paths(conn: &Connection) -> Vec<(String, String)> {
-    let mut stmt = conn.prepare("SELECT path, status FROM files ORDER BY path").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().map(Result::unwrap).collect()
+    let mut stmt = conn
+        .prepare("SELECT path, status FROM files ORDER BY path")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 #[test]
@@ -29,11 +39,20 @@ fn same_content_makes_no_version_and_delete_revives_history() {
     let (_d, c) = db();
     let (id, v) = apply_content(&c, "a/f", "a", &content("aa", 1), 1).unwrap();
     assert_eq!(v, Some(1));
-    assert_eq!(apply_content(&c, "a/f", "a", &content("aa", 1), 2).unwrap(), (id, None));
-    assert_eq!(apply_content(&c, "a/f", "a", &content("bb", 2), 3).unwrap(), (id, Some(2)));
+    assert_eq!(
+        apply_content(&c, "a/f", "a", &content("aa", 1), 2).unwrap(),
+        (id, None)
+    );
+    assert_eq!(
+        apply_content(&c, "a/f", "a", &content("bb", 2), 3).unwrap(),
+        (id, Some(2))
+    );
     assert_eq!(mark_deleted(&c, "a/f", 4).unwrap(), Some(id));
     assert_eq!(mark_deleted(&c, "a/f", 4).unwrap(), None);
-    assert_eq!(apply_content(&c, "a/f", "a", &content("cc", 3), 5).unwrap(), (id, Some(3)));
+    assert_eq!(
+        apply_content(&c, "a/f", "a", &content("cc", 3), 5).unwrap(),
+        (id, Some(3))
+    );
     let kinds: Vec<String> = c
         .prepare("SELECT kind FROM events WHERE file_id = ?1 ORDER BY id")
         .unwrap()
@@ -53,9 +72,21 @@ fn dir_rename_moves_only_the_prefix_and_not_lookalikes() {
     let id = row_by_path(&c, "s/d/x").unwrap().unwrap().id;
     assert_eq!(rename_dir(&c, "s/d", "t/e f", 2).unwrap(), 2);
     let got: Vec<String> = paths(&c).into_iter().map(|(p, _)| p).collect();
-    assert_eq!(got, ["s/d%/z", "s/d0", "s/d_e/w", "s/dd/v", "t/e f/sub/y", "t/e f/x"]);
+    assert_eq!(
+        got,
+        [
+            "s/d%/z",
+            "s/d0",
+            "s/d_e/w",
+            "s/dd/v",
+            "t/e f/sub/y",
+            "t/e f/x"
+        ]
+    );
     assert_eq!(row_by_path(&c, "t/e f/x").unwrap().unwrap().id, id);
-    let owner: String = c.query_row("SELECT owner FROM files WHERE id = ?1", [id], |r| r.get(0)).unwrap();
+    let owner: String = c
+        .query_row("SELECT owner FROM files WHERE id = ?1", [id], |r| r.get(0))
+        .unwrap();
     assert_eq!(owner, "t");
 }
 
@@ -66,7 +97,10 @@ fn rename_onto_a_cataloged_path_continues_the_destination() {
     let (b, _) = apply_content(&c, "b", "", &content("bb", 2), 1).unwrap();
     assert_eq!(rename_file(&c, "a", "b", "", 2).unwrap(), Some(b));
     let rb = row_by_path(&c, "b").unwrap().unwrap();
-    assert_eq!((rb.id, rb.current_version, rb.sha256.as_deref()), (b, Some(2), Some("aa")));
+    assert_eq!(
+        (rb.id, rb.current_version, rb.sha256.as_deref()),
+        (b, Some(2), Some("aa"))
+    );
     assert_eq!(row_by_id(&c, a).unwrap().unwrap().status, "deleted");
     let (n, _) = apply_content(&c, "n", "", &content("nn", 3), 1).unwrap();
     assert_eq!(rename_file(&c, "n", "m/n2", "m", 2).unwrap(), Some(n));
@@ -87,6 +121,9 @@ fn prune_keeps_last_versions_and_young_ones() {
     assert_eq!(gone, ["s1", "s2"]);
     // s3 is shared with another file whose version is stored: not unreferenced.
     apply_content(&c, "g", "", &content("s3", 9), 3 * day).unwrap();
-    assert_eq!(unreferenced(&c, vec!["s3".into(), "s1".into()]).unwrap(), ["s1"]);
+    assert_eq!(
+        unreferenced(&c, vec!["s3".into(), "s1".into()]).unwrap(),
+        ["s1"]
+    );
     assert_eq!(stored_shas(&c).unwrap().len(), 2);
 }

@@ -81,7 +81,11 @@ pub(crate) enum Msg {
     /// Catalog a path now.
     Register(PathBuf, oneshot::Sender<Result<i64, WatchError>>),
     /// Restore a version.
-    Restore(i64, i64, oneshot::Sender<Result<RestoreOutcome, RestoreError>>),
+    Restore(
+        i64,
+        i64,
+        oneshot::Sender<Result<RestoreOutcome, RestoreError>>,
+    ),
     /// Drain and stop.
     Shutdown,
 }
@@ -109,19 +113,31 @@ impl WatchHandle {
     /// processed in order, so every earlier one is committed); then it is removed.
     pub async fn sync(&self) -> Result<(), WatchError> {
         let s = &self.inner;
+        if *s.done.borrow() {
+            return Err(WatchError::Stopped);
+        }
         let n = s.seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        s.cookies.lock().unwrap_or_else(|e| e.into_inner()).insert(n, tx);
+        s.cookies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(n, tx);
         let path = s.ctx.config.files_root.join(format!("{COOKIE_PREFIX}{n}"));
         let result = match tokio::fs::write(&path, b"").await {
-            Err(e) => Err(WatchError::Catalog { path: crate::path::escape(&path), why: format!("cannot write sync cookie: {e}") }),
+            Err(e) => Err(WatchError::Catalog {
+                path: crate::path::escape(&path),
+                why: format!("cannot write sync cookie: {e}"),
+            }),
             Ok(()) => match tokio::time::timeout(SYNC_TIMEOUT, rx).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(_)) => Err(WatchError::Stopped),
                 Err(_) => Err(WatchError::SyncTimeout),
             },
         };
-        s.cookies.lock().unwrap_or_else(|e| e.into_inner()).remove(&n);
+        s.cookies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&n);
         let _ = tokio::fs::remove_file(&path).await;
         result
     }
@@ -129,7 +145,10 @@ impl WatchHandle {
     /// Catalogs `rel` (relative to files_root) now and returns its file id.
     pub async fn register(&self, rel: PathBuf) -> Result<i64, WatchError> {
         let (tx, rx) = oneshot::channel();
-        self.inner.tx.send(Msg::Register(rel, tx)).map_err(|_| WatchError::Stopped)?;
+        self.inner
+            .tx
+            .send(Msg::Register(rel, tx))
+            .map_err(|_| WatchError::Stopped)?;
         rx.await.map_err(|_| WatchError::Stopped)?
     }
 
@@ -139,10 +158,17 @@ impl WatchHandle {
     }
 
     /// Restores a version through the loop (see [`crate::store::restore_version`]).
-    pub(crate) async fn restore(&self, file_id: i64, version: i64) -> Result<RestoreOutcome, RestoreError> {
+    pub(crate) async fn restore(
+        &self,
+        file_id: i64,
+        version: i64,
+    ) -> Result<RestoreOutcome, RestoreError> {
         let (tx, rx) = oneshot::channel();
         let stopped = || RestoreError::Io("the watcher is shutting down".into());
-        self.inner.tx.send(Msg::Restore(file_id, version, tx)).map_err(|_| stopped())?;
+        self.inner
+            .tx
+            .send(Msg::Restore(file_id, version, tx))
+            .map_err(|_| stopped())?;
         rx.await.map_err(|_| stopped())?
     }
 
@@ -156,14 +182,22 @@ impl WatchHandle {
 
 /// Adds the watches, starts the startup reconcile scan, and returns the handle and the
 /// task running the loop (it ends only on shutdown or a fatal error).
-pub async fn start(ctx: Arc<Context>) -> anyhow::Result<(WatchHandle, tokio::task::JoinHandle<()>)> {
+pub async fn start(
+    ctx: Arc<Context>,
+) -> anyhow::Result<(WatchHandle, tokio::task::JoinHandle<()>)> {
     let root = ctx.config.files_root.clone();
-    anyhow::ensure!(root.is_dir(), "files_root {} is not a directory", root.display());
+    anyhow::ensure!(
+        root.is_dir(),
+        "files_root {} is not a directory",
+        root.display()
+    );
     let ignore = Ignore::new(&ctx.config.ignore).context("invalid ignore pattern")?;
-    let objects = Objects::open(&ctx.config.metadata_dir).context("failed to open the content store")?;
+    let objects =
+        Objects::open(&ctx.config.metadata_dir).context("failed to open the content store")?;
     let inotify = inotify::Inotify::init().context("failed to initialise inotify")?;
     let map = Arc::new(reader::WatchMap::new(inotify.watches(), root.clone()));
-    map.add_dir(std::path::Path::new("")).with_context(|| format!("failed to watch {}", root.display()))?;
+    map.add_dir(std::path::Path::new(""))
+        .with_context(|| format!("failed to watch {}", root.display()))?;
 
     let (tx, rx) = std::sync::mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
@@ -177,7 +211,9 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<(WatchHandle, tokio::tas
         ctx: ctx.clone(),
         unwatched: unwatched.clone(),
     };
-    let reader_thread = std::thread::Builder::new().name("inotify-reader".into()).spawn(move || reader.run())?;
+    let reader_thread = std::thread::Builder::new()
+        .name("inotify-reader".into())
+        .spawn(move || reader.run())?;
 
     let cookies = Arc::new(Mutex::new(HashMap::new()));
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
@@ -193,24 +229,34 @@ pub async fn start(ctx: Arc<Context>) -> anyhow::Result<(WatchHandle, tokio::tas
         reader_stop: stop,
         reader_thread,
     });
-    std::thread::Builder::new().name("watch-loop".into()).spawn(move || {
-        // Signals the end even if the loop panics.
-        struct Done(tokio::sync::watch::Sender<bool>);
-        impl Drop for Done {
-            fn drop(&mut self) {
-                let _ = self.0.send(true);
+    std::thread::Builder::new()
+        .name("watch-loop".into())
+        .spawn(move || {
+            // Signals the end even if the loop panics.
+            struct Done(tokio::sync::watch::Sender<bool>);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    let _ = self.0.send(true);
+                }
             }
-        }
-        let _done = Done(done_tx);
-        worker.run();
-    })?;
+            let _done = Done(done_tx);
+            worker.run();
+        })?;
 
     let mut done = done_rx.clone();
     let task = tokio::spawn(async move {
         let _ = done.wait_for(|d| *d).await;
     });
     tokio::spawn(watchdog(ctx.clone()));
-    let handle = WatchHandle { inner: Arc::new(Shared { ctx, tx, cookies, seq: AtomicU64::new(0), done: done_rx }) };
+    let handle = WatchHandle {
+        inner: Arc::new(Shared {
+            ctx,
+            tx,
+            cookies,
+            seq: AtomicU64::new(0),
+            done: done_rx,
+        }),
+    };
     Ok((handle, task))
 }
 

@@ -55,7 +55,10 @@ pub struct WatchMap {
 impl WatchMap {
     /// An empty map for watches of `root`.
     pub fn new(watches: Watches, root: PathBuf) -> Self {
-        Self { root, inner: Mutex::new((watches, Maps::default())) }
+        Self {
+            root,
+            inner: Mutex::new((watches, Maps::default())),
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, (Watches, Maps)> {
@@ -91,7 +94,11 @@ impl WatchMap {
     fn forget_wd(&self, wd: i32) {
         let mut g = self.lock();
         if let Some(p) = g.1.by_wd.remove(&wd) {
-            if g.1.by_path.get(&p).is_some_and(|w| w.get_watch_descriptor_id() == wd) {
+            if g.1
+                .by_path
+                .get(&p)
+                .is_some_and(|w| w.get_watch_descriptor_id() == wd)
+            {
                 g.1.by_path.remove(&p);
             }
         }
@@ -100,7 +107,12 @@ impl WatchMap {
     fn rename_prefix(&self, from: &Path, to: &Path) {
         let mut g = self.lock();
         let maps = &mut g.1;
-        let moved: Vec<PathBuf> = maps.by_path.keys().filter(|p| p.starts_with(from)).cloned().collect();
+        let moved: Vec<PathBuf> = maps
+            .by_path
+            .keys()
+            .filter(|p| p.starts_with(from))
+            .cloned()
+            .collect();
         for old in moved {
             let new = to.join(old.strip_prefix(from).expect("prefix"));
             let wd = maps.by_path.remove(&old).expect("present");
@@ -113,7 +125,12 @@ impl WatchMap {
     fn remove_under(&self, rel: &Path) {
         let mut g = self.lock();
         let (watches, maps) = &mut *g;
-        let gone: Vec<PathBuf> = maps.by_path.keys().filter(|p| p.starts_with(rel)).cloned().collect();
+        let gone: Vec<PathBuf> = maps
+            .by_path
+            .keys()
+            .filter(|p| p.starts_with(rel))
+            .cloned()
+            .collect();
         for p in gone {
             if let Some(wd) = maps.by_path.remove(&p) {
                 maps.by_wd.remove(&wd.get_watch_descriptor_id());
@@ -127,7 +144,12 @@ impl WatchMap {
 pub fn add_watch_counted(map: &WatchMap, status: &Status, dir: &Path) -> bool {
     match map.add_dir(dir) {
         Ok(()) => true,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) || e.raw_os_error() == Some(libc::ENOTDIR) => true,
+        Err(e)
+            if e.raw_os_error() == Some(libc::ENOENT)
+                || e.raw_os_error() == Some(libc::ENOTDIR) =>
+        {
+            true
+        }
         Err(e) => {
             Status::bump(&status.watch_failures);
             tracing::error!(dir = %dir.display(), cause = %e, "cannot watch directory; it will be rescanned periodically");
@@ -137,6 +159,8 @@ pub fn add_watch_counted(map: &WatchMap, status: &Status, dir: &Path) -> bool {
 }
 
 struct PendingFrom {
+    /// Where in the held-back operations the outcome goes (kernel order).
+    slot: usize,
     cookie: u32,
     rel: PathBuf,
     dir: bool,
@@ -164,12 +188,19 @@ pub struct Reader {
 
 impl Reader {
     /// Reads events until `stop` is set.
+    ///
+    /// Operations are held back while a moved-from waits for its moved-to, so a move out
+    /// of the tree (known only when no partner comes) keeps its place in kernel order.
     pub fn run(mut self) {
         let mut buf = vec![0u8; 256 * 1024];
         let mut pending: Vec<PendingFrom> = Vec::new();
+        let mut ops: Vec<Option<Op>> = Vec::new();
         while !self.stop.load(Ordering::Relaxed) {
-            let timeout = if pending.is_empty() { Duration::from_millis(200) } else { PAIR_WAIT };
-            let mut ops = Vec::new();
+            let timeout = if pending.is_empty() {
+                Duration::from_millis(200)
+            } else {
+                PAIR_WAIT
+            };
             if poll_in(self.inotify.as_raw_fd(), timeout) {
                 match self.inotify.read_events(&mut buf) {
                     Ok(events) => {
@@ -186,55 +217,80 @@ impl Reader {
                 }
             }
             let now = Instant::now();
-            let (stale, keep): (Vec<_>, Vec<_>) = pending.into_iter().partition(|p| now - p.at >= PAIR_WAIT);
+            let (stale, keep): (Vec<_>, Vec<_>) =
+                pending.into_iter().partition(|p| now - p.at >= PAIR_WAIT);
             pending = keep;
             for p in stale {
                 self.moved_out(p, &mut ops);
             }
-            self.send(ops);
+            if pending.is_empty() {
+                self.send(&mut ops);
+            }
         }
     }
 
-    fn send(&self, ops: Vec<Op>) {
+    fn send(&self, ops: &mut Vec<Option<Op>>) {
+        let ops: Vec<Op> = ops.drain(..).flatten().collect();
         if ops.is_empty() {
             return;
         }
-        self.ctx.status.queue_depth.fetch_add(ops.len() as u64, Ordering::Relaxed);
+        self.ctx
+            .status
+            .queue_depth
+            .fetch_add(ops.len() as u64, Ordering::Relaxed);
         let _ = self.tx.send(Msg::Events(ops, Instant::now()));
     }
 
-    fn handle(&self, ev: inotify::EventOwned, ops: &mut Vec<Op>, pending: &mut Vec<PendingFrom>) {
+    /// Sends what is held back and then a reconcile request (pending moves are resolved as
+    /// moves out; the reconcile corrects any wrong guess).
+    fn reconcile(&self, ops: &mut Vec<Option<Op>>, pending: &mut Vec<PendingFrom>, reason: &str) {
+        for p in std::mem::take(pending) {
+            self.moved_out(p, ops);
+        }
+        self.send(ops);
+        let _ = self.tx.send(Msg::Reconcile(reason.into()));
+    }
+
+    fn handle(
+        &self,
+        ev: inotify::EventOwned,
+        ops: &mut Vec<Option<Op>>,
+        pending: &mut Vec<PendingFrom>,
+    ) {
         let m = ev.mask;
         if m.contains(EventMask::Q_OVERFLOW) {
             tracing::warn!("inotify queue overflowed; reconciling");
             Status::bump(&self.ctx.status.overflows);
-            self.send(std::mem::take(ops));
-            let _ = self.tx.send(Msg::Reconcile("overflow".into()));
+            self.reconcile(ops, pending, "overflow");
             return;
         }
         let wd = ev.wd.get_watch_descriptor_id();
         if m.contains(EventMask::UNMOUNT) {
             tracing::error!("the files tree was unmounted; reconciling");
-            self.send(std::mem::take(ops));
-            let _ = self.tx.send(Msg::Reconcile("unmount".into()));
+            self.reconcile(ops, pending, "unmount");
             return;
         }
         if m.contains(EventMask::IGNORED) {
-            if self.map.resolve(wd).is_some_and(|p| p.as_os_str().is_empty()) {
+            if self
+                .map
+                .resolve(wd)
+                .is_some_and(|p| p.as_os_str().is_empty())
+            {
                 tracing::error!("the watch of the files root went away; reconciling");
-                self.send(std::mem::take(ops));
-                let _ = self.tx.send(Msg::Reconcile("watch-failure".into()));
+                self.reconcile(ops, pending, "watch-failure");
             }
             self.map.forget_wd(wd);
             return;
         }
-        let (Some(dir), Some(name)) = (self.map.resolve(wd), ev.name) else { return };
+        let (Some(dir), Some(name)) = (self.map.resolve(wd), ev.name) else {
+            return;
+        };
         let rel = dir.join(&name);
         let is_dir = m.contains(EventMask::ISDIR);
         if dir.as_os_str().is_empty() && name.as_bytes().starts_with(COOKIE_PREFIX.as_bytes()) {
             if m.contains(EventMask::CLOSE_WRITE) {
                 if let Some(n) = cookie_number(&name) {
-                    ops.push(Op::Cookie(n));
+                    ops.push(Some(Op::Cookie(n)));
                 }
             }
             return;
@@ -245,22 +301,39 @@ impl Reader {
                 self.add_tree(&rel, ops);
             }
         } else if m.contains(EventMask::CLOSE_WRITE) {
+            // Always read: on a filesystem with coarse timestamps a same-size rewrite
+            // leaves the fingerprint unchanged.
             if !ignored {
-                ops.push(Op::Check { rel, compare: Compare::Strict });
+                ops.push(Some(Op::Check {
+                    rel,
+                    compare: Compare::Force,
+                }));
             }
         } else if m.contains(EventMask::ATTRIB) {
             if !is_dir && !ignored {
-                ops.push(Op::Check { rel, compare: Compare::Relaxed });
+                ops.push(Some(Op::Check {
+                    rel,
+                    compare: Compare::Relaxed,
+                }));
             }
         } else if m.contains(EventMask::DELETE) {
             if is_dir {
                 self.map.remove_under(&rel);
             }
             if !ignored {
-                ops.push(Op::Remove { rel, dir: is_dir });
+                ops.push(Some(Op::Remove { rel, dir: is_dir }));
             }
         } else if m.contains(EventMask::MOVED_FROM) {
-            pending.push(PendingFrom { cookie: ev.cookie, rel, dir: is_dir, ignored, at: Instant::now() });
+            ops.push(None);
+            let slot = ops.len() - 1;
+            pending.push(PendingFrom {
+                slot,
+                cookie: ev.cookie,
+                rel,
+                dir: is_dir,
+                ignored,
+                at: Instant::now(),
+            });
         } else if m.contains(EventMask::MOVED_TO) {
             match pending.iter().position(|p| p.cookie == ev.cookie) {
                 Some(i) => {
@@ -268,38 +341,65 @@ impl Reader {
                     self.paired(from, rel, is_dir, ignored, ops);
                 }
                 None if is_dir => self.add_tree(&rel, ops),
-                None if !ignored => ops.push(Op::Check { rel, compare: Compare::Strict }),
+                None if !ignored => ops.push(Some(Op::Check {
+                    rel,
+                    compare: Compare::Strict,
+                })),
                 None => {}
             }
         }
     }
 
-    fn paired(&self, from: PendingFrom, to: PathBuf, is_dir: bool, ignored: bool, ops: &mut Vec<Op>) {
+    fn paired(
+        &self,
+        from: PendingFrom,
+        to: PathBuf,
+        is_dir: bool,
+        ignored: bool,
+        ops: &mut Vec<Option<Op>>,
+    ) {
         if is_dir {
             self.map.rename_prefix(&from.rel, &to);
-            ops.push(Op::Rename { from: from.rel, to, dir: true });
+            ops.push(Some(Op::Rename {
+                from: from.rel,
+                to,
+                dir: true,
+            }));
             return;
         }
-        match (from.ignored, ignored) {
-            (false, false) => ops.push(Op::Rename { from: from.rel, to, dir: false }),
-            (true, false) => ops.push(Op::Check { rel: to, compare: Compare::Strict }),
-            (false, true) => ops.push(Op::Remove { rel: from.rel, dir: false }),
-            (true, true) => {}
-        }
+        ops.push(match (from.ignored, ignored) {
+            (false, false) => Some(Op::Rename {
+                from: from.rel,
+                to,
+                dir: false,
+            }),
+            (true, false) => Some(Op::Check {
+                rel: to,
+                compare: Compare::Strict,
+            }),
+            (false, true) => Some(Op::Remove {
+                rel: from.rel,
+                dir: false,
+            }),
+            (true, true) => None,
+        });
     }
 
-    fn moved_out(&self, p: PendingFrom, ops: &mut Vec<Op>) {
+    fn moved_out(&self, p: PendingFrom, ops: &mut [Option<Op>]) {
         if p.dir {
             self.map.remove_under(&p.rel);
         }
         if !p.ignored {
-            ops.push(Op::Remove { rel: p.rel, dir: p.dir });
+            ops[p.slot] = Some(Op::Remove {
+                rel: p.rel,
+                dir: p.dir,
+            });
         }
     }
 
     /// A directory appeared (created or moved in): watch it and everything below, then
     /// list it, so files written before the watch existed are not missed.
-    fn add_tree(&self, rel: &Path, ops: &mut Vec<Op>) {
+    fn add_tree(&self, rel: &Path, ops: &mut Vec<Option<Op>>) {
         let status = &self.ctx.status;
         let walked = scan::walk(&self.ctx.config.files_root, rel, &self.ignore, |d| {
             if !add_watch_counted(&self.map, status, d) {
@@ -307,14 +407,21 @@ impl Reader {
             }
         });
         for (f, _) in walked.files {
-            ops.push(Op::Check { rel: f, compare: Compare::Strict });
+            ops.push(Some(Op::Check {
+                rel: f,
+                compare: Compare::Strict,
+            }));
         }
     }
 }
 
 /// Whether `fd` becomes readable within `timeout`.
 fn poll_in(fd: i32, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd for the duration of the call.
     let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
     n > 0
@@ -322,5 +429,8 @@ fn poll_in(fd: i32, timeout: Duration) -> bool {
 
 /// Parses a cookie file name's number (for tests and the loop).
 pub fn cookie_number(name: &OsStr) -> Option<u64> {
-    std::str::from_utf8(name.as_bytes().strip_prefix(COOKIE_PREFIX.as_bytes())?).ok()?.parse().ok()
+    std::str::from_utf8(name.as_bytes().strip_prefix(COOKIE_PREFIX.as_bytes())?)
+        .ok()?
+        .parse()
+        .ok()
 }

@@ -73,7 +73,10 @@ pub(super) struct Worker {
 
 /// Unix nanoseconds now.
 pub(crate) fn now_ns() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
 }
 
 fn dev_of(p: &Path) -> u64 {
@@ -84,7 +87,11 @@ fn dev_of(p: &Path) -> u64 {
 impl Worker {
     pub(super) fn new(p: Parts) -> Self {
         let root = p.ctx.config.files_root.clone();
-        let prober = Prober { root: root.clone(), objects: p.objects, max_stored: p.ctx.config.versions.max_stored_file_size };
+        let prober = Prober {
+            root: root.clone(),
+            objects: p.objects,
+            max_stored: p.ctx.config.versions.max_stored_file_size,
+        };
         Self {
             prober,
             map: p.map,
@@ -113,14 +120,28 @@ impl Worker {
             .ctx
             .readers
             .with_blocking(|c| {
-                c.query_row("SELECT count(*) FROM files WHERE status != 'deleted'", [], |r| r.get::<_, i64>(0)).unwrap_or(0)
+                c.query_row(
+                    "SELECT count(*) FROM files WHERE status != 'deleted'",
+                    [],
+                    |r| r.get::<_, i64>(0),
+                )
+                .unwrap_or(0)
             })
             .unwrap_or(0);
         let line = format!("Watching {} files in {} directories", files, self.map.len());
         tracing::info!(files = files, dirs = self.map.len(), "caught up; watching");
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready, sd_notify::NotifyState::Status(&line)]);
+        let _ = sd_notify::notify(
+            false,
+            &[
+                sd_notify::NotifyState::Ready,
+                sd_notify::NotifyState::Status(&line),
+            ],
+        );
         loop {
-            let timeout = self.next_due().saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+            let timeout = self
+                .next_due()
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(1));
             let first = match self.rx.recv_timeout(timeout) {
                 Ok(m) => Some(m),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -148,6 +169,11 @@ impl Worker {
         if let Some(t) = self.reader_thread.take() {
             let _ = t.join();
         }
+        // Waiting sync calls learn that the watcher stopped.
+        self.cookies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
         tracing::info!("watch loop stopped");
     }
@@ -182,12 +208,24 @@ impl Worker {
             }
         }
         let now = Instant::now();
-        let due: Vec<PathBuf> = self.retries.iter().filter(|(_, r)| r.due <= now).map(|(p, _)| p.clone()).collect();
+        let due: Vec<PathBuf> = self
+            .retries
+            .iter()
+            .filter(|(_, r)| r.due <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
         for p in due {
-            ops.push((Op::Check { rel: p, compare: Compare::Strict }, now));
+            ops.push((
+                Op::Check {
+                    rel: p,
+                    compare: Compare::Strict,
+                },
+                now,
+            ));
         }
         self.apply_batch(ops);
-        if self.unwatched.load(Ordering::Relaxed) && self.last_rescan.elapsed() >= UNWATCHED_RESCAN {
+        if self.unwatched.load(Ordering::Relaxed) && self.last_rescan.elapsed() >= UNWATCHED_RESCAN
+        {
             self.unwatched.store(false, Ordering::Relaxed);
             self.reconcile("watch-failure");
         }
@@ -207,19 +245,36 @@ impl Worker {
 
     fn register(&mut self, rel: &Path) -> Result<i64, WatchError> {
         let esc = escape(rel);
-        let bad = |why: &str| WatchError::Catalog { path: esc.clone(), why: why.to_string() };
-        if rel.is_absolute() || rel.components().any(|c| !matches!(c, std::path::Component::Normal(_))) {
+        let bad = |why: &str| WatchError::Catalog {
+            path: esc.clone(),
+            why: why.to_string(),
+        };
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
             return Err(bad("not a plain relative path"));
         }
         if rel.file_name().is_some_and(|n| self.ignore.is_ignored(n)) {
             return Err(bad("the name matches an ignore pattern"));
         }
-        let outcome = self.apply_batch(vec![(Op::Check { rel: rel.to_path_buf(), compare: Compare::Strict }, Instant::now())]);
+        let outcome = self.apply_batch(vec![(
+            Op::Check {
+                rel: rel.to_path_buf(),
+                compare: Compare::Strict,
+            },
+            Instant::now(),
+        )]);
         if let Some(why) = outcome.problems.get(rel) {
             return Err(bad(why));
         }
         let key = esc.clone();
-        let row = self.ctx.readers.with_blocking(move |c| ops::row_by_path(c, &key)).map_err(|e| bad(&e.to_string()))?;
+        let row = self
+            .ctx
+            .readers
+            .with_blocking(move |c| ops::row_by_path(c, &key))
+            .map_err(|e| bad(&e.to_string()))?;
         match row {
             Ok(Some(r)) if r.is_present() => Ok(r.id),
             Ok(_) => Err(bad("not a regular file in the tree")),
@@ -239,24 +294,39 @@ impl Worker {
     }
 
     fn pending_cookies(&self) -> Vec<u64> {
-        self.cookies.lock().unwrap_or_else(|e| e.into_inner()).keys().copied().collect()
+        self.cookies
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .keys()
+            .copied()
+            .collect()
     }
 
     fn note_failure(&mut self, rel: &Path, why: &str) {
-        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry { attempts: 0, due: Instant::now() });
+        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
+            attempts: 0,
+            due: Instant::now(),
+        });
         r.attempts += 1;
-        let backoff = Duration::from_millis(500).saturating_mul(1 << r.attempts.min(10)).min(Duration::from_secs(300));
+        let backoff = Duration::from_millis(500)
+            .saturating_mul(1 << r.attempts.min(10))
+            .min(Duration::from_secs(300));
         r.due = Instant::now() + backoff;
         if r.attempts == 1 {
             tracing::warn!(path = %rel.display(), cause = why, "cannot catalog; will retry");
         }
         if r.attempts >= 3 {
-            self.ctx.status.with_detail(|d| d.failures.insert(escape(rel), why.to_string()));
+            self.ctx
+                .status
+                .with_detail(|d| d.failures.insert(escape(rel), why.to_string()));
         }
     }
 
     fn note_changing(&mut self, rel: &Path) {
-        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry { attempts: 0, due: Instant::now() });
+        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
+            attempts: 0,
+            due: Instant::now(),
+        });
         r.due = Instant::now() + Duration::from_millis(200);
     }
 
@@ -269,7 +339,9 @@ impl Worker {
 
     /// Removes objects no stored version references (also those of an earlier run).
     fn collect_garbage(&self) {
-        let Ok(Ok(stored)) = self.ctx.readers.with_blocking(ops::stored_shas) else { return };
+        let Ok(Ok(stored)) = self.ctx.readers.with_blocking(ops::stored_shas) else {
+            return;
+        };
         let mut n = 0;
         for sha in self.prober.objects.list() {
             if !stored.contains(&sha) {
@@ -302,4 +374,3 @@ pub(super) struct Outcome {
     /// Paths whose cataloging failed, with the cause.
     pub problems: HashMap<PathBuf, String>,
 }
-

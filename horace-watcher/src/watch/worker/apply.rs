@@ -38,7 +38,12 @@ pub(super) struct TxResult {
 
 /// Applies `items` in order in one transaction, then prunes the content of the files that
 /// got a new version.
-pub(super) fn commit(conn: &mut Connection, items: &[Item], keep: u32, min_age_ns: i64) -> rusqlite::Result<TxResult> {
+pub(super) fn commit(
+    conn: &mut Connection,
+    items: &[Item],
+    keep: u32,
+    min_age_ns: i64,
+) -> rusqlite::Result<TxResult> {
     let now = now_ns();
     let tx = conn.transaction()?;
     let mut r = TxResult::default();
@@ -62,13 +67,18 @@ pub(super) fn commit(conn: &mut Connection, items: &[Item], keep: u32, min_age_n
             Item::Rename(from, to, true) => {
                 ops::rename_dir(&tx, &escape(from), &escape(to), now)?;
             }
-            Item::Remove(p, false) => r.deleted += ops::mark_deleted(&tx, &escape(p), now)?.is_some() as u64,
-            Item::Remove(p, true) => r.deleted += ops::mark_deleted_under(&tx, &escape(p), now)? as u64,
+            Item::Remove(p, false) => {
+                r.deleted += ops::mark_deleted(&tx, &escape(p), now)?.is_some() as u64
+            }
+            Item::Remove(p, true) => {
+                r.deleted += ops::mark_deleted_under(&tx, &escape(p), now)? as u64
+            }
             Item::Cookie(n) => r.cookies.push(*n),
         }
     }
     for id in touched {
-        r.unreferenced.extend(ops::prune(&tx, id, keep, min_age_ns, now)?);
+        r.unreferenced
+            .extend(ops::prune(&tx, id, keep, min_age_ns, now)?);
     }
     tx.commit()?;
     Ok(r)
@@ -110,11 +120,29 @@ impl Worker {
             return outcome;
         }
         let last_seen = batch.last().map(|(_, at)| *at);
-        let mut list: Vec<Op> = since.keys().map(|p| Op::Check { rel: p.clone(), compare: Compare::Strict }).collect();
+        let mut list: Vec<Op> = since
+            .keys()
+            .map(|p| Op::Check {
+                rel: p.clone(),
+                compare: Compare::Strict,
+            })
+            .collect();
         for (op, _) in batch {
-            if let Op::Rename { from, to, dir: false } = op {
-                list.push(Op::Rename { from, to: to.clone(), dir: false });
-                list.push(Op::Check { rel: to, compare: Compare::Relaxed });
+            if let Op::Rename {
+                from,
+                to,
+                dir: false,
+            } = op
+            {
+                list.push(Op::Rename {
+                    from,
+                    to: to.clone(),
+                    dir: false,
+                });
+                list.push(Op::Check {
+                    rel: to,
+                    compare: Compare::Relaxed,
+                });
             } else {
                 list.push(op);
             }
@@ -143,16 +171,25 @@ impl Worker {
         let rows = self.lookup_rows(jobs.keys().map(|(p, _)| p.clone()).collect());
         let jobs: Vec<((PathBuf, PathBuf), Compare)> = jobs.into_iter().collect();
         let prober = &self.prober;
-        let probes = par_map(&jobs, THREADS, |((p, f), cmp)| prober.probe(f, rows.get(p), *cmp));
-        let hashed = probes.iter().filter(|p| matches!(p, Probe::Hashed(_))).count() as u64;
-        let results: HashMap<(PathBuf, PathBuf), Probe> = jobs.into_iter().map(|(k, _)| k).zip(probes).collect();
+        let probes = par_map(&jobs, THREADS, |((p, f), cmp)| {
+            prober.probe(f, rows.get(p), *cmp)
+        });
+        let hashed = probes
+            .iter()
+            .filter(|p| matches!(p, Probe::Hashed(_)))
+            .count() as u64;
+        let results: HashMap<(PathBuf, PathBuf), Probe> =
+            jobs.into_iter().map(|(k, _)| k).zip(probes).collect();
 
         let mut items = Vec::with_capacity(list.len());
         for (op, f) in list.into_iter().zip(finals) {
             items.push(match op {
                 Op::Check { rel, .. } => {
                     let f = f.expect("final path of a check");
-                    let probe = results.get(&(rel.clone(), f)).cloned().unwrap_or(Probe::Missing);
+                    let probe = results
+                        .get(&(rel.clone(), f))
+                        .cloned()
+                        .unwrap_or(Probe::Missing);
                     Item::Check(rel, probe)
                 }
                 Op::Rename { from, to, dir } => Item::Rename(from, to, dir),
@@ -164,7 +201,10 @@ impl Worker {
         let min_age_ns = i64::from(self.ctx.config.versions.min_age_days) * 86_400 * 1_000_000_000;
         let items = std::sync::Arc::new(items);
         let shared = items.clone();
-        let committed = self.ctx.writer.exec_blocking(move |c| commit(c, &shared, keep, min_age_ns));
+        let committed = self
+            .ctx
+            .writer
+            .exec_blocking(move |c| commit(c, &shared, keep, min_age_ns));
         let tx = match committed {
             Ok(Ok(tx)) => tx,
             Ok(Err(e)) => {
@@ -207,13 +247,25 @@ impl Worker {
         }
         let st = &self.ctx.status;
         let done = std::mem::take(&mut self.inflight);
-        let _ = st.queue_depth.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.saturating_sub(done)));
-        st.versions_cataloged.fetch_add(tx.versions, Ordering::Relaxed);
+        let _ = st
+            .queue_depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some(d.saturating_sub(done))
+            });
+        st.versions_cataloged
+            .fetch_add(tx.versions, Ordering::Relaxed);
         st.files_hashed.fetch_add(hashed, Ordering::Relaxed);
         if let Some(at) = last_seen {
-            st.event_lag_us.store(at.elapsed().as_micros() as u64, Ordering::Relaxed);
+            st.event_lag_us
+                .store(at.elapsed().as_micros() as u64, Ordering::Relaxed);
         }
-        tracing::debug!(ops = items.len(), hashed, versions = tx.versions, deleted = tx.deleted, "batch committed");
+        tracing::debug!(
+            ops = items.len(),
+            hashed,
+            versions = tx.versions,
+            deleted = tx.deleted,
+            "batch committed"
+        );
         self.fire_cookies(tx.cookies);
         outcome
     }

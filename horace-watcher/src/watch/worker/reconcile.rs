@@ -16,8 +16,11 @@ use crate::scan::{self, par_map, Compare, Probe};
 use crate::status::{ScanReport, Status};
 use crate::watch::reader::add_watch_counted;
 
-/// Files probed per transaction during a scan.
+/// Files probed per parallel round during a scan.
 const CHUNK: usize = 256;
+/// Results per transaction: a scan of fewer changed files than this (every overflow
+/// reconcile of an ordinary burst) becomes visible at once, with its deletions.
+const TX_ITEMS: usize = 20_000;
 
 impl Worker {
     /// Brings the catalog in line with the tree; `reason` goes into status.
@@ -30,7 +33,13 @@ impl Worker {
         if reason != "startup" {
             Status::bump(&st.recrawls);
         }
-        st.with_detail(|d| d.last_scan = Some(ScanReport { reason: reason.into(), started_ns, ..Default::default() }));
+        st.with_detail(|d| {
+            d.last_scan = Some(ScanReport {
+                reason: reason.into(),
+                started_ns,
+                ..Default::default()
+            })
+        });
         self.last_rescan = Instant::now();
         tracing::info!(reason, "reconcile scan started");
         let root = self.ctx.config.files_root.clone();
@@ -66,12 +75,13 @@ impl Worker {
         let total = todo.len();
         let (mut hashed, mut bytes, mut done) = (0u64, 0u64, 0usize);
         let mut last_report = Instant::now();
-        let keep = self.ctx.config.versions.keep;
-        let min_age_ns = i64::from(self.ctx.config.versions.min_age_days) * 86_400 * 1_000_000_000;
+        let mut items = Vec::new();
+        let mut deleted = 0u64;
         for chunk in todo.chunks(CHUNK) {
             let prober = &self.prober;
-            let probes = par_map(chunk, THREADS, |(rel, row)| prober.probe(rel, row.as_ref(), Compare::Strict));
-            let mut items = Vec::with_capacity(chunk.len());
+            let probes = par_map(chunk, THREADS, |(rel, row)| {
+                prober.probe(rel, row.as_ref(), Compare::Strict)
+            });
             for ((rel, _), probe) in chunk.iter().zip(probes) {
                 match &probe {
                     Probe::Hashed(c) => {
@@ -79,50 +89,41 @@ impl Worker {
                         bytes += c.fp.size as u64;
                         self.note_success(rel);
                     }
-                    Probe::Unchanged(_) | Probe::NotRegular | Probe::Missing => self.note_success(rel),
+                    Probe::Unchanged(_) | Probe::NotRegular | Probe::Missing => {
+                        self.note_success(rel)
+                    }
                     Probe::Changing => self.note_changing(rel),
                     Probe::Failed(why) => self.note_failure(rel, why),
                 }
                 items.push(Item::Check(rel.clone(), probe));
             }
-            match self.ctx.writer.exec_blocking(move |c| commit(c, &items, keep, min_age_ns)) {
-                Ok(Ok(tx)) => {
-                    st.versions_cataloged.fetch_add(tx.versions, Ordering::Relaxed);
-                    for sha in &tx.unreferenced {
-                        self.prober.objects.remove(sha);
-                    }
-                }
-                other => tracing::error!(result = ?other.map(|r| r.map(|t| t.versions)), "scan transaction failed"),
+            if items.len() >= TX_ITEMS {
+                deleted += self.commit_scan(std::mem::take(&mut items));
             }
             done += chunk.len();
             if last_report.elapsed() >= Duration::from_secs(2) {
                 last_report = Instant::now();
                 let mbs = bytes as f64 / 1e6 / t0.elapsed().as_secs_f64().max(1e-6);
-                let line = format!("Scanning ({reason}): {done}/{total} files to check, {mbs:.0} MB/s");
+                let line =
+                    format!("Scanning ({reason}): {done}/{total} files to check, {mbs:.0} MB/s");
                 tracing::info!(reason, done, total, mb_per_s = mbs as u64, "scan progress");
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&line)]);
             }
         }
         st.files_hashed.fetch_add(hashed, Ordering::Relaxed);
 
-        let mut deleted = 0u64;
         if root_ok {
-            let gone: Vec<Item> = rows
-                .values()
-                .filter(|r| r.is_present() && !seen.contains(&r.path))
-                .filter_map(|r| unescape(&r.path))
-                .filter(|p| !walked.unreadable.iter().any(|u| p.starts_with(u)))
-                .map(|p| Item::Remove(p, false))
-                .collect();
-            if !gone.is_empty() {
-                match self.ctx.writer.exec_blocking(move |c| commit(c, &gone, keep, min_age_ns)) {
-                    Ok(Ok(tx)) => deleted = tx.deleted,
-                    other => tracing::error!(result = ?other.map(|r| r.map(|t| t.deleted)), "marking vanished files failed"),
-                }
-            }
+            items.extend(
+                rows.values()
+                    .filter(|r| r.is_present() && !seen.contains(&r.path))
+                    .filter_map(|r| unescape(&r.path))
+                    .filter(|p| !walked.unreadable.iter().any(|u| p.starts_with(u)))
+                    .map(|p| Item::Remove(p, false)),
+            );
         } else {
             tracing::error!(root = %root.display(), "files root is missing or another filesystem (unmounted?); not marking files deleted");
         }
+        deleted += self.commit_scan(items);
         let secs = t0.elapsed().as_secs_f64();
         let report = ScanReport {
             reason: reason.into(),
@@ -145,5 +146,34 @@ impl Worker {
             "reconcile scan finished"
         );
         self.fire_cookies(cookies_before);
+    }
+
+    /// Commits scan results in one transaction; returns how many files were marked deleted.
+    fn commit_scan(&self, items: Vec<Item>) -> u64 {
+        if items.is_empty() {
+            return 0;
+        }
+        let keep = self.ctx.config.versions.keep;
+        let min_age_ns = i64::from(self.ctx.config.versions.min_age_days) * 86_400 * 1_000_000_000;
+        match self
+            .ctx
+            .writer
+            .exec_blocking(move |c| commit(c, &items, keep, min_age_ns))
+        {
+            Ok(Ok(tx)) => {
+                self.ctx
+                    .status
+                    .versions_cataloged
+                    .fetch_add(tx.versions, Ordering::Relaxed);
+                for sha in &tx.unreferenced {
+                    self.prober.objects.remove(sha);
+                }
+                tx.deleted
+            }
+            other => {
+                tracing::error!(result = ?other.map(|r| r.map(|t| t.versions)), "scan transaction failed");
+                0
+            }
+        }
     }
 }

@@ -18,7 +18,11 @@ fn io_err(e: impl std::fmt::Display) -> RestoreError {
 }
 
 impl Worker {
-    pub(super) fn restore(&mut self, file_id: i64, version: i64) -> Result<RestoreOutcome, RestoreError> {
+    pub(super) fn restore(
+        &mut self,
+        file_id: i64,
+        version: i64,
+    ) -> Result<RestoreOutcome, RestoreError> {
         let looked_up = self
             .ctx
             .readers
@@ -38,29 +42,45 @@ impl Worker {
         let (Some(row), Some((sha, stored))) = looked_up else {
             return Err(RestoreError::NotFound { file_id, version });
         };
-        let rel = unescape(&row.path).ok_or_else(|| io_err(format!("malformed catalog path {}", row.path)))?;
+        let rel = unescape(&row.path)
+            .ok_or_else(|| io_err(format!("malformed catalog path {}", row.path)))?;
         let root = self.ctx.config.files_root.clone();
 
         // The current content first, so this restore can itself be undone.
         if std::fs::symlink_metadata(root.join(&rel)).is_ok_and(|m| m.is_file()) {
-            let out = self.apply_batch(vec![(Op::Check { rel: rel.clone(), compare: Compare::Force }, Instant::now())]);
+            let out = self.apply_batch(vec![(
+                Op::Check {
+                    rel: rel.clone(),
+                    compare: Compare::Force,
+                },
+                Instant::now(),
+            )]);
             if let Some(why) = out.problems.get(&rel) {
-                return Err(io_err(format!("cannot store the current content first: {why}")));
+                return Err(io_err(format!(
+                    "cannot store the current content first: {why}"
+                )));
             }
         }
 
         let objects = self.prober.objects.clone();
         if !(stored && objects.contains(&sha)) {
             let ctx = self.ctx.clone();
-            let found = self.rt.block_on(async move { crate::snapshots::find_snapshot_copy(&ctx, file_id, version).await });
-            let copy = found.map_err(|snapshots| RestoreError::ContentPruned { version, snapshots })?;
+            let found = self.rt.block_on(async move {
+                crate::snapshots::find_snapshot_copy(&ctx, file_id, version).await
+            });
+            let copy =
+                found.map_err(|snapshots| RestoreError::ContentPruned { version, snapshots })?;
             let (tmp, d) = objects.copy_in(&copy).map_err(io_err)?;
             if d.sha256 != sha {
-                return Err(RestoreError::ContentPruned { version, snapshots: Vec::new() });
+                return Err(RestoreError::ContentPruned {
+                    version,
+                    snapshots: Vec::new(),
+                });
             }
             objects.commit(tmp, &sha).map_err(io_err)?;
         }
-        let (fp, d) = store::write_over(&root, &rel, &objects.path_of(&sha), &sha).map_err(io_err)?;
+        let (fp, d) =
+            store::write_over(&root, &rel, &objects.path_of(&sha), &sha).map_err(io_err)?;
         let c = NewContent {
             sha256: sha,
             fp,
@@ -80,8 +100,13 @@ impl Worker {
             })
             .map_err(io_err)?
             .map_err(io_err)?;
-        let new_version = recorded.1.ok_or_else(|| io_err("no version was recorded"))?;
+        let new_version = recorded
+            .1
+            .ok_or_else(|| io_err("no version was recorded"))?;
         tracing::info!(file_id, version, new_version, path = %Path::new(&rel).display(), "version restored");
-        Ok(RestoreOutcome { file_id: recorded.0, new_version })
+        Ok(RestoreOutcome {
+            file_id: recorded.0,
+            new_version,
+        })
     }
 }

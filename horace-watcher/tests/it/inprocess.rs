@@ -1,0 +1,212 @@
+//! The watch handle in-process (as the query service uses it): the `sync` cookie barrier,
+//! `register`, and restoring versions from the content store.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use horace_watcher::catalog::{self, Readers, Writer};
+use horace_watcher::store::{restore_version, RestoreError};
+use horace_watcher::watch::{self, WatchError, WatchHandle};
+use horace_watcher::{Config, Context};
+use tokio_util::sync::CancellationToken;
+
+use crate::util::{catalog_equals_disk, event_kinds, file_row, open_catalog, sha_hex};
+
+struct Running {
+    ctx: Arc<Context>,
+    watch: WatchHandle,
+    _dir: tempfile::TempDir,
+    files: PathBuf,
+    meta: PathBuf,
+}
+
+async fn start(tweak: impl FnOnce(&mut Config)) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(&files).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    let mut config = Config::for_dirs(&files, &meta);
+    tweak(&mut config);
+    let db = catalog::catalog_path(&meta);
+    let (writer, _thread) = Writer::spawn(catalog::open_writer(&db).unwrap());
+    let ctx = Arc::new(Context {
+        config,
+        writer,
+        readers: Readers::new(db),
+        status: Default::default(),
+        cancel: CancellationToken::new(),
+    });
+    let (watch, _task) = watch::start(ctx.clone()).await.unwrap();
+    Running {
+        ctx,
+        watch,
+        _dir: dir,
+        files,
+        meta,
+    }
+}
+
+fn versions(meta: &Path, id: i64) -> Vec<(i64, String, Option<i64>, bool)> {
+    let conn = open_catalog(&meta.join("catalog.db"));
+    let mut stmt = conn
+        .prepare("SELECT version, sha256, restored_from, content_stored FROM versions WHERE file_id = ?1 ORDER BY version")
+        .unwrap();
+    stmt.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_waits_for_earlier_writes_and_leaves_no_trace() {
+    let r = start(|_| {}).await;
+    for i in 0..50 {
+        fs::write(r.files.join(format!("f{i}")), format!("{i}")).unwrap();
+    }
+    r.watch.sync().await.unwrap();
+    catalog_equals_disk(&r.files, &r.meta);
+    assert_eq!(file_row(&r.meta, "f49").unwrap().2, 1);
+    r.watch.sync().await.unwrap();
+    let cookies: i64 = open_catalog(&r.meta.join("catalog.db"))
+        .query_row(
+            "SELECT count(*) FROM files WHERE path LIKE '.horace-sync-%'",
+            [],
+            |x| x.get(0),
+        )
+        .unwrap();
+    assert_eq!(cookies, 0, "cookies never enter the catalog");
+    assert!(fs::read_dir(&r.files)
+        .unwrap()
+        .flatten()
+        .all(|e| !e.file_name().to_string_lossy().starts_with(".horace")));
+    assert!(r
+        .ctx
+        .status
+        .ready
+        .load(std::sync::atomic::Ordering::Relaxed));
+    r.watch.shutdown().await;
+    assert!(matches!(r.watch.sync().await, Err(WatchError::Stopped)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn register_catalogs_now_and_is_idempotent() {
+    let r = start(|_| {}).await;
+    fs::create_dir_all(r.files.join("svc")).unwrap();
+    fs::write(r.files.join("svc/r.txt"), "now").unwrap();
+    let id = r.watch.register(PathBuf::from("svc/r.txt")).await.unwrap();
+    assert_eq!(
+        r.watch.register(PathBuf::from("svc/r.txt")).await.unwrap(),
+        id
+    );
+    assert_eq!(
+        file_row(&r.meta, "svc/r.txt").unwrap(),
+        (id, "active".into(), 1)
+    );
+    for bad in ["svc/missing", "svc", "../etc/passwd", "svc/x.tmp"] {
+        assert!(
+            matches!(
+                r.watch.register(PathBuf::from(bad)).await,
+                Err(WatchError::Catalog { .. })
+            ),
+            "{bad}"
+        );
+    }
+    r.watch.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_gives_old_bytes_as_a_new_version_and_is_itself_restorable() {
+    let r = start(|_| {}).await;
+    let path = r.files.join("doc.txt");
+    let contents = ["first version\n", "second version\n", "third version\n"];
+    for c in contents {
+        fs::write(&path, c).unwrap();
+        r.watch.sync().await.unwrap();
+    }
+    let id = file_row(&r.meta, "doc.txt").unwrap().0;
+    assert_eq!(versions(&r.meta, id).len(), 3);
+
+    let out = restore_version(&r.ctx, &r.watch, id, 1).await.unwrap();
+    assert_eq!((out.file_id, out.new_version), (id, 4));
+    assert_eq!(fs::read_to_string(&path).unwrap(), contents[0]);
+    r.watch.sync().await.unwrap();
+    let v = versions(&r.meta, id);
+    assert_eq!(
+        v.len(),
+        4,
+        "the restore's own rename makes no extra version: {v:?}"
+    );
+    assert_eq!(v[3], (4, sha_hex(contents[0].as_bytes()), Some(1), true));
+    catalog_equals_disk(&r.files, &r.meta);
+
+    // The replaced content (version 3) is itself restorable.
+    let out = restore_version(&r.ctx, &r.watch, id, 3).await.unwrap();
+    assert_eq!(out.new_version, 5);
+    assert_eq!(fs::read_to_string(&path).unwrap(), contents[2]);
+    r.watch.sync().await.unwrap();
+    catalog_equals_disk(&r.files, &r.meta);
+    assert_eq!(
+        event_kinds(&r.meta, id),
+        ["created", "modified", "modified", "restored", "restored"]
+    );
+    assert!(
+        fs::read_dir(&r.files).unwrap().count() == 1,
+        "no temp file left behind"
+    );
+
+    assert!(matches!(
+        restore_version(&r.ctx, &r.watch, id, 99).await,
+        Err(RestoreError::NotFound { .. })
+    ));
+    assert!(matches!(
+        restore_version(&r.ctx, &r.watch, 999, 1).await,
+        Err(RestoreError::NotFound { .. })
+    ));
+    r.watch.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_prunes_old_content_and_restore_reports_it() {
+    let r = start(|c| {
+        c.versions.keep = 2;
+        c.versions.min_age_days = 0;
+    })
+    .await;
+    let path = r.files.join("p.txt");
+    for i in 0..4 {
+        fs::write(&path, format!("content {i}")).unwrap();
+        r.watch.sync().await.unwrap();
+    }
+    let id = file_row(&r.meta, "p.txt").unwrap().0;
+    let stored: Vec<bool> = versions(&r.meta, id).into_iter().map(|v| v.3).collect();
+    assert_eq!(stored, [false, false, true, true]);
+    let objects = fs::read_dir(r.meta.join("objects/sha256"))
+        .unwrap()
+        .flat_map(|d| fs::read_dir(d.unwrap().path()).unwrap())
+        .count();
+    assert_eq!(objects, 2, "unreferenced objects are collected");
+    match restore_version(&r.ctx, &r.watch, id, 1).await {
+        Err(RestoreError::ContentPruned { version: 1, .. }) => {}
+        other => panic!("expected ContentPruned, got {other:?}"),
+    }
+    assert_eq!(
+        fs::read_to_string(&path).unwrap(),
+        "content 3",
+        "a failed restore changes nothing"
+    );
+    catalog_equals_disk(&r.files, &r.meta);
+    r.watch.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_files_are_cataloged_without_content() {
+    let r = start(|c| c.versions.max_stored_file_size = 1000).await;
+    fs::write(r.files.join("big.bin"), vec![7u8; 5000]).unwrap();
+    fs::write(r.files.join("small.bin"), vec![7u8; 10]).unwrap();
+    r.watch.sync().await.unwrap();
+    catalog_equals_disk(&r.files, &r.meta);
+    let big = file_row(&r.meta, "big.bin").unwrap().0;
+    assert!(!versions(&r.meta, big)[0].3);
+    r.watch.shutdown().await;
+}

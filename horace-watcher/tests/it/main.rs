@@ -1,0 +1,8 @@
+//! Integration tests of horace-watcher: the real binary over real inotify, on temp
+//! directories and a zfs-fuse dataset, plus in-process tests of the library's watch
+//! handle (sync, register, restore).
+
+mod bulk;
+mod inprocess;
+mod lifecycle;
+mod util;
