@@ -42,8 +42,12 @@ pub struct Context {
 /// Runs the watcher until `shutdown` completes, then stops cleanly: the queue is drained,
 /// the query socket removed, and the catalog closed.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.metadata_dir)
-        .with_context(|| format!("failed to create metadata dir {}", config.metadata_dir.display()))?;
+    std::fs::create_dir_all(&config.metadata_dir).with_context(|| {
+        format!(
+            "failed to create metadata dir {}",
+            config.metadata_dir.display()
+        )
+    })?;
     let db = catalog::catalog_path(&config.metadata_dir);
     let conn = snapshots::backup::open_or_recover(&config).context("failed to open the catalog")?;
     let (writer, writer_thread) = catalog::Writer::spawn(conn);
@@ -56,21 +60,34 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     });
 
     // Watch first, then scan: nothing written during the startup scan is lost.
-    let (watch, watch_task) = watch::start(ctx.clone()).await.context("failed to start watching")?;
-    let query_task = tokio::spawn(query::serve(ctx.clone(), watch.clone()));
+    let (watch, watch_task) = watch::start(ctx.clone())
+        .await
+        .context("failed to start watching")?;
+    let mut query_task = tokio::spawn(query::serve(ctx.clone(), watch.clone()));
     let snapshot_task = tokio::spawn(snapshots::run(ctx.clone(), watch.clone()));
 
+    let mut query_done = None;
     tokio::select! {
         () = shutdown => tracing::info!("shutting down"),
         r = watch_task => tracing::error!(result = ?r, "watch task ended"),
+        // The query service ends early only when it cannot start (socket in use, TCP
+        // without a usable token): that fails the run.
+        r = &mut query_task => query_done = Some(r),
     }
     ctx.cancel.cancel();
-    for (name, task) in [("query", query_task), ("snapshots", snapshot_task)] {
-        match task.await {
+    let mut query_failed = None;
+    match query_done.take() {
+        Some(r) => query_failed = r.map_err(anyhow::Error::from).and_then(|r| r).err(),
+        None => match query_task.await {
             Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::error!(task = name, error = %format!("{e:#}"), "task failed"),
-            Err(e) => tracing::error!(task = name, error = %e, "task panicked"),
-        }
+            Ok(Err(e)) => query_failed = Some(e),
+            Err(e) => tracing::error!(task = "query", error = %e, "task panicked"),
+        },
+    }
+    match snapshot_task.await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(task = "snapshots", error = %format!("{e:#}"), "task failed"),
+        Err(e) => tracing::error!(task = "snapshots", error = %e, "task panicked"),
     }
     watch.shutdown().await;
     drop(watch);
@@ -78,5 +95,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     if writer_gone {
         let _ = tokio::task::spawn_blocking(move || writer_thread.join()).await;
     }
-    Ok(())
+    match query_failed {
+        Some(e) => Err(e.context("the query service failed")),
+        None => Ok(()),
+    }
 }

@@ -44,7 +44,18 @@ pub const MAX_CONNECTIONS: usize = 256;
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Serves queries until `ctx.cancel` fires.
+///
+/// A listener that cannot be set up (socket in use, TCP without a usable token) stops the
+/// whole watcher: `ctx.cancel` is cancelled and the error returned.
 pub async fn serve(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result<()> {
+    let r = serve_inner(&ctx, watch).await;
+    if r.is_err() {
+        ctx.cancel.cancel();
+    }
+    r
+}
+
+async fn serve_inner(ctx: &Arc<Context>, watch: WatchHandle) -> anyhow::Result<()> {
     let q = &ctx.config.query;
     let unix = bind_unix(&q.socket)?;
     let tcp = match (&q.tcp, &q.token_file) {

@@ -14,7 +14,7 @@ use crate::status::Status;
 /// Most files listed per duplicate group.
 pub const MAX_GROUP_FILES: i64 = 1000;
 
-const DUP_GROUPS: &str = "SELECT v.sha256, max(v.size) AS size, count(*) AS n
+const DUP_GROUPS: &str = "SELECT v.sha256 AS sha, max(v.size) AS one_size, count(*) AS n
     FROM files f JOIN versions v ON v.file_id = f.id AND v.version = f.current_version
     WHERE f.status = 'active' AND v.size >= ?1
     GROUP BY v.sha256 HAVING count(*) > 1";
@@ -31,7 +31,7 @@ pub fn duplicates(conn: &Connection, q: &DuplicatesQuery) -> Res<DuplicatesResul
     let mut groups = Vec::new();
     if limit > 0 && q.offset < total as u64 {
         let mut stmt = conn.prepare_cached(&format!(
-            "{DUP_GROUPS} ORDER BY size * (n - 1) DESC, v.sha256 LIMIT ?2 OFFSET ?3"
+            "{DUP_GROUPS} ORDER BY one_size * (n - 1) DESC, sha LIMIT ?2 OFFSET ?3"
         ))?;
         let rows = stmt.query_map(params![min, limit, q.offset as i64], |r| {
             Ok((

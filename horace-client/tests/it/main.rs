@@ -1,0 +1,8 @@
+//! Integration tests of the query service: the real `horace-watcher` binary on a temp
+//! directory, the real `horace` CLI and the client library over its socket (and TCP).
+
+mod bad_input;
+mod methods;
+mod rights;
+mod search;
+mod util;
