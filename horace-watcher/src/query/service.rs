@@ -283,7 +283,7 @@ impl Horace for QueryService {
     }
 
     async fn collection_list(self, _: context::Context) -> Result<Vec<CollectionInfo>, QueryError> {
-        self.handle("collection_list", self.read(|c| collections::list(c)))
+        self.handle("collection_list", self.read(collections::list))
             .await
     }
 
@@ -357,7 +357,7 @@ impl Horace for QueryService {
     }
 
     async fn snapshots(self, _: context::Context) -> Result<Vec<SnapshotEntry>, QueryError> {
-        self.handle("snapshots", self.read(|c| report::snapshots(c)))
+        self.handle("snapshots", self.read(report::snapshots))
             .await
     }
 
