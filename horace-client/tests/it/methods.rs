@@ -307,3 +307,42 @@ fn every_command_through_the_cli() {
         "a closed stdout is not an error"
     );
 }
+
+#[test]
+fn connection_errors_exit_codes_and_help() {
+    let s = Server::start();
+    s.write("svc/a.txt", b"x");
+    // HORACE_SOCKET replaces the default socket.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_horace"))
+        .arg("sync")
+        .env("HORACE_SOCKET", &s.socket)
+        .output()
+        .unwrap();
+    assert_ok(&out, &["sync (HORACE_SOCKET)"]);
+    // No server: exit 5 with one line naming the socket.
+    let missing = s.path().join("missing.sock");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_horace"))
+        .arg("--socket")
+        .arg(&missing)
+        .arg("status")
+        .output()
+        .unwrap();
+    assert_fails(&out, 5, "cannot connect to");
+    // --help documents the exit codes.
+    let help = s.cli(&["--help"]);
+    assert!(String::from_utf8_lossy(&help.stdout).contains("5  cannot connect"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_carry_a_deadline() {
+    let s = Server::start();
+    let c = s
+        .client()
+        .await
+        .with_timeout(std::time::Duration::from_nanos(1));
+    let e = c.status().await.unwrap_err();
+    assert!(matches!(e, ClientError::DeadlineExceeded(_)), "{e}");
+    // The connection is still usable with a sane deadline.
+    let c = c.with_timeout(std::time::Duration::from_secs(30));
+    assert!(c.status().await.is_ok());
+}
