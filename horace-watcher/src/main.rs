@@ -71,8 +71,9 @@ fn load(args: &Args) -> anyhow::Result<Config> {
 }
 
 fn init_logging() {
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    // tarpc logs every request's life cycle at INFO; the query service logs its own outcome.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,tarpc=warn".into());
     let journald = Path::new("/run/systemd/journal/socket")
         .exists()
         .then(tracing_journald::layer)
