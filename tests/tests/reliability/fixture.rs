@@ -1,0 +1,286 @@
+//! Fixture of the reliability tests: the real `horace-watcher` binary on a files root and
+//! a metadata directory (a temp directory or a zfs-fuse dataset), started, killed with
+//! SIGKILL and restarted by the test; and the checks that compare its catalog (opened
+//! read-only) with the disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use horace_tests::{bin_path, ChildGuard, NotifySocket};
+use rusqlite::{Connection, OpenFlags};
+use sha2::{Digest, Sha256};
+
+/// A watcher binary over `files`/`meta`, restartable; killed on drop.
+pub struct Watcher {
+    /// The running process, if any.
+    pub child: Option<ChildGuard>,
+    /// The files root.
+    pub files: PathBuf,
+    /// The metadata directory.
+    pub meta: PathBuf,
+    /// The query socket.
+    pub socket: PathBuf,
+    /// The configuration file.
+    pub config: PathBuf,
+    /// stderr of every run, appended.
+    pub log: PathBuf,
+    _scratch: tempfile::TempDir,
+}
+
+impl Watcher {
+    /// Writes a configuration (`extra` appended; it must not open `[query]`) without
+    /// starting the watcher.
+    pub fn new(files: &Path, meta: &Path, extra: &str) -> Self {
+        let scratch = horace_tests::shared_tempdir();
+        let socket = scratch.path().join("query.sock");
+        let config = scratch.path().join("horace.toml");
+        fs::write(
+            &config,
+            format!(
+                "files_root = {files:?}\nmetadata_dir = {meta:?}\n{extra}\n[query]\nsocket = {socket:?}\n"
+            ),
+        )
+        .unwrap();
+        Self {
+            child: None,
+            files: files.into(),
+            meta: meta.into(),
+            socket,
+            log: scratch.path().join("watcher.log"),
+            config,
+            _scratch: scratch,
+        }
+    }
+
+    /// Spawns the binary and returns without waiting (for kills during the startup scan).
+    pub fn spawn(&mut self) -> NotifySocket {
+        assert!(self.child.is_none(), "watcher already running");
+        let notify = NotifySocket::new();
+        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        self.child = Some(ChildGuard::spawn(
+            Command::new(bin_path("horace-watcher"))
+                .arg("--config")
+                .arg(&self.config)
+                .arg("--no-snapshots")
+                .env("NOTIFY_SOCKET", notify.path())
+                .env("RUST_LOG", "info")
+                .env("NO_COLOR", "1")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log),
+        ));
+        notify
+    }
+
+    /// Starts the watcher and waits for READY=1 (the startup scan is done).
+    pub fn start(&mut self) {
+        let mut notify = self.spawn();
+        let ready = notify.wait_for(Duration::from_secs(120), |l| l == "READY=1");
+        assert!(ready.is_some(), "watcher not ready; log:\n{}", self.log());
+    }
+
+    /// SIGKILL, then reap.
+    pub fn kill9(&mut self) {
+        let mut c = self.child.take().expect("watcher running");
+        c.signal(libc::SIGKILL);
+        assert!(c.wait_timeout(Duration::from_secs(30)).is_some(), "SIGKILL ignored");
+    }
+
+    /// SIGTERM and a clean exit.
+    pub fn stop(&mut self) {
+        let mut c = self.child.take().expect("watcher running");
+        c.signal(libc::SIGTERM);
+        let st = c.wait_timeout(Duration::from_secs(60));
+        assert!(st.is_some_and(|s| s.success()), "unclean stop {st:?}\n{}", self.log());
+    }
+
+    /// The pid of the running watcher.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").pid()
+    }
+
+    /// Whether the watcher process is still alive.
+    pub fn is_running(&mut self) -> bool {
+        self.child.as_mut().is_some_and(ChildGuard::is_running)
+    }
+
+    /// Every run's stderr.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A query client.
+    pub async fn client(&self) -> horace_client::Client {
+        horace_client::Client::connect_unix(&self.socket).await.expect("connect")
+    }
+
+    /// A read-only catalog connection.
+    pub fn catalog(&self) -> Connection {
+        open_ro(&self.meta.join("catalog.db"))
+    }
+
+    /// Active files: path → sha256 of the current version.
+    pub fn catalog_active(&self) -> BTreeMap<String, String> {
+        active(&self.catalog())
+    }
+
+    /// Regular, not ignored files under the files root: path → sha256.
+    pub fn disk(&self) -> BTreeMap<String, String> {
+        disk(&self.files)
+    }
+
+    /// Asserts the catalog equals the disk and the content store is sound.
+    pub fn assert_consistent(&self, what: &str) {
+        let (cat, disk) = (self.catalog_active(), self.disk());
+        if cat != disk {
+            let missing: Vec<_> = disk.keys().filter(|k| cat.get(*k) != disk.get(*k)).collect();
+            let extra: Vec<_> = cat.keys().filter(|k| !disk.contains_key(*k)).collect();
+            panic!("{what}: catalog != disk; wrong/missing {missing:?}, extra {extra:?}\n{}", tail(&self.log()));
+        }
+        let conn = self.catalog();
+        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        assert_eq!(ok, "ok", "{what}: integrity_check");
+        assert_store_sound(&conn, &self.meta);
+    }
+}
+
+/// The last 60 lines of a log.
+pub fn tail(log: &str) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(60)..].join("\n")
+}
+
+/// Opens a catalog read-only.
+pub fn open_ro(db: &Path) -> Connection {
+    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open catalog read-only")
+}
+
+/// Active files of a catalog: path → sha256 of the current version.
+pub fn active(conn: &Connection) -> BTreeMap<String, String> {
+    let mut stmt = conn
+        .prepare(
+            "SELECT f.path, v.sha256 FROM files f \
+             JOIN versions v ON v.file_id = f.id AND v.version = f.current_version \
+             WHERE f.status = 'active'",
+        )
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+/// Every version: (path, sha256).
+pub fn all_versions(conn: &Connection) -> Vec<(String, String)> {
+    let mut stmt = conn
+        .prepare("SELECT f.path, v.sha256 FROM versions v JOIN files f ON f.id = v.file_id")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+}
+
+/// Every stored object's content hashes to its name, and every version marked stored
+/// has its object.
+pub fn assert_store_sound(conn: &Connection, meta: &Path) {
+    let mut stmt = conn.prepare("SELECT DISTINCT sha256 FROM versions WHERE content_stored <> 0").unwrap();
+    let stored: BTreeSet<String> =
+        stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    for sha in &stored {
+        let p = meta.join("objects/sha256").join(&sha[..2]).join(&sha[2..]);
+        let bytes = fs::read(&p).unwrap_or_else(|e| panic!("stored version {sha} has no object: {e}"));
+        assert_eq!(&sha256_hex(&bytes), sha, "object {} holds other content", p.display());
+    }
+    let objects = meta.join("objects/sha256");
+    for d in fs::read_dir(&objects).into_iter().flatten().flatten() {
+        for o in fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            let name = format!("{}{}", d.file_name().to_string_lossy(), o.file_name().to_string_lossy());
+            if name.len() == 64 {
+                let bytes = fs::read(o.path()).unwrap();
+                assert_eq!(sha256_hex(&bytes), name, "object {} is corrupt", o.path().display());
+            }
+        }
+    }
+}
+
+fn ignored(name: &str) -> bool {
+    name.starts_with(".horace-")
+        || name.starts_with(".#")
+        || name.ends_with(".tmp")
+        || name.ends_with('~')
+        || name.ends_with(".swp")
+}
+
+/// Regular, not ignored files under `root` (symlinks not followed): path → sha256.
+pub fn disk(root: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    walk(root, root, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
+    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(ft) = e.file_type() else { continue };
+        if ft.is_dir() {
+            walk(root, &e.path(), out);
+        } else if ft.is_file() && !ignored(&name) {
+            let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            if let Ok(bytes) = fs::read(e.path()) {
+                out.insert(rel, sha256_hex(&bytes));
+            }
+        }
+    }
+}
+
+/// Lower-case hex SHA-256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// VmRSS of a process in KiB.
+pub fn vm_rss_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A small deterministic PRNG (xorshift64*), seeded from the environment or the clock,
+/// so a failing round can be replayed with `HORACE_SEED`.
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeds from `HORACE_SEED` or the clock; prints the seed.
+    pub fn from_env(what: &str) -> Self {
+        let seed = std::env::var("HORACE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+        });
+        eprintln!("{what}: HORACE_SEED={seed}");
+        Self::seeded(seed)
+    }
+
+    /// A generator with a fixed seed.
+    pub fn seeded(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    /// Next value.
+    pub fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+    }
+
+    /// Uniform in `0..n`.
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// An environment knob: `name` parsed, or `default`.
+pub fn knob(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}

@@ -1,0 +1,7 @@
+//! Reliability and security tests of Horace (issue 8): faults (kill -9 of the watcher
+//! and of zfsd, a full metadata dataset, a corrupt catalog, the files root moved away),
+//! awkward writers, sustained mixed load, and hostile input against the real binaries.
+//! Run as root after `cargo build --workspace --bins`; longer runs: `scripts/soak.sh`.
+
+mod fixture;
+mod kill_watcher;
