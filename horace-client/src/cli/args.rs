@@ -8,7 +8,7 @@ use horace_client::{DuplicatesQuery, FileStatus, FileUpdate, SearchQuery, SortKe
 
 const AFTER_HELP: &str = "\
 Files are named by path (relative to the files root, or absolute under the container
-prefix) or by id as #123 or id:123.
+prefix) or by id as #123 or id:123 (write ./#name for a file whose name starts with #).
 Times are RFC 3339 (2024-05-01T12:00:00Z), a date (2024-05-01, UTC), or unix seconds.
 Sizes are bytes, or with a K, M, G or T suffix (powers of 1024).
 
