@@ -80,6 +80,13 @@ impl Watcher {
         let mut notify = self.spawn();
         let ready = notify.wait_for(Duration::from_secs(120), |l| l == "READY=1");
         assert!(ready.is_some(), "watcher not ready; log:\n{}", self.log());
+        // READY=1 comes from the watch loop when the startup scan ends; the query task
+        // binds its socket independently (known issue, docs/reliability.md), so wait for
+        // a connect to succeed (a stale socket of a killed run refuses).
+        let up = horace_tests::wait_until(Duration::from_secs(30), || {
+            std::os::unix::net::UnixStream::connect(&self.socket).is_ok()
+        });
+        assert!(up, "query socket not served after READY=1\n{}", self.log());
     }
 
     /// SIGKILL, then reap.

@@ -5,3 +5,4 @@
 
 mod fixture;
 mod kill_watcher;
+mod writers;
