@@ -6,3 +6,4 @@
 mod fixture;
 mod kill_watcher;
 mod writers;
+mod load;
