@@ -3,6 +3,7 @@
 
 mod denials;
 mod flows;
+mod fuzz;
 mod interface;
 mod process;
 mod util;
