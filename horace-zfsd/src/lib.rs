@@ -71,6 +71,9 @@ mod daemon {
         let conn = builder
             .serve_at(OBJECT_PATH, service)?
             .name(BUS_NAME)?
+            // zbus's defaults would let a second daemon take the name over silently.
+            .allow_name_replacements(false)
+            .replace_existing_names(false)
             .build()
             .await
             .map_err(|e| match e {

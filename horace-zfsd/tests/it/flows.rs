@@ -29,7 +29,7 @@ async fn create_list_destroy() {
         now.as_secs().abs_diff(when) < 60,
         "name carries the UTC time"
     );
-    assert_eq!(fx.snapshots(), [a.clone()]);
+    assert_eq!(fx.snapshots(), std::slice::from_ref(&a));
     let sig = tokio::time::timeout(SIGNAL_WAIT, created.next())
         .await
         .unwrap()
@@ -46,7 +46,7 @@ async fn create_list_destroy() {
     // A child dataset counts as under the root.
     let (child, _) = fx.pool.create_dataset("files/sub");
     let c = zfsd.create_snapshot(&child, "weekly").await.unwrap();
-    assert_eq!(fx.pool.snapshots(&child), [c.clone()]);
+    assert_eq!(fx.pool.snapshots(&child), std::slice::from_ref(&c));
     assert_eq!(
         zfsd.list_snapshots(&fx.root).await.unwrap().len(),
         2,
@@ -126,11 +126,11 @@ async fn rollback_newest_and_past_newer_with_consent() {
     );
     assert_eq!(fx.pool_state(), before);
     // Dry run with consent lists what would go, changes nothing.
-    assert_eq!(zfsd.rollback(&s1, true, true).await.unwrap(), [s2.clone()]);
+    assert_eq!(zfsd.rollback(&s1, true, true).await.unwrap(), std::slice::from_ref(&s2));
     assert_eq!(fx.pool_state(), before);
     // With consent.
     assert_eq!(zfsd.rollback(&s1, true, false).await.unwrap(), [s2]);
-    assert_eq!(fx.snapshots(), [s1.clone()]);
+    assert_eq!(fx.snapshots(), std::slice::from_ref(&s1));
     assert_eq!(std::fs::read_to_string(&file).unwrap(), "one");
     let sig = tokio::time::timeout(SIGNAL_WAIT, rolled.next())
         .await

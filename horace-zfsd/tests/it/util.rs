@@ -91,7 +91,7 @@ impl Fixture {
                 .arg("--bus-address")
                 .arg(&bus.address)
                 .env("NOTIFY_SOCKET", notify.path())
-                .env("RUST_LOG", "debug")
+                .env("RUST_LOG", "info")
                 .stdin(Stdio::null()),
         );
         let ready = notify.wait_for(Duration::from_secs(30), |l| l == "READY=1");
