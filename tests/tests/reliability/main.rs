@@ -7,3 +7,4 @@ mod fixture;
 mod kill_watcher;
 mod writers;
 mod load;
+mod fuzz;
