@@ -19,12 +19,15 @@ step=0
 section() { step=$((step + 1)); printf '\n%s== %d. %s%s\n' "$bold" "$step" "$*" "$off"; }
 say() { printf '%s\n' "$*" | fold -s -w 88; }
 show() { printf '%s$ %s%s\n' "$dim" "$*" "$off"; "$@"; }
+# zfs and zpool calls get a deadline: a wedged zfs-fuse makes the demo fail, not hang.
+zshow() { printf '%s$ %s%s\n' "$dim" "$*" "$off"; timeout 120 "$@"; }
 
 # --- state for cleanup -------------------------------------------------------------------
 work=""
 pids=()
 pool=""
 started_zfs_fuse=0
+keep_work=0
 cleanup() {
   status=$?
   set +e
@@ -44,17 +47,25 @@ cleanup() {
     kill -KILL "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   done
-  if [ -n "$pool" ]; then
-    # zfs-fuse's destroy can be busy for a moment right after use.
-    for _ in $(seq 20); do zpool destroy -f "$pool" 2>/dev/null && break; sleep 0.5; done
-    zpool list "$pool" >/dev/null 2>&1 && echo "warning: could not destroy pool $pool"
+  if [ -n "$pool" ] && zpool list "$pool" >/dev/null 2>&1; then
+    # zfs-fuse's destroy can be busy for a while right after use.
+    for _ in $(seq 60); do timeout 60 zpool destroy -f "$pool" 2>/dev/null && break; sleep 0.5; done
+    if zpool list "$pool" >/dev/null 2>&1; then
+      # Keep the image: deleting it under a live pool would leave zfs-fuse stuck with it.
+      printf '%szfs-fuse still reports pool %s busy; it and %s are left in place.%s\n' \
+        "$red" "$pool" "$work" "$off"
+      echo "Remove them later with: zpool destroy -f $pool && rm -rf $work"
+      keep_work=1
+      [ $status -eq 0 ] && status=1
+    fi
   fi
   if [ "$started_zfs_fuse" = 1 ] && [ -f "$work/zfs-fuse.pid" ]; then
     zpid=$(cat "$work/zfs-fuse.pid")
     kill -TERM "$zpid" 2>/dev/null
     for _ in $(seq 50); do kill -0 "$zpid" 2>/dev/null || break; sleep 0.2; done
   fi
-  [ -n "$work" ] && rm -rf "$work"
+  # --one-file-system: never descend into a dataset that is still mounted.
+  [ -n "$work" ] && [ "$keep_work" = 0 ] && rm -rf --one-file-system "$work"
   if [ $status -eq 0 ]; then
     echo "Stopped every process the demo started and removed its pool and files."
   fi
@@ -129,9 +140,9 @@ if [ $root = 1 ]; then
   fi
   pool=hdemo$$
   truncate -s 512M "$work/pool.img"
-  show zpool create -m "$work/pool" "$pool" "$work/pool.img"
-  show zfs create "$pool/files"
-  show zfs create "$pool/meta"
+  zshow zpool create -m "$work/pool" "$pool" "$work/pool.img"
+  zshow zfs create "$pool/files"
+  zshow zfs create "$pool/meta"
   files=$work/pool/files
   meta=$work/pool/meta
   chmod 0755 "$work/pool"
@@ -258,7 +269,7 @@ if [ $root = 1 ]; then
   say "The watcher decides when to snapshot and horace-zfsd only does it: at start the watcher took one catch-up snapshot per due label (hourly, daily, weekly, monthly), and it prunes them by count. An operator can also ask zfsd directly over D-Bus:"
   show busctl --address="$bus" call org.horace.Zfs1 /org/horace/Zfs1 org.horace.Zfs1 \
     CreateSnapshot ss "$pool/files" demo
-  show zfs list -t snapshot -o name,creation -r "$pool/files"
+  zshow zfs list -t snapshot -o name,creation -r "$pool/files"
   show horace snapshots
 fi
 
