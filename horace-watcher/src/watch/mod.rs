@@ -263,15 +263,22 @@ pub async fn start(
 /// Pings systemd's watchdog at half its interval while the watcher runs (no-op unless
 /// `WATCHDOG_USEC` is set).
 async fn watchdog(ctx: Arc<Context>) {
-    let mut usec = 0;
-    if !sd_notify::watchdog_enabled(false, &mut usec) || usec == 0 {
-        return;
-    }
+    let Some(usec) = watchdog_usec() else { return };
     let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
     loop {
         tokio::select! {
             _ = tick.tick() => { let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]); }
             () = ctx.cancel.cancelled() => return,
         }
+    }
+}
+
+/// The watchdog interval, as `sd_watchdog_enabled(3)` reads it: `WATCHDOG_USEC`, and
+/// `WATCHDOG_PID`, when set, must be this process.
+fn watchdog_usec() -> Option<u64> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok().filter(|u| *u > 0)?;
+    match std::env::var("WATCHDOG_PID") {
+        Ok(pid) if pid.parse::<u32>().ok() != Some(std::process::id()) => None,
+        _ => Some(usec),
     }
 }

@@ -3,6 +3,7 @@
 
 use std::fs;
 use std::path::Path;
+use std::time::Duration;
 
 use crate::util::{
     catalog_equals_disk, catalog_state, field, file_row, hashed_in_batches, open_catalog,
@@ -88,7 +89,10 @@ fn offline_changes_are_caught_and_a_second_start_hashes_nothing() {
     assert_eq!(file_row(&meta, "a").unwrap().2, 2);
     w.stop();
 
-    let w = Watcher::start(&files, &meta);
+    let mut w = Watcher::start_with_env(&files, &meta, &[("WATCHDOG_USEC", "200000")]);
+    let status = w.notify.wait_for(Duration::from_secs(5), |l| l.starts_with("STATUS=Watching"));
+    assert_eq!(status.as_deref(), Some("STATUS=Watching 5 files in 1 directories"));
+    assert!(w.notify.wait_for(Duration::from_secs(5), |l| l == "WATCHDOG=1").is_some(), "no watchdog ping");
     let log = w.stop();
     let scan = scan_lines(&log).pop().expect("scan line");
     assert_eq!(

@@ -33,13 +33,19 @@ pub struct Watcher {
     pub meta: PathBuf,
     log: PathBuf,
     n: u64,
-    _notify: NotifySocket,
+    /// The stand-in for systemd's notify socket.
+    pub notify: NotifySocket,
     _scratch: tempfile::TempDir,
 }
 
 impl Watcher {
     /// Starts the binary on `files`/`meta` and waits for READY=1.
     pub fn start(files: &Path, meta: &Path) -> Self {
+        Self::start_with_env(files, meta, &[])
+    }
+
+    /// Like [`Watcher::start`], with extra environment variables.
+    pub fn start_with_env(files: &Path, meta: &Path, env: &[(&str, &str)]) -> Self {
         let scratch = horace_tests::shared_tempdir();
         let log = scratch.path().join("watcher.log");
         let mut notify = NotifySocket::new();
@@ -55,6 +61,7 @@ impl Watcher {
                 .env("NOTIFY_SOCKET", notify.path())
                 .env("RUST_LOG", "info,horace_watcher::watch=debug")
                 .env("NO_COLOR", "1")
+                .envs(env.iter().copied())
                 .stdout(Stdio::null())
                 .stderr(fs::File::create(&log).unwrap()),
         );
@@ -65,7 +72,7 @@ impl Watcher {
             meta: meta.into(),
             log,
             n: 0,
-            _notify: notify,
+            notify,
             _scratch: scratch,
         };
         assert!(
