@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use horace_zfsd::{config, privs};
+use tokio::signal::unix::{signal, SignalKind};
 
 /// Horace's privileged ZFS service on D-Bus (org.horace.Zfs1).
 #[derive(Parser)]
@@ -51,20 +52,13 @@ fn real_main() -> anyhow::Result<()> {
     let config = config::load(&args.config)
         .with_context(|| format!("bad configuration {}", args.config.display()))?;
     let rt = tokio::runtime::Runtime::new().context("failed to start the runtime")?;
-    rt.block_on(horace_zfsd::run(
-        config,
-        args.bus_address.as_deref(),
-        shutdown(),
-    ))
-}
-
-async fn shutdown() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+    rt.block_on(async {
+        // Installed before READY=1 is sent, so an early SIGTERM is never fatal.
+        let mut term = signal(SignalKind::terminate()).context("failed to handle SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("failed to handle SIGINT")?;
+        let shutdown = async move {
+            tokio::select! { _ = term.recv() => {}, _ = int.recv() => {} }
+        };
+        horace_zfsd::run(config, args.bus_address.as_deref(), shutdown).await
+    })
 }

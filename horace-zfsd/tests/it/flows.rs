@@ -126,7 +126,10 @@ async fn rollback_newest_and_past_newer_with_consent() {
     );
     assert_eq!(fx.pool_state(), before);
     // Dry run with consent lists what would go, changes nothing.
-    assert_eq!(zfsd.rollback(&s1, true, true).await.unwrap(), std::slice::from_ref(&s2));
+    assert_eq!(
+        zfsd.rollback(&s1, true, true).await.unwrap(),
+        std::slice::from_ref(&s2)
+    );
     assert_eq!(fx.pool_state(), before);
     // With consent.
     assert_eq!(zfsd.rollback(&s1, true, false).await.unwrap(), [s2]);

@@ -155,16 +155,6 @@ pub fn named<T: std::fmt::Debug>(r: zbus::Result<T>) -> ZfsError {
     }
 }
 
-/// The D-Bus error name of a failed call.
-pub fn error_name<T: std::fmt::Debug>(r: zbus::Result<T>) -> String {
-    match r {
-        Ok(v) => panic!("call succeeded: {v:?}"),
-        Err(zbus::Error::MethodError(name, _, _)) => name.to_string(),
-        Err(zbus::Error::FDO(e)) => zbus::DBusError::name(e.as_ref()).to_string(),
-        Err(e) => panic!("not a method error: {e:?}"),
-    }
-}
-
 /// Writes an executable `zfs` stand-in script into `dir` and returns its path.
 pub fn write_script(dir: &Path, name: &str, body: &str) -> PathBuf {
     let path = dir.join(name);
