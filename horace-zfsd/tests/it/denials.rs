@@ -67,17 +67,28 @@ async fn hostile_names_are_invalid_and_change_nothing() {
 async fn nul_cannot_reach_zfs() {
     let fx = Fixture::new();
     let before = fx.pool_state();
-    // D-Bus strings cannot carry NUL: zbus refuses to send it or the bus drops the
-    // message; either way the daemon never sees it and keeps serving.
-    let zfsd = fx.proxy().await;
-    let r = zfsd
+    // D-Bus strings cannot carry NUL: dbus-daemon rejects the message and disconnects
+    // the sender, so the daemon never sees it and keeps serving.
+    // A fresh connection for each attempt, so one refusal cannot hide the other.
+    let r = fx
+        .proxy()
+        .await
         .create_snapshot(&format!("{}\0x", fx.root), "hourly")
         .await;
-    assert!(r.is_err(), "NUL went through: {r:?}");
-    let r = zfsd
-        .destroy_snapshots(&fx.root, &[&format!("{}@horace_\0", fx.root)], false)
+    assert!(
+        matches!(r, Err(zbus::Error::InputOutput(_))),
+        "NUL went through: {r:?}"
+    );
+    let nul_snap = format!("{}@horace_\0", fx.root);
+    let r = fx
+        .proxy()
+        .await
+        .destroy_snapshots(&fx.root, &[&nul_snap], false)
         .await;
-    assert!(r.is_err(), "NUL went through: {r:?}");
+    assert!(
+        matches!(r, Err(zbus::Error::InputOutput(_))),
+        "NUL went through: {r:?}"
+    );
     assert_eq!(fx.pool_state(), before);
     let zfsd = fx.proxy().await;
     assert!(
