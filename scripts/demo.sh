@@ -20,7 +20,16 @@ section() { step=$((step + 1)); printf '\n%s== %d. %s%s\n' "$bold" "$step" "$*" 
 say() { printf '%s\n' "$*" | fold -s -w 88; }
 show() { printf '%s$ %s%s\n' "$dim" "$*" "$off"; "$@"; }
 # zfs and zpool calls get a deadline: a wedged zfs-fuse makes the demo fail, not hang.
-zshow() { printf '%s$ %s%s\n' "$dim" "$*" "$off"; timeout 120 "$@"; }
+zshow() {
+  printf '%s$ %s%s\n' "$dim" "$*" "$off"
+  local rc=0
+  timeout 120 "$@" || rc=$?
+  if [ $rc -eq 124 ]; then
+    printf '%szfs-fuse did not answer within 120 s (is it stuck? `zpool list`, restart zfs-fuse).%s\n' \
+      "$red" "$off" >&2
+  fi
+  return $rc
+}
 
 # --- state for cleanup -------------------------------------------------------------------
 work=""
