@@ -8,3 +8,5 @@ mod kill_watcher;
 mod writers;
 mod load;
 mod fuzz;
+mod restore_race;
+mod corrupt;
