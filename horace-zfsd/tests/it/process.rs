@@ -82,9 +82,27 @@ async fn hung_zfs_is_killed_at_the_timeout_and_the_daemon_keeps_serving() {
         let gone = horace_tests::wait_until(Duration::from_secs(5), || process_gone(pid));
         assert!(gone, "{f} {pid} survived the timeout");
     }
-    // A mutating call times out too and releases the one-at-a-time lock.
-    let err = named(zfsd.create_snapshot(&fx.root, "daily").await);
-    assert!(matches!(err, ZfsError::Timeout(_)), "{err:?}");
+    // Reads run side by side; mutating calls run one at a time (each waits for the lock,
+    // then times out and releases it).
+    let t0 = Instant::now();
+    let (a, b) = tokio::join!(zfsd.list_snapshots(&fx.root), zfsd.list_snapshots(&fx.root));
+    assert!(matches!(named(a), ZfsError::Timeout(_)) && matches!(named(b), ZfsError::Timeout(_)));
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "reads overlap: {:?}",
+        t0.elapsed()
+    );
+    let t0 = Instant::now();
+    let (a, b) = tokio::join!(
+        zfsd.create_snapshot(&fx.root, "daily"),
+        zfsd.create_snapshot(&fx.root, "weekly")
+    );
+    assert!(matches!(named(a), ZfsError::Timeout(_)) && matches!(named(b), ZfsError::Timeout(_)));
+    assert!(
+        t0.elapsed() >= Duration::from_secs(4),
+        "writes serialized: {:?}",
+        t0.elapsed()
+    );
 
     fs::remove_file(dir.path().join("hang")).unwrap();
     let list = zfsd.list_snapshots(&fx.root).await.unwrap();
