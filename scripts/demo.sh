@@ -57,8 +57,12 @@ cleanup() {
     wait "$pid" 2>/dev/null
   done
   if [ -n "$pool" ] && zpool list "$pool" >/dev/null 2>&1; then
-    # zfs-fuse's destroy can be busy for a while right after use.
-    for _ in $(seq 60); do timeout 60 zpool destroy -f "$pool" 2>/dev/null && break; sleep 0.5; done
+    # zfs-fuse's destroy can be busy for a while right after use: retry for up to a minute.
+    deadline=$((SECONDS + 60))
+    while [ $SECONDS -lt $deadline ]; do
+      timeout 30 zpool destroy -f "$pool" 2>/dev/null && break
+      sleep 0.5
+    done
     if zpool list "$pool" >/dev/null 2>&1; then
       # Keep the image: deleting it under a live pool would leave zfs-fuse stuck with it.
       printf '%szfs-fuse still reports pool %s busy; it and %s are left in place.%s\n' \
