@@ -194,6 +194,14 @@ mod tests {
     }
 
     #[test]
+    fn packaged_default_config_parses() {
+        let c = parse(include_str!("../../packaging/zfsd.toml")).unwrap();
+        assert_eq!(c.zfs_path, Path::new(DEFAULT_ZFS_PATH));
+        assert_eq!(c.allow_uids, [0]);
+        assert_eq!(c.allow_groups, [GroupSpec::Name("horace".into())]);
+    }
+
+    #[test]
     fn defaults() {
         let c = parse("root = \"tank/files\"\n").unwrap();
         assert_eq!(c.roots, ["tank/files"]);
