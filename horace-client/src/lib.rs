@@ -8,6 +8,18 @@
 //! The protocol is a [`tarpc`] service ([`Horace`]) over length-delimited bincode frames
 //! (see [`wire`]); [`Client`] wraps it with typed methods and per-call deadlines.
 //!
+//! # Rights and limits
+//!
+//! - Unix socket: any local peer may read; root, the watcher's own uid and the uids/gids
+//!   in the server's `query.writers` may also restore, update metadata, register files and
+//!   change collections. Others get [`QueryError::PermissionDenied`].
+//! - TCP: the connection opens with the bearer-token handshake of [`wire`]; a wrong token
+//!   closes the connection before any catalog data is sent ([`ClientError::Unauthenticated`]).
+//!   TCP callers are readers only: a token is a shared secret, not an identity.
+//! - Requests are at most [`wire::MAX_REQUEST_FRAME`] bytes (the server closes a connection
+//!   that sends more, or anything it cannot decode); pages hold at most [`MAX_LIMIT`] rows;
+//!   each call has a deadline ([`DEFAULT_TIMEOUT`], see [`Client::with_timeout`]).
+//!
 //! # Example: a container reads a file's history
 //!
 //! ```no_run

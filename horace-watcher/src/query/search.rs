@@ -197,15 +197,23 @@ pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
             vec![Value::Text(h.to_ascii_lowercase())],
         );
     }
+    // Most files are active, so the status index rarely narrows a search; `+f.status`
+    // keeps the planner from picking it over the sort key's or another filter's index.
+    // A search of archived/deleted files only (usually few) may use it.
     if q.statuses.is_empty() {
-        push("f.status = 'active'", vec![]);
+        push("+f.status = 'active'", vec![]);
     } else {
         let mut st: Vec<&str> = q.statuses.iter().map(|s| s.as_str()).collect();
         st.sort();
         st.dedup();
         let marks = vec!["?"; st.len()].join(", ");
+        let column = if st.contains(&"active") {
+            "+f.status"
+        } else {
+            "f.status"
+        };
         push(
-            &format!("f.status IN ({marks})"),
+            &format!("{column} IN ({marks})"),
             st.into_iter().map(|s| Value::Text(s.into())).collect(),
         );
     }
@@ -222,7 +230,12 @@ pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
     Ok(Built {
         cond: cond.join(" AND "),
         params,
-        order: format!("{key} {dir}, f.id {dir}"),
+        // Paths are unique: no tie-breaker, so the path index can serve the order.
+        order: if q.sort == SortKey::Path {
+            format!("{key} {dir}")
+        } else {
+            format!("{key} {dir}, f.id {dir}")
+        },
         limit,
         offset: q.offset,
     })

@@ -357,8 +357,7 @@ impl Horace for QueryService {
     }
 
     async fn snapshots(self, _: context::Context) -> Result<Vec<SnapshotEntry>, QueryError> {
-        self.handle("snapshots", self.read(report::snapshots))
-            .await
+        self.handle("snapshots", self.read(report::snapshots)).await
     }
 
     async fn status(self, _: context::Context) -> Result<StatusReport, QueryError> {

@@ -534,6 +534,13 @@ fn search_over_100k_files_is_fast() {
             },
         ),
         (
+            "substring 'n1' (2 chars, scan)",
+            SearchQuery {
+                path_contains: Some("n1".into()),
+                ..Default::default()
+            },
+        ),
+        (
             "glob 'svc07/project5/*'",
             SearchQuery {
                 path_glob: Some("svc07/project5/*".into()),
