@@ -240,3 +240,54 @@ fn pagination_edges() {
     let out = s.cli(&["search", "--limit", "3"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 of 1005 files"));
 }
+
+/// Queries from many connections at once neither fail nor hold up cataloging.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_queries_do_not_block_cataloging() {
+    let s = Server::start();
+    let mut clients = Vec::new();
+    for _ in 0..8 {
+        clients.push(s.client().await);
+    }
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for c in clients {
+        let stop = stop.clone();
+        readers.push(tokio::spawn(async move {
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let q = SearchQuery {
+                    path_contains: Some("file".into()),
+                    limit: Some(1000),
+                    ..Default::default()
+                };
+                c.search(q).await.expect("search under load");
+                c.status().await.expect("status under load");
+                n += 1;
+            }
+            n
+        }));
+    }
+    let writer = s.client().await;
+    for round in 0..5 {
+        for i in 0..40 {
+            s.write(
+                &format!("load/file{round}-{i}.txt"),
+                format!("{round} {i}").as_bytes(),
+            );
+        }
+        writer.sync().await.expect("sync under load");
+        let total = writer.search(SearchQuery::default()).await.unwrap().total;
+        assert_eq!(
+            total,
+            (round + 1) * 40,
+            "everything written before sync is queryable"
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut answered = 0;
+    for r in readers {
+        answered += r.await.unwrap();
+    }
+    assert!(answered > 0);
+}
