@@ -49,8 +49,12 @@ finish() { # finish [STATUS]: purge a copy left installed, report, exit
   if [ "$had_srv" = 0 ]; then
     rmdir /srv/horace/meta /srv/horace 2>/dev/null || true
   fi
-  [ $status -eq 0 ] && echo "verify-deb: $pass checks passed" || echo "verify-deb: FAILED" >&2
-  exit $status
+  if [ "$status" -eq 0 ]; then
+    echo "verify-deb: $pass checks passed"
+  else
+    echo "verify-deb: FAILED" >&2
+  fi
+  exit "$status"
 }
 trap finish EXIT
 
@@ -117,6 +121,7 @@ stop_smoke() {
   smoke_pids=()
   rm -rf "$scratch"
 }
+# shellcheck disable=SC2154 # st is assigned inside the trap string
 trap 'st=$?; stop_smoke; finish $st' EXIT
 retry() { # retry SECONDS COMMAND...: until the command succeeds
   local n=$(($1 * 10)); shift
