@@ -250,3 +250,120 @@ fn set_status(conn: &Connection, id: i64, new: FileStatus, now: i64, files_root:
     )?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog;
+    use crate::query::sql::Fail;
+
+    #[test]
+    fn updates_apply_in_one_transaction_and_check_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("files");
+        std::fs::create_dir_all(root.join("svc")).unwrap();
+        std::fs::write(root.join("svc/here.txt"), "x").unwrap();
+        let mut conn = catalog::open_writer(&catalog::catalog_path(dir.path())).unwrap();
+        conn.execute_batch(
+            "INSERT INTO files(id, path, owner, status, created_ns, updated_ns, deleted_ns) VALUES
+               (1, 'svc/here.txt', 'svc', 'deleted', 1, 1, 5), (2, 'svc/gone.txt', 'svc', 'deleted', 1, 1, 5);
+             INSERT INTO collections(id, name, created_ns) VALUES (1, 'c', 1);",
+        )
+        .unwrap();
+        let revive = FileUpdate {
+            status: Some(FileStatus::Active),
+            ..Default::default()
+        };
+        assert_eq!(
+            apply_update(
+                &mut conn,
+                &Target::Path("svc/here.txt".into()),
+                &revive,
+                &root
+            )
+            .unwrap(),
+            1
+        );
+        let i = info(&conn, 1).unwrap();
+        assert_eq!((i.file.status, i.deleted_ns), (FileStatus::Active, None));
+        assert_eq!(i.events.last().unwrap().kind, "undeleted");
+        // A deleted file that is not on disk cannot become active, and nothing else of the
+        // same update is applied.
+        let u = FileUpdate {
+            add_tags: vec!["t".into()],
+            status: Some(FileStatus::Active),
+            ..Default::default()
+        };
+        match apply_update(&mut conn, &Target::Id(2), &u, &root) {
+            Err(Fail::Query(QueryError::InvalidArgument { message })) => {
+                assert!(message.contains("not on disk"), "{message}")
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(info(&conn, 2).unwrap().file.tags.is_empty());
+        // Collections must exist; unknown files are NotFound.
+        let u = FileUpdate {
+            add_collections: vec!["nope".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            apply_update(&mut conn, &Target::Id(1), &u, &root),
+            Err(Fail::Query(QueryError::NotFound { .. }))
+        ));
+        let u = FileUpdate {
+            add_collections: vec!["c".into()],
+            ..Default::default()
+        };
+        assert!(matches!(
+            apply_update(&mut conn, &Target::Id(9), &u, &root),
+            Err(Fail::Query(QueryError::NotFound { .. }))
+        ));
+        apply_update(&mut conn, &Target::Id(1), &u, &root).unwrap();
+        assert_eq!(info(&conn, 1).unwrap().collections, ["c"]);
+    }
+
+    #[test]
+    fn update_checks_name_the_field() {
+        let bad = [
+            FileUpdate {
+                add_tags: vec![" ".into()],
+                ..Default::default()
+            },
+            FileUpdate {
+                add_tags: vec!["a\nb".into()],
+                ..Default::default()
+            },
+            FileUpdate {
+                owner: Some(String::new()),
+                ..Default::default()
+            },
+        ];
+        for u in bad {
+            assert!(
+                matches!(check_update(&u), Err(QueryError::InvalidArgument { .. })),
+                "{u:?}"
+            );
+        }
+        let big = FileUpdate {
+            purpose: Some("p".repeat(MAX_FIELD_LEN + 1)),
+            ..Default::default()
+        };
+        assert!(matches!(
+            check_update(&big),
+            Err(QueryError::TooLarge { .. })
+        ));
+        let many = FileUpdate {
+            add_tags: vec!["t".into(); MAX_UPDATE_ITEMS + 1],
+            ..Default::default()
+        };
+        assert!(matches!(
+            check_update(&many),
+            Err(QueryError::TooLarge { .. })
+        ));
+        assert!(check_update(&FileUpdate {
+            purpose: Some(String::new()),
+            ..Default::default()
+        })
+        .is_ok());
+    }
+}

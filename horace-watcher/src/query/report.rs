@@ -154,3 +154,69 @@ pub fn live_figures(s: &Status, snapshots_enabled: bool, r: &mut StatusReport) {
     r.prune_refused = d.prune_refused;
     r.last_backup = d.last_backup;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog;
+
+    #[test]
+    fn snapshots_duplicates_and_figures_from_the_catalog() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = catalog::open_writer(&catalog::catalog_path(dir.path())).unwrap();
+        conn.execute_batch(
+            "INSERT INTO snapshots VALUES ('tank/f@horace_2024-01-02T00:00:00Z_daily', 'tank/f', 200, 10, 'daily', 1);
+             INSERT INTO snapshots VALUES ('tank/f@manual', 'tank/f', 100, 5, NULL, 0);
+             INSERT INTO files(id, path, owner, size, current_version, status, created_ns, updated_ns) VALUES
+               (1, 'a', '', 10, 1, 'active', 1, 1), (2, 'b', '', 10, 1, 'active', 1, 1),
+               (3, 'c', '', 10, 1, 'deleted', 1, 1), (4, 'd', '', 99, 2, 'archived', 1, 1);
+             INSERT INTO versions(file_id, version, sha256, size, mtime_ns, cataloged_ns, path, content_stored) VALUES
+               (1, 1, 'x', 10, 0, 0, 'a', 1), (2, 1, 'x', 10, 0, 0, 'b', 1), (3, 1, 'x', 10, 0, 0, 'c', 1),
+               (4, 1, 'y', 50, 0, 0, 'd', 0), (4, 2, 'z', 99, 0, 0, 'd', 1);",
+        )
+        .unwrap();
+        let s = snapshots(&conn).unwrap();
+        assert_eq!(
+            s.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["tank/f@manual", "tank/f@horace_2024-01-02T00:00:00Z_daily"]
+        );
+        assert!(s[1].managed && s[1].label.as_deref() == Some("daily") && !s[0].managed);
+
+        let d = duplicates(&conn, &DuplicatesQuery::default()).unwrap();
+        assert_eq!(d.total_groups, 1, "the deleted copy does not count");
+        assert_eq!((d.groups[0].count, d.groups[0].size), (2, 10));
+        assert_eq!(
+            d.groups[0].files,
+            [(1, "a".to_string()), (2, "b".to_string())]
+        );
+        let page = duplicates(
+            &conn,
+            &DuplicatesQuery {
+                offset: 1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert!(page.groups.is_empty() && page.total_groups == 1);
+        assert!(duplicates(
+            &conn,
+            &DuplicatesQuery {
+                limit: Some(1001),
+                ..Default::default()
+            }
+        )
+        .is_err());
+
+        let mut r = StatusReport::default();
+        catalog_figures(&conn, &mut r).unwrap();
+        assert_eq!(
+            (r.files_active, r.files_archived, r.files_deleted),
+            (2, 1, 1)
+        );
+        assert_eq!((r.versions, r.versions_stored), (5, 4));
+        assert_eq!(
+            (r.bytes_active, r.bytes_stored, r.snapshots),
+            (20, 10 + 99, 2)
+        );
+    }
+}
