@@ -9,7 +9,7 @@ use tarpc::context;
 use tarpc::tokio_serde::formats::Bincode;
 use tokio::net::{TcpStream, UnixStream};
 
-use crate::error::ClientError;
+use crate::error::{ClientError, QueryError};
 use crate::protocol::*;
 use crate::wire;
 
@@ -58,8 +58,30 @@ fn rpc_error(e: RpcError, timeout: Duration) -> ClientError {
     }
 }
 
+/// Refuses locally a request that the server would refuse by closing the connection:
+/// the encoded arguments plus room for the envelope must fit [`wire::MAX_REQUEST_FRAME`].
+fn check_size<T: serde::Serialize>(args: &T) -> Result<(), ClientError> {
+    use tarpc::tokio_serde::Serializer;
+    const ENVELOPE: usize = 1024;
+    let limit = wire::MAX_REQUEST_FRAME - ENVELOPE;
+    let mut codec = std::pin::pin!(Bincode::<(), T>::default());
+    let len = codec
+        .as_mut()
+        .serialize(args)
+        .map_err(|e| ClientError::Transport(format!("cannot encode the request: {e}")))?
+        .len();
+    if len > limit {
+        return Err(ClientError::Query(QueryError::TooLarge {
+            what: format!("request of {len} bytes"),
+            limit: limit as u64,
+        }));
+    }
+    Ok(())
+}
+
 macro_rules! call {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
+    ($self:ident . $method:ident ( $($arg:ident),* )) => {{
+        check_size(&($(&$arg,)*))?;
         let mut ctx = context::current();
         ctx.deadline = Instant::now() + $self.timeout;
         match $self.inner.$method(ctx, $($arg),*).await {
@@ -160,7 +182,8 @@ impl Client {
         path: impl Into<String>,
         u: FileUpdate,
     ) -> Result<FileInfo, ClientError> {
-        call!(self.register_file(path.into(), u))
+        let path = path.into();
+        call!(self.register_file(path, u))
     }
 
     /// See [`Horace::collection_create`].
@@ -169,7 +192,8 @@ impl Client {
         name: impl Into<String>,
         description: Option<String>,
     ) -> Result<CollectionInfo, ClientError> {
-        call!(self.collection_create(name.into(), description))
+        let name = name.into();
+        call!(self.collection_create(name, description))
     }
 
     /// See [`Horace::collection_list`].
@@ -184,7 +208,8 @@ impl Client {
         limit: Option<u32>,
         offset: u64,
     ) -> Result<SearchResult, ClientError> {
-        call!(self.collection_members(name.into(), limit, offset))
+        let name = name.into();
+        call!(self.collection_members(name, limit, offset))
     }
 
     /// See [`Horace::collection_add`].
@@ -193,7 +218,8 @@ impl Client {
         name: impl Into<String>,
         files: Vec<FileRef>,
     ) -> Result<u64, ClientError> {
-        call!(self.collection_add(name.into(), files))
+        let name = name.into();
+        call!(self.collection_add(name, files))
     }
 
     /// See [`Horace::collection_remove`].
@@ -202,12 +228,14 @@ impl Client {
         name: impl Into<String>,
         files: Vec<FileRef>,
     ) -> Result<u64, ClientError> {
-        call!(self.collection_remove(name.into(), files))
+        let name = name.into();
+        call!(self.collection_remove(name, files))
     }
 
     /// See [`Horace::collection_delete`].
     pub async fn collection_delete(&self, name: impl Into<String>) -> Result<(), ClientError> {
-        call!(self.collection_delete(name.into()))
+        let name = name.into();
+        call!(self.collection_delete(name))
     }
 
     /// See [`Horace::duplicates`].
