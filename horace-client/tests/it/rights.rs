@@ -168,3 +168,38 @@ fn tcp_without_a_token_file_refuses_to_start() {
     let err = std::fs::read_to_string(&log).unwrap();
     assert!(err.contains("token_file") && err.contains("empty"), "{err}");
 }
+
+/// One uid holding its share of connections open does not lock other users out.
+#[test]
+fn one_caller_cannot_take_every_connection() {
+    require_root("running the CLI as nobody");
+    let s = Server::start();
+    let mut held: Vec<std::os::unix::net::UnixStream> = (0..65)
+        .map(|_| std::os::unix::net::UnixStream::connect(&s.socket).unwrap())
+        .collect();
+    // Another uid is still served. Its connection is accepted after the 65 above, so once
+    // it has an answer the server has dealt with all of them.
+    assert_ok(&s.cli_as(NOBODY, &["status"]), &["status as nobody"]);
+    // Over the per-uid limit of 64, connections were closed at once.
+    let mut closed = 0;
+    for c in &mut held {
+        c.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 1];
+        match c.read(&mut buf) {
+            Ok(0) => closed += 1,
+            Ok(_) => panic!("the server sent data unasked"),
+            Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock),
+        }
+    }
+    assert!(
+        closed >= 1 && held.len() - closed <= 64,
+        "{closed} of {} closed",
+        held.len()
+    );
+    // Closing the held connections frees their slots (the server notices asynchronously).
+    drop(held);
+    assert!(horace_tests::wait_until(Duration::from_secs(20), || s
+        .cli(&["status"])
+        .status
+        .success()));
+}

@@ -3,13 +3,15 @@
 //!
 //! Limits: request frames of at most `wire::MAX_REQUEST_FRAME` bytes (a larger or
 //! undecodable frame closes that connection only), [`MAX_IN_FLIGHT`] requests per
-//! connection, [`MAX_CONNECTIONS`] connections, [`service::MAX_REQUEST_TIME`] per request,
+//! connection, [`MAX_CONNECTIONS`] connections ([`MAX_CONNECTIONS_PER_CALLER`] per uid or
+//! TCP address), [`service::MAX_REQUEST_TIME`] per request,
 //! result pages of at most 1000 rows, and the TCP token handshake within
 //! [`HANDSHAKE_TIMEOUT`].
 
 pub mod auth;
 pub mod collections;
 pub mod files;
+pub mod limits;
 pub mod paths;
 pub mod report;
 pub mod search;
@@ -29,9 +31,9 @@ use tarpc::server::{BaseChannel, Channel};
 use tarpc::tokio_serde::formats::Bincode;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
-use tokio::sync::Semaphore;
 
 use self::auth::{Peer, PeerKind, Writers};
+use self::limits::{Caller, Slots};
 use self::service::QueryService;
 use crate::watch::WatchHandle;
 use crate::Context;
@@ -40,6 +42,8 @@ use crate::Context;
 pub const MAX_IN_FLIGHT: usize = 32;
 /// Most simultaneous connections (Unix and TCP together); more are closed at once.
 pub const MAX_CONNECTIONS: usize = 256;
+/// Most simultaneous connections of one uid (Unix) or one address (TCP).
+pub const MAX_CONNECTIONS_PER_CALLER: usize = 64;
 /// How long a TCP client has to present its token.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -71,7 +75,7 @@ async fn serve_inner(ctx: &Arc<Context>, watch: WatchHandle) -> anyhow::Result<(
         _ => None,
     };
     tracing::info!(socket = %q.socket.display(), "query service listening");
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CALLER);
     let writers = Writers::new(&q.writers);
     let unix_loop = accept_unix(ctx.clone(), watch.clone(), unix, writers, slots.clone());
     let tcp_loop = async {
@@ -122,7 +126,7 @@ async fn accept_unix(
     watch: WatchHandle,
     l: UnixListener,
     writers: Writers,
-    slots: Arc<Semaphore>,
+    slots: Slots,
 ) {
     loop {
         let stream = match l.accept().await {
@@ -133,19 +137,20 @@ async fn accept_unix(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                limit = MAX_CONNECTIONS,
-                "too many query connections; closing a new one"
-            );
-            continue;
-        };
         let peer = match writers.unix_peer(&stream) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "no peer credentials; closing the connection");
                 continue;
             }
+        };
+        let PeerKind::Unix { uid, .. } = peer.kind else {
+            continue;
+        };
+        let Some(slot) = slots.acquire(Caller::Uid(uid)) else {
+            tracing::warn!(peer = %peer, total = MAX_CONNECTIONS, per_caller = MAX_CONNECTIONS_PER_CALLER,
+                "too many query connections; closing a new one");
+            continue;
         };
         let (ctx, watch) = (ctx.clone(), watch.clone());
         tokio::spawn(async move {
@@ -160,7 +165,7 @@ async fn accept_tcp(
     watch: WatchHandle,
     l: TcpListener,
     token: Vec<u8>,
-    slots: Arc<Semaphore>,
+    slots: Slots,
 ) {
     let token = Arc::new(token);
     loop {
@@ -172,11 +177,9 @@ async fn accept_tcp(
                 continue;
             }
         };
-        let Ok(slot) = slots.clone().try_acquire_owned() else {
-            tracing::warn!(
-                limit = MAX_CONNECTIONS,
-                "too many query connections; closing a new one"
-            );
+        let Some(slot) = slots.acquire(Caller::Ip(addr.ip())) else {
+            tracing::warn!(peer = %addr, total = MAX_CONNECTIONS, per_caller = MAX_CONNECTIONS_PER_CALLER,
+                "too many query connections; closing a new one");
             continue;
         };
         let (ctx, watch, token) = (ctx.clone(), watch.clone(), token.clone());
