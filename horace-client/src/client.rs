@@ -83,11 +83,15 @@ macro_rules! call {
     ($self:ident . $method:ident ( $($arg:ident),* )) => {{
         check_size(&($(&$arg,)*))?;
         let mut ctx = context::current();
-        ctx.deadline = Instant::now() + $self.timeout;
-        match $self.inner.$method(ctx, $($arg),*).await {
-            Ok(Ok(v)) => Ok(v),
-            Ok(Err(e)) => Err(ClientError::Query(e)),
-            Err(e) => Err(rpc_error(e, $self.timeout)),
+        let deadline = Instant::now() + $self.timeout;
+        ctx.deadline = deadline;
+        // The server drops a request past its deadline; the client also stops waiting then.
+        let call = $self.inner.$method(ctx, $($arg),*);
+        match tokio::time::timeout_at(deadline.into(), call).await {
+            Ok(Ok(Ok(v))) => Ok(v),
+            Ok(Ok(Err(e))) => Err(ClientError::Query(e)),
+            Ok(Err(e)) => Err(rpc_error(e, $self.timeout)),
+            Err(_) => Err(ClientError::DeadlineExceeded($self.timeout)),
         }
     }};
 }

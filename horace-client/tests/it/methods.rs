@@ -336,13 +336,26 @@ fn connection_errors_exit_codes_and_help() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn calls_carry_a_deadline() {
     let s = Server::start();
-    let c = s
-        .client()
-        .await
-        .with_timeout(std::time::Duration::from_nanos(1));
-    let e = c.status().await.unwrap_err();
+    let c = s.client().await;
+    // 2000 new files keep the watcher busy far longer than 5 ms, and sync waits for them.
+    let dir = s.files.join("many");
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..2000 {
+        std::fs::write(dir.join(format!("f{i}")), vec![b'x'; 4096]).unwrap();
+    }
+    let hurried = c.clone().with_timeout(std::time::Duration::from_millis(5));
+    let e = hurried.sync().await.unwrap_err();
     assert!(matches!(e, ClientError::DeadlineExceeded(_)), "{e}");
     // The connection is still usable with a sane deadline.
-    let c = c.with_timeout(std::time::Duration::from_secs(30));
-    assert!(c.status().await.is_ok());
+    c.sync().await.unwrap();
+    assert_eq!(
+        c.search(SearchQuery {
+            limit: Some(0),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .total,
+        2000
+    );
 }
