@@ -1,0 +1,127 @@
+//! Wire types of the catalog-wide answers: duplicates, snapshots and status.
+
+use serde::{Deserialize, Serialize};
+
+/// Which duplicate groups to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicatesQuery {
+    /// Only contents of at least this many bytes.
+    pub min_size: Option<u64>,
+    /// Groups per page: default [`super::DEFAULT_LIMIT`], at most [`super::MAX_LIMIT`].
+    pub limit: Option<u32>,
+    /// Groups to skip.
+    pub offset: u64,
+}
+
+/// Active files that share one content.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateGroup {
+    /// The shared SHA-256.
+    pub sha256: String,
+    /// Size of one copy.
+    pub size: u64,
+    /// The files (id and path), by path; at most 1000 are listed.
+    pub files: Vec<(i64, String)>,
+    /// How many files share the content.
+    pub count: u64,
+}
+
+/// One page of duplicate groups.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicatesResult {
+    /// How many groups there are in all.
+    pub total_groups: u64,
+    /// The page.
+    pub groups: Vec<DuplicateGroup>,
+}
+
+/// One ZFS snapshot of the files dataset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotEntry {
+    /// Full name, `dataset@snap`.
+    pub name: String,
+    /// The dataset.
+    pub dataset: String,
+    /// Creation time, unix seconds (from zfs).
+    pub creation: i64,
+    /// Bytes used by the snapshot alone.
+    pub used: u64,
+    /// hourly, daily, … for Horace's own snapshots.
+    pub label: Option<String>,
+    /// Whether Horace made it (and may prune it).
+    pub managed: bool,
+}
+
+/// What one reconcile scan did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanInfo {
+    /// Why it ran (startup, overflow, watch-failure, rollback, …).
+    pub reason: String,
+    /// Started (unix ns).
+    pub started_ns: i64,
+    /// Finished (unix ns), 0 while running.
+    pub finished_ns: i64,
+    /// Files looked at.
+    pub files_seen: u64,
+    /// Files hashed.
+    pub files_hashed: u64,
+    /// Files newly marked deleted.
+    pub files_deleted: u64,
+}
+
+/// Health and size figures.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// Version of the watcher.
+    pub version: String,
+    /// Active files.
+    pub files_active: u64,
+    /// Archived files.
+    pub files_archived: u64,
+    /// Deleted files (history kept).
+    pub files_deleted: u64,
+    /// Versions cataloged in all.
+    pub versions: u64,
+    /// Versions whose content the store holds.
+    pub versions_stored: u64,
+    /// Sum of the current sizes of active files.
+    pub bytes_active: u64,
+    /// Bytes held by the content store (distinct contents).
+    pub bytes_stored: u64,
+    /// Collections.
+    pub collections: u64,
+    /// Events and paths waiting to be cataloged.
+    pub queue_depth: u64,
+    /// Lag of the last processed event, seen → committed, microseconds.
+    pub event_lag_us: u64,
+    /// Versions cataloged since start.
+    pub versions_cataloged: u64,
+    /// Files hashed since start.
+    pub files_hashed: u64,
+    /// Reconcile scans forced by overflow, failed watch, rollback, …
+    pub recrawls: u64,
+    /// Kernel queue overflows.
+    pub overflows: u64,
+    /// Watches that could not be added.
+    pub watch_failures: u64,
+    /// Whether the startup scan has finished.
+    pub ready: bool,
+    /// The last reconcile scan.
+    pub last_scan: Option<ScanInfo>,
+    /// Paths whose cataloging keeps failing, with the last cause.
+    pub failures: Vec<(String, String)>,
+    /// Whether snapshots are scheduled at all.
+    pub snapshots_enabled: bool,
+    /// Whether zfsd answered the last call (meaningful only with snapshots enabled).
+    pub zfsd_reachable: bool,
+    /// The last snapshot-scheduler error.
+    pub zfsd_error: Option<String>,
+    /// Unix seconds of the last snapshot taken, 0 if none.
+    pub last_snapshot: i64,
+    /// Why pruning was refused, if it was.
+    pub prune_refused: Option<String>,
+    /// Unix seconds of the last catalog backup.
+    pub last_backup: Option<i64>,
+    /// Snapshots in the catalog's mirror.
+    pub snapshots: u64,
+}
