@@ -26,6 +26,11 @@ pub const MAX_REQUEST_TIME: Duration = Duration::from_secs(120);
 /// Most files one collection add/remove may name.
 pub const MAX_BATCH: usize = 1000;
 
+/// Most catalog reads running at once, over all connections: a flood of queries waits here
+/// instead of filling the blocking thread pool the watcher also hashes on.
+pub const MAX_CONCURRENT_READS: usize = 8;
+static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_READS);
+
 /// The handlers of one connection.
 #[derive(Clone)]
 pub struct QueryService {
@@ -78,6 +83,7 @@ impl QueryService {
         T: Send + 'static,
         F: FnOnce(&Connection) -> Res<T> + Send + 'static,
     {
+        let _permit = READS.acquire().await.map_err(internal)?;
         self.ctx
             .readers
             .with(f)
