@@ -3,10 +3,10 @@
 //!
 //! Limits: request frames of at most `wire::MAX_REQUEST_FRAME` bytes (a larger or
 //! undecodable frame closes that connection only), [`MAX_IN_FLIGHT`] requests per
-//! connection, [`service::MAX_CONCURRENT_READS`] catalog reads at once, [`MAX_CONNECTIONS`] connections ([`MAX_CONNECTIONS_PER_CALLER`] per uid or
-//! TCP address), [`service::MAX_REQUEST_TIME`] per request,
-//! result pages of at most 1000 rows, and the TCP token handshake within
-//! [`HANDSHAKE_TIMEOUT`].
+//! connection, [`service::MAX_CONCURRENT_READS`] catalog reads at once,
+//! [`MAX_CONNECTIONS`] connections ([`MAX_CONNECTIONS_PER_CALLER`] per uid or TCP
+//! address), [`service::MAX_REQUEST_TIME`] per request, result pages of at most 1000 rows,
+//! and the TCP token handshake within [`HANDSHAKE_TIMEOUT`].
 
 pub mod auth;
 pub mod collections;
