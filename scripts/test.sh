@@ -47,3 +47,8 @@ if [ "$(id -u)" -eq 0 ]; then
 else
   echo "test.sh: not root, skipping the package install check (packaging/verify-deb.sh)"
 fi
+
+# The benchmark at a tiny size, so it cannot rot: it runs every figure end to end (the
+# zfsd figure as root) without asserting times, and writes its report to /tmp so
+# docs/benchmarks.md keeps the numbers of a real run (scripts/bench.sh).
+cargo run --locked -p horace-bench -- --size tiny --out /tmp/horace-bench-ci.md >/dev/null

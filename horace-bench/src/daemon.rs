@@ -1,0 +1,150 @@
+//! Running the real `horace-watcher` binary on a data directory, waiting for its startup
+//! scan, and reading a process's memory from /proc.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use horace_client::{Client, StatusReport};
+use horace_tests::ChildGuard;
+
+/// A binary built next to this one (`cargo build --bins` puts them side by side).
+pub fn sibling_bin(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.parent().context("exe dir")?.join(name);
+    if !path.exists() {
+        bail!(
+            "{} is not built: build it with the same profile (scripts/bench.sh does)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// A running watcher (killed on drop).
+pub struct Watcher {
+    /// The process.
+    pub child: ChildGuard,
+    /// Its query socket.
+    pub socket: PathBuf,
+    /// When it was spawned.
+    pub spawned: Instant,
+}
+
+impl Watcher {
+    /// Starts `horace-watcher --files FILES --metadata META --socket META/query.sock
+    /// --no-snapshots`, logging to `META/watcher.log`.
+    pub fn start(files: &Path, meta: &Path) -> anyhow::Result<Self> {
+        fs::create_dir_all(meta)?;
+        let socket = meta.join("query.sock");
+        let _ = fs::remove_file(&socket);
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(meta.join("watcher.log"))?;
+        let bin = sibling_bin("horace-watcher")?;
+        let spawned = Instant::now();
+        let child = ChildGuard::spawn(
+            Command::new(bin)
+                .arg("--files")
+                .arg(files)
+                .arg("--metadata")
+                .arg(meta)
+                .arg("--socket")
+                .arg(&socket)
+                .arg("--no-snapshots")
+                .env("RUST_LOG", "warn")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        Ok(Self {
+            child,
+            socket,
+            spawned,
+        })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// Connects to the query socket, waiting up to `timeout` for it to appear.
+    pub async fn client(&mut self, timeout: Duration) -> anyhow::Result<Client> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.child.is_running() {
+                bail!("horace-watcher exited early (see watcher.log)");
+            }
+            if self.socket.exists() {
+                if let Ok(c) = Client::connect_unix(&self.socket).await {
+                    return Ok(c.with_timeout(Duration::from_secs(600)));
+                }
+            }
+            if Instant::now() >= deadline {
+                bail!("horace-watcher's socket did not appear in {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Polls `status` every `every` until the startup scan is done; returns the status
+    /// and the wall time from spawn to the first ready answer.
+    pub async fn wait_ready(
+        &mut self,
+        every: Duration,
+        timeout: Duration,
+    ) -> anyhow::Result<(StatusReport, Duration)> {
+        let client = self.client(timeout).await?;
+        let deadline = self.spawned + timeout;
+        loop {
+            let st = client.status().await?;
+            if st.ready {
+                return Ok((st, self.spawned.elapsed()));
+            }
+            if Instant::now() >= deadline || !self.child.is_running() {
+                bail!("horace-watcher was not ready within {timeout:?}");
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// SIGTERM, then waits for a clean exit.
+    pub fn stop(mut self) -> anyhow::Result<()> {
+        self.child.signal(libc::SIGTERM);
+        match self.child.wait_timeout(Duration::from_secs(120)) {
+            Some(s) if s.success() => Ok(()),
+            Some(s) => bail!("horace-watcher exited with {s}"),
+            None => bail!("horace-watcher did not stop within 120 s"),
+        }
+    }
+}
+
+/// Peak and current resident memory of `pid` (VmHWM, VmRSS) in KiB.
+pub fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok((field("VmHWM:"), field("VmRSS:")))
+}
+
+/// KiB as MiB text.
+pub fn mib(kib: u64) -> String {
+    format!("{:.1} MiB", kib as f64 / 1024.0)
+}
+
+/// Scan time from the watcher's own report of its last scan.
+pub fn scan_time(st: &StatusReport) -> Option<Duration> {
+    let s = st.last_scan.as_ref()?;
+    (s.finished_ns > s.started_ns)
+        .then(|| Duration::from_nanos((s.finished_ns - s.started_ns) as u64))
+}
