@@ -276,7 +276,11 @@ async fn watchdog(ctx: Arc<Context>) {
 /// The watchdog interval, as `sd_watchdog_enabled(3)` reads it: `WATCHDOG_USEC`, and
 /// `WATCHDOG_PID`, when set, must be this process.
 fn watchdog_usec() -> Option<u64> {
-    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok().filter(|u| *u > 0)?;
+    let usec: u64 = std::env::var("WATCHDOG_USEC")
+        .ok()?
+        .parse()
+        .ok()
+        .filter(|u| *u > 0)?;
     match std::env::var("WATCHDOG_PID") {
         Ok(pid) if pid.parse::<u32>().ok() != Some(std::process::id()) => None,
         _ => Some(usec),

@@ -20,8 +20,15 @@ use crate::scan::{Compare, Ignore, Prober};
 use crate::store::Objects;
 use crate::Context;
 
-/// Hashing threads (the NAS has few cores; hashing is I/O- and SHA-NI-bound).
-const THREADS: usize = 2;
+/// Probe threads: four per core. A probe mostly waits on I/O (copy_file_range into the
+/// store, fsync of the object); hashing itself (SHA-NI, ~1 GB/s per core) is bounded by the
+/// cores anyway. Measured on 2 cores, 1,000 × 64 KiB on ext4: 2 threads 508 files/s,
+/// 8 threads 2,900–4,100 files/s.
+fn threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, |n| n.get() * 4)
+        .clamp(2, 16)
+}
 /// Operations per batch at most.
 const MAX_BATCH: usize = 4096;
 /// How long a path that vanished before it was read is looked at again (its rename or

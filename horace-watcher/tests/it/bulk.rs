@@ -90,9 +90,19 @@ fn offline_changes_are_caught_and_a_second_start_hashes_nothing() {
     w.stop();
 
     let mut w = Watcher::start_with_env(&files, &meta, &[("WATCHDOG_USEC", "200000")]);
-    let status = w.notify.wait_for(Duration::from_secs(5), |l| l.starts_with("STATUS=Watching"));
-    assert_eq!(status.as_deref(), Some("STATUS=Watching 5 files in 1 directories"));
-    assert!(w.notify.wait_for(Duration::from_secs(5), |l| l == "WATCHDOG=1").is_some(), "no watchdog ping");
+    let status = w
+        .notify
+        .wait_for(Duration::from_secs(5), |l| l.starts_with("STATUS=Watching"));
+    assert_eq!(
+        status.as_deref(),
+        Some("STATUS=Watching 5 files in 1 directories")
+    );
+    assert!(
+        w.notify
+            .wait_for(Duration::from_secs(5), |l| l == "WATCHDOG=1")
+            .is_some(),
+        "no watchdog ping"
+    );
     let log = w.stop();
     let scan = scan_lines(&log).pop().expect("scan line");
     assert_eq!(

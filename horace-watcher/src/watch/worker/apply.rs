@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
-use super::{now_ns, Outcome, Worker, CARRY_FOR, THREADS};
+use super::{now_ns, threads, Outcome, Worker, CARRY_FOR};
 use crate::catalog::ops;
 use crate::path::{escape, owner_of};
 use crate::scan::{par_map, Compare, Probe};
@@ -171,7 +171,7 @@ impl Worker {
         let rows = self.lookup_rows(jobs.keys().map(|(p, _)| p.clone()).collect());
         let jobs: Vec<((PathBuf, PathBuf), Compare)> = jobs.into_iter().collect();
         let prober = &self.prober;
-        let probes = par_map(&jobs, THREADS, |((p, f), cmp)| {
+        let probes = par_map(&jobs, threads(), |((p, f), cmp)| {
             prober.probe(f, rows.get(p), *cmp)
         });
         let hashed = probes

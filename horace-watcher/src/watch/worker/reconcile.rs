@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::apply::{commit, Item};
-use super::{dev_of, now_ns, Worker, THREADS};
+use super::{dev_of, now_ns, threads, Worker};
 use crate::catalog::ops::{self, Row};
 use crate::path::{escape, unescape};
 use crate::scan::{self, par_map, Compare, Probe};
@@ -79,7 +79,7 @@ impl Worker {
         let mut deleted = 0u64;
         for chunk in todo.chunks(CHUNK) {
             let prober = &self.prober;
-            let probes = par_map(chunk, THREADS, |(rel, row)| {
+            let probes = par_map(chunk, threads(), |(rel, row)| {
                 prober.probe(rel, row.as_ref(), Compare::Strict)
             });
             for ((rel, _), probe) in chunk.iter().zip(probes) {
