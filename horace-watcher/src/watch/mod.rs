@@ -247,7 +247,7 @@ pub async fn start(
     let task = tokio::spawn(async move {
         let _ = done.wait_for(|d| *d).await;
     });
-    tokio::spawn(watchdog(ctx.clone()));
+    tokio::spawn(watchdog(ctx.cancel.clone()));
     let handle = WatchHandle {
         inner: Arc::new(Shared {
             ctx,
@@ -262,13 +262,13 @@ pub async fn start(
 
 /// Pings systemd's watchdog at half its interval while the watcher runs (no-op unless
 /// `WATCHDOG_USEC` is set).
-async fn watchdog(ctx: Arc<Context>) {
+async fn watchdog(cancel: tokio_util::sync::CancellationToken) {
     let Some(usec) = watchdog_usec() else { return };
     let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
     loop {
         tokio::select! {
             _ = tick.tick() => { let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]); }
-            () = ctx.cancel.cancelled() => return,
+            () = cancel.cancelled() => return,
         }
     }
 }

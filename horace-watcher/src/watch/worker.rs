@@ -189,8 +189,13 @@ impl Worker {
     fn process(&mut self, msgs: Vec<Msg>) -> bool {
         let mut ops: Vec<(Op, Instant)> = Vec::new();
         let mut shutdown = false;
-        for m in msgs {
+        // One reconcile covers every earlier request: run only the last one.
+        let last_reconcile = msgs.iter().rposition(|m| matches!(m, Msg::Reconcile(_)));
+        for (i, m) in msgs.into_iter().enumerate() {
             match m {
+                Msg::Reconcile(reason) if Some(i) != last_reconcile => {
+                    tracing::debug!(reason, "reconcile request folded into a later one");
+                }
                 Msg::Events(v, at) => {
                     self.inflight += v.len() as u64;
                     ops.extend(v.into_iter().map(|o| (o, at)));
@@ -321,6 +326,8 @@ impl Worker {
         r.due = Instant::now() + backoff;
         if r.attempts == 1 {
             tracing::warn!(path = %rel.display(), cause = why, "cannot catalog; will retry");
+        } else {
+            tracing::debug!(path = %rel.display(), attempts = r.attempts, cause = why, "retry failed");
         }
         if r.attempts >= 3 {
             self.ctx

@@ -3,6 +3,7 @@
 //! handle (sync, register, restore).
 
 mod bulk;
+mod failures;
 mod inprocess;
 mod lifecycle;
 mod util;

@@ -46,12 +46,27 @@ impl Watcher {
 
     /// Like [`Watcher::start`], with extra environment variables.
     pub fn start_with_env(files: &Path, meta: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_cmd(
+            Command::new(env!("CARGO_BIN_EXE_horace-watcher")),
+            files,
+            meta,
+            env,
+        )
+    }
+
+    /// Starts `cmd` (the watcher binary, possibly behind `setpriv`) with the usual flags.
+    pub fn start_cmd(mut cmd: Command, files: &Path, meta: &Path, env: &[(&str, &str)]) -> Self {
         let scratch = horace_tests::shared_tempdir();
+        // The watcher may run as another uid and binds its query socket here.
+        fs::set_permissions(
+            scratch.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o777),
+        )
+        .unwrap();
         let log = scratch.path().join("watcher.log");
         let mut notify = NotifySocket::new();
         let child = ChildGuard::spawn(
-            Command::new(env!("CARGO_BIN_EXE_horace-watcher"))
-                .arg("--files")
+            cmd.arg("--files")
                 .arg(files)
                 .arg("--metadata")
                 .arg(meta)
