@@ -100,14 +100,17 @@ async fn main() -> anyhow::Result<()> {
         signal(SignalKind::interrupt())?,
         signal(SignalKind::hangup())?,
     );
-    // SIGHUP re-reads the config and reports whether it is valid; the running watcher
-    // keeps the settings it started with (a restart applies them), a bad file changes nothing.
+    // SIGHUP re-reads the config: ignore patterns and [versions] apply at once, other keys
+    // at the next start; a bad file changes nothing.
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            match load(&args) {
-                Ok(_) => tracing::info!(
-                    "configuration re-read and valid; restart the watcher to apply it"
+            match load(&args).map(|c| horace_watcher::watch::reload(&c)) {
+                Ok(Ok(_)) => tracing::info!(
+                    "configuration re-read; other keys than ignore and [versions] apply at restart"
                 ),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "configuration reload failed; keeping the old one")
+                }
                 Err(e) => {
                     tracing::error!(error = %format!("{e:#}"), "configuration reload failed; keeping the old one")
                 }

@@ -7,6 +7,7 @@ use std::io;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
 
 use globset::{Glob, GlobSet, GlobSetBuilder};
 
@@ -20,10 +21,11 @@ pub const COOKIE_PREFIX: &str = ".horace-sync-";
 pub const RESTORE_PREFIX: &str = ".horace-restore-";
 
 /// The configured ignore patterns, matched against a file's base name, plus Horace's own
-/// temp names, which are ignored whatever the configuration says.
+/// temp names, which are ignored whatever the configuration says. Clones share the
+/// patterns, so a reload ([`Ignore::replace_with`]) reaches every holder.
 #[derive(Debug, Clone)]
 pub struct Ignore {
-    set: GlobSet,
+    set: Arc<RwLock<GlobSet>>,
 }
 
 impl Ignore {
@@ -33,7 +35,15 @@ impl Ignore {
         for p in patterns {
             b.add(Glob::new(p)?);
         }
-        Ok(Self { set: b.build()? })
+        Ok(Self {
+            set: Arc::new(RwLock::new(b.build()?)),
+        })
+    }
+
+    /// Makes every clone of `self` use the patterns of `other`.
+    pub fn replace_with(&self, other: &Ignore) {
+        let new = other.set.read().unwrap_or_else(|e| e.into_inner()).clone();
+        *self.set.write().unwrap_or_else(|e| e.into_inner()) = new;
     }
 
     /// Whether a file with this base name is never cataloged.
@@ -41,7 +51,11 @@ impl Ignore {
         let b = name.as_bytes();
         b.starts_with(COOKIE_PREFIX.as_bytes())
             || b.starts_with(RESTORE_PREFIX.as_bytes())
-            || self.set.is_match(Path::new(name))
+            || self
+                .set
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .is_match(Path::new(name))
     }
 }
 
@@ -115,10 +129,26 @@ impl Prober {
             }
         }
         let store = fp.size as u64 <= self.max_stored;
+        // Read through a descriptor opened beneath the root with no symlink followed in
+        // any component: a directory on the path swapped for a symlink (after the
+        // `symlink_metadata` above) reads as missing, never as a file outside the tree.
+        let file = match crate::store::open_file_beneath(&self.root, rel) {
+            Ok(f) => f,
+            Err(e) if gone(&e) => return Probe::Missing,
+            Err(e) => return Probe::Failed(e.to_string()),
+        };
+        match file.metadata() {
+            Ok(md) if md.is_file() && Fingerprint::of(&md) == fp => {}
+            Ok(md) if !md.is_file() => return Probe::NotRegular,
+            Ok(_) => return Probe::Changing,
+            Err(e) => return Probe::Failed(e.to_string()),
+        }
         let read = if store {
-            self.objects.copy_in(&abs).map(|(tmp, d)| (Some(tmp), d))
+            self.objects
+                .copy_in_file(&file)
+                .map(|(tmp, d)| (Some(tmp), d))
         } else {
-            hash::digest_file(&abs).map(|d| (None, d))
+            hash::digest_reader(&file).map(|d| (None, d))
         };
         let (tmp, d) = match read {
             Ok(x) => x,
@@ -130,7 +160,8 @@ impl Prober {
             Err(e) if gone(&e) => return Probe::Missing,
             Err(e) => return Probe::Failed(e.to_string()),
         };
-        if after != fp || d.len != fp.size as u64 {
+        let after_fd = file.metadata().map(|md| Fingerprint::of(&md)).ok();
+        if after != fp || after_fd != Some(fp) || d.len != fp.size as u64 {
             tracing::debug!(path = %abs.display(), "changed while read; looking again");
             return Probe::Changing;
         }
@@ -257,6 +288,12 @@ mod tests {
         assert!(none.is_ignored(OsStr::new(".horace-sync-1")));
         assert!(none.is_ignored(OsStr::new(".horace-restore-1")));
         assert!(!none.is_ignored(OsStr::new("a.tmp")));
+        let shared = none.clone();
+        none.replace_with(&Ignore::new(&["*.tmp".to_string()]).unwrap());
+        assert!(
+            shared.is_ignored(OsStr::new("a.tmp")),
+            "clones see a reload"
+        );
     }
 
     #[test]

@@ -86,8 +86,22 @@ pub(crate) enum Msg {
         i64,
         oneshot::Sender<Result<RestoreOutcome, RestoreError>>,
     ),
+    /// Apply the reloadable settings of a new configuration.
+    Reload(Box<crate::Config>),
     /// Drain and stop.
     Shutdown,
+}
+
+/// The watch loops of this process, for [`reload`].
+static LOOPS: Mutex<Vec<Sender<Msg>>> = Mutex::new(Vec::new());
+
+/// Applies the reloadable settings of `config` — ignore patterns and `[versions]` — to every
+/// running watch loop (SIGHUP). Other keys need a restart. Returns how many loops got it.
+pub fn reload(config: &crate::Config) -> Result<usize, globset::Error> {
+    Ignore::new(&config.ignore)?;
+    let mut loops = LOOPS.lock().unwrap_or_else(|e| e.into_inner());
+    loops.retain(|tx| tx.send(Msg::Reload(Box::new(config.clone()))).is_ok());
+    Ok(loops.len())
 }
 
 struct Shared {
@@ -200,6 +214,10 @@ pub async fn start(
         .with_context(|| format!("failed to watch {}", root.display()))?;
 
     let (tx, rx) = std::sync::mpsc::channel();
+    LOOPS
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(tx.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let unwatched = Arc::new(AtomicBool::new(false));
     let reader = reader::Reader {

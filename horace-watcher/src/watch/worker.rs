@@ -15,6 +15,7 @@ use tokio::sync::oneshot;
 use super::reader::WatchMap;
 use super::{Msg, Op, WatchError};
 use crate::catalog::ops::{self, Row};
+use crate::config::VersionsConfig;
 use crate::path::escape;
 use crate::scan::{Compare, Ignore, Prober};
 use crate::store::Objects;
@@ -76,6 +77,8 @@ pub(super) struct Worker {
     last_rescan: Instant,
     /// Operations received from the reader and not yet committed (for queue_depth).
     inflight: u64,
+    /// `[versions]` in force (reloadable).
+    versions: VersionsConfig,
 }
 
 /// Unix nanoseconds now.
@@ -114,6 +117,7 @@ impl Worker {
             root_dev: dev_of(&root),
             last_rescan: Instant::now(),
             inflight: 0,
+            versions: p.ctx.config.versions.clone(),
             ctx: p.ctx,
         }
     }
@@ -213,6 +217,7 @@ impl Worker {
                         Msg::Restore(id, v, reply) => {
                             let _ = reply.send(self.restore(id, v));
                         }
+                        Msg::Reload(config) => self.reload(&config),
                         Msg::Shutdown => shutdown = true,
                         Msg::Events(..) => unreachable!("handled above"),
                     }
@@ -242,6 +247,25 @@ impl Worker {
             self.reconcile("watch-failure");
         }
         shutdown
+    }
+
+    /// Applies the reloadable settings (ignore patterns, `[versions]`).
+    fn reload(&mut self, config: &crate::Config) {
+        match Ignore::new(&config.ignore) {
+            Ok(ignore) => self.ignore.replace_with(&ignore),
+            Err(e) => {
+                tracing::error!(cause = %e, "reload: invalid ignore pattern; keeping the old settings");
+                return;
+            }
+        }
+        self.versions = config.versions.clone();
+        self.prober.max_stored = config.versions.max_stored_file_size;
+        tracing::info!(ignore = ?config.ignore, versions = ?config.versions, "configuration reloaded (ignore patterns and versions)");
+    }
+
+    /// How long a version's content is kept at least, in ns.
+    fn min_age_ns(&self) -> i64 {
+        i64::from(self.versions.min_age_days) * 86_400 * 1_000_000_000
     }
 
     fn next_due(&self) -> Instant {

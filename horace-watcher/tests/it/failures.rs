@@ -1,5 +1,6 @@
-//! A file the watcher cannot read goes to the retry queue: logged once with its cause,
-//! retried with backoff, cataloged once it becomes readable.
+//! Failures and reloads: a file the watcher cannot read goes to the retry queue (logged
+//! once with its cause, retried with backoff, cataloged once readable); SIGHUP applies new
+//! ignore patterns and keeps the old config when the new one is bad.
 
 use std::fs;
 use std::io::Write;
@@ -57,5 +58,55 @@ fn unreadable_file_is_retried_and_logged_once() {
     fs::set_permissions(&secret, fs::Permissions::from_mode(0o644)).unwrap();
     w.barrier();
     catalog_equals_disk(&files, &meta);
+    w.stop();
+}
+
+#[test]
+fn sighup_reloads_ignore_patterns_and_keeps_the_old_config_when_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir(&files).unwrap();
+    let cfg = dir.path().join("horace.toml");
+    let write_cfg = |ignore: &str| {
+        let text = format!(
+            "files_root = {:?}\nmetadata_dir = {:?}\nignore = {ignore}\n",
+            files.display().to_string(),
+            meta.display().to_string()
+        );
+        fs::write(&cfg, text).unwrap();
+    };
+    write_cfg(r#"["*.tmp"]"#);
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_horace-watcher"));
+    cmd.arg("--config").arg(&cfg);
+    let mut w = Watcher::start_cmd(cmd, &files, &meta, &[]);
+    fs::write(files.join("a.log"), "a").unwrap();
+    w.barrier();
+    assert!(file_row(&meta, "a.log").is_some());
+
+    write_cfg(r#"["*.log"]"#);
+    w.signal(libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(30), || w
+        .log()
+        .contains("configuration reloaded")));
+    fs::write(files.join("b.log"), "b").unwrap();
+    w.barrier();
+    assert!(
+        file_row(&meta, "b.log").is_none(),
+        "new ignore pattern applies"
+    );
+
+    fs::write(&cfg, "files_root = 7\n").unwrap();
+    w.signal(libc::SIGHUP);
+    assert!(wait_until(Duration::from_secs(30), || w
+        .log()
+        .contains("configuration reload failed")));
+    fs::write(files.join("c.log"), "c").unwrap();
+    fs::write(files.join("d.tmp"), "d").unwrap();
+    w.barrier();
+    assert!(file_row(&meta, "c.log").is_none(), "old settings kept");
+    assert!(
+        file_row(&meta, "d.tmp").is_some(),
+        "*.tmp is no longer ignored"
+    );
     w.stop();
 }

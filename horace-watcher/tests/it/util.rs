@@ -116,6 +116,11 @@ impl Watcher {
         assert!(ok, "barrier {} not reached; log:\n{}", self.n, self.log());
     }
 
+    /// Sends a signal to the watcher.
+    pub fn signal(&self, sig: i32) {
+        self.child.signal(sig);
+    }
+
     /// Stops the watcher with SIGTERM and waits for a clean exit.
     pub fn stop(mut self) -> String {
         self.child.signal(libc::SIGTERM);

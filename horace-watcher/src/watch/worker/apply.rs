@@ -197,8 +197,8 @@ impl Worker {
                 Op::Cookie(n) => Item::Cookie(n),
             });
         }
-        let keep = self.ctx.config.versions.keep;
-        let min_age_ns = i64::from(self.ctx.config.versions.min_age_days) * 86_400 * 1_000_000_000;
+        let keep = self.versions.keep;
+        let min_age_ns = self.min_age_ns();
         let items = std::sync::Arc::new(items);
         let shared = items.clone();
         let committed = self

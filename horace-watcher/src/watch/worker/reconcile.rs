@@ -153,8 +153,8 @@ impl Worker {
         if items.is_empty() {
             return 0;
         }
-        let keep = self.ctx.config.versions.keep;
-        let min_age_ns = i64::from(self.ctx.config.versions.min_age_days) * 86_400 * 1_000_000_000;
+        let keep = self.versions.keep;
+        let min_age_ns = self.min_age_ns();
         match self
             .ctx
             .writer
