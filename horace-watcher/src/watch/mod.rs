@@ -6,6 +6,7 @@
 //! hashes in parallel, and commits each batch in one transaction; [`WatchHandle`] is how
 //! other tasks talk to the loop (sync barrier, register, reconcile, restore, shutdown).
 
+pub(crate) mod map;
 pub(crate) mod reader;
 mod worker;
 
@@ -209,7 +210,7 @@ pub async fn start(
     let objects =
         Objects::open(&ctx.config.metadata_dir).context("failed to open the content store")?;
     let inotify = inotify::Inotify::init().context("failed to initialise inotify")?;
-    let map = Arc::new(reader::WatchMap::new(inotify.watches(), root.clone()));
+    let map = Arc::new(map::WatchMap::new(inotify.watches(), root.clone()));
     map.add_dir(std::path::Path::new(""))
         .with_context(|| format!("failed to watch {}", root.display()))?;
 

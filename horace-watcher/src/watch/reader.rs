@@ -1,13 +1,12 @@
-//! The inotify side: the map from watch descriptors to directories, and the thread that
-//! reads kernel events, pairs rename halves by cookie, watches and lists new directories,
-//! and sends typed operations to the watch loop in kernel order.
+//! The inotify side: the thread that reads kernel events, pairs rename halves by cookie,
+//! watches and lists new directories, and sends typed operations to the watch loop in
+//! kernel order.
 //!
 //! Uses the `inotify` crate directly rather than `notify` 8: notify's inotify backend
 //! always subscribes `IN_OPEN` and `IN_MODIFY`, so every read by the hasher and every
 //! `write(2)` of a writer would queue an event. Here the mask holds only what cataloging
 //! needs: close-after-write, moved-from/to, create (directories), delete, attribute change.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -15,11 +14,12 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Sender;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use inotify::{EventMask, Inotify, WatchDescriptor, WatchMask, Watches};
+use inotify::{EventMask, Inotify, WatchMask};
 
+use super::map::{add_watch_counted, WatchMap};
 use super::{Msg, Op};
 use crate::scan::{self, Compare, Ignore, COOKIE_PREFIX};
 use crate::status::Status;
@@ -39,124 +39,6 @@ pub const MASK: WatchMask = WatchMask::CLOSE_WRITE
 
 /// How long the first half of a rename waits for its second half.
 const PAIR_WAIT: Duration = Duration::from_millis(20);
-
-#[derive(Default)]
-struct Maps {
-    by_wd: HashMap<i32, PathBuf>,
-    by_path: HashMap<PathBuf, WatchDescriptor>,
-}
-
-/// Which directory (relative to the root) each watch descriptor stands for.
-pub struct WatchMap {
-    root: PathBuf,
-    inner: Mutex<(Watches, Maps)>,
-}
-
-impl WatchMap {
-    /// An empty map for watches of `root`.
-    pub fn new(watches: Watches, root: PathBuf) -> Self {
-        Self {
-            root,
-            inner: Mutex::new((watches, Maps::default())),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Watches, Maps)> {
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Adds (or refreshes) the watch of directory `rel`. The lock is held across the
-    /// syscall so an event of the new watch never finds it unmapped.
-    pub fn add_dir(&self, rel: &Path) -> io::Result<()> {
-        let mut g = self.lock();
-        let (watches, maps) = &mut *g;
-        let wd = watches.add(self.root.join(rel), MASK)?;
-        let id = wd.get_watch_descriptor_id();
-        if let Some(old) = maps.by_wd.insert(id, rel.to_path_buf()) {
-            if old != rel {
-                maps.by_path.remove(&old);
-            }
-        }
-        maps.by_path.insert(rel.to_path_buf(), wd);
-        Ok(())
-    }
-
-    /// Number of directories watched.
-    #[allow(clippy::len_without_is_empty)]
-    pub fn len(&self) -> usize {
-        self.lock().1.by_wd.len()
-    }
-
-    fn resolve(&self, wd: i32) -> Option<PathBuf> {
-        self.lock().1.by_wd.get(&wd).cloned()
-    }
-
-    fn forget_wd(&self, wd: i32) {
-        let mut g = self.lock();
-        if let Some(p) = g.1.by_wd.remove(&wd) {
-            if g.1
-                .by_path
-                .get(&p)
-                .is_some_and(|w| w.get_watch_descriptor_id() == wd)
-            {
-                g.1.by_path.remove(&p);
-            }
-        }
-    }
-
-    fn rename_prefix(&self, from: &Path, to: &Path) {
-        let mut g = self.lock();
-        let maps = &mut g.1;
-        let moved: Vec<PathBuf> = maps
-            .by_path
-            .keys()
-            .filter(|p| p.starts_with(from))
-            .cloned()
-            .collect();
-        for old in moved {
-            let new = to.join(old.strip_prefix(from).expect("prefix"));
-            let wd = maps.by_path.remove(&old).expect("present");
-            maps.by_wd.insert(wd.get_watch_descriptor_id(), new.clone());
-            maps.by_path.insert(new, wd);
-        }
-    }
-
-    /// Stops watching `rel` and everything below (moved out of the tree or deleted).
-    fn remove_under(&self, rel: &Path) {
-        let mut g = self.lock();
-        let (watches, maps) = &mut *g;
-        let gone: Vec<PathBuf> = maps
-            .by_path
-            .keys()
-            .filter(|p| p.starts_with(rel))
-            .cloned()
-            .collect();
-        for p in gone {
-            if let Some(wd) = maps.by_path.remove(&p) {
-                maps.by_wd.remove(&wd.get_watch_descriptor_id());
-                let _ = watches.remove(wd);
-            }
-        }
-    }
-}
-
-/// Adds the watch of `dir`, counting and logging a failure (e.g. the watch limit).
-pub fn add_watch_counted(map: &WatchMap, status: &Status, dir: &Path) -> bool {
-    match map.add_dir(dir) {
-        Ok(()) => true,
-        Err(e)
-            if e.raw_os_error() == Some(libc::ENOENT)
-                || e.raw_os_error() == Some(libc::ENOTDIR) =>
-        {
-            true
-        }
-        Err(e) => {
-            Status::bump(&status.watch_failures);
-            tracing::error!(dir = %dir.display(), cause = %e, "cannot watch directory; it will be rescanned periodically");
-            false
-        }
-    }
-}
 
 struct PendingFrom {
     /// Where in the held-back operations the outcome goes (kernel order).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use rusqlite::Connection;
 use tokio::sync::oneshot;
 
-use super::reader::WatchMap;
+use super::map::WatchMap;
 use super::{Msg, Op, WatchError};
 use crate::catalog::ops::{self, Row};
 use crate::config::VersionsConfig;
@@ -41,6 +41,7 @@ const UNWATCHED_RESCAN: Duration = Duration::from_secs(300);
 mod apply;
 mod reconcile;
 mod restore;
+mod retry;
 
 pub(super) struct Parts {
     pub ctx: Arc<Context>,
@@ -55,11 +56,6 @@ pub(super) struct Parts {
     pub reader_thread: std::thread::JoinHandle<()>,
 }
 
-struct Retry {
-    attempts: u32,
-    due: Instant,
-}
-
 pub(super) struct Worker {
     ctx: Arc<Context>,
     prober: Prober,
@@ -71,7 +67,7 @@ pub(super) struct Worker {
     unwatched: Arc<AtomicBool>,
     reader_stop: Arc<AtomicBool>,
     reader_thread: Option<std::thread::JoinHandle<()>>,
-    retries: BTreeMap<PathBuf, Retry>,
+    retries: BTreeMap<PathBuf, retry::Retry>,
     carry: Vec<(PathBuf, Instant)>,
     root_dev: u64,
     last_rescan: Instant,
@@ -336,43 +332,6 @@ impl Worker {
             .keys()
             .copied()
             .collect()
-    }
-
-    fn note_failure(&mut self, rel: &Path, why: &str) {
-        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
-            attempts: 0,
-            due: Instant::now(),
-        });
-        r.attempts += 1;
-        let backoff = Duration::from_millis(500)
-            .saturating_mul(1 << r.attempts.min(10))
-            .min(Duration::from_secs(300));
-        r.due = Instant::now() + backoff;
-        if r.attempts == 1 {
-            tracing::warn!(path = %rel.display(), cause = why, "cannot catalog; will retry");
-        } else {
-            tracing::debug!(path = %rel.display(), attempts = r.attempts, cause = why, "retry failed");
-        }
-        if r.attempts >= 3 {
-            self.ctx
-                .status
-                .with_detail(|d| d.failures.insert(escape(rel), why.to_string()));
-        }
-    }
-
-    fn note_changing(&mut self, rel: &Path) {
-        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
-            attempts: 0,
-            due: Instant::now(),
-        });
-        r.due = Instant::now() + Duration::from_millis(200);
-    }
-
-    fn note_success(&mut self, rel: &Path) {
-        if self.retries.remove(rel).is_some() {
-            let key = escape(rel);
-            self.ctx.status.with_detail(|d| d.failures.remove(&key));
-        }
     }
 
     /// Removes objects no stored version references (also those of an earlier run).

@@ -14,7 +14,7 @@ use crate::catalog::ops::{self, Row};
 use crate::path::{escape, unescape};
 use crate::scan::{self, par_map, Compare, Probe};
 use crate::status::{ScanReport, Status};
-use crate::watch::reader::add_watch_counted;
+use crate::watch::map::add_watch_counted;
 
 /// Files probed per parallel round during a scan.
 const CHUNK: usize = 256;

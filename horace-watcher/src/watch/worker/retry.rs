@@ -1,0 +1,55 @@
+//! The retry queue: a path whose cataloging failed (permission denied, I/O error) is
+//! looked at again with exponential backoff, logged once with its cause, and listed in
+//! `status.detail.failures` while it keeps failing; a file that changed while it was read
+//! is looked at again shortly.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use super::Worker;
+use crate::path::escape;
+
+/// A path waiting to be looked at again.
+pub(super) struct Retry {
+    pub attempts: u32,
+    pub due: Instant,
+}
+
+impl Worker {
+    pub(super) fn note_failure(&mut self, rel: &Path, why: &str) {
+        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
+            attempts: 0,
+            due: Instant::now(),
+        });
+        r.attempts += 1;
+        let backoff = Duration::from_millis(500)
+            .saturating_mul(1 << r.attempts.min(10))
+            .min(Duration::from_secs(300));
+        r.due = Instant::now() + backoff;
+        if r.attempts == 1 {
+            tracing::warn!(path = %rel.display(), cause = why, "cannot catalog; will retry");
+        } else {
+            tracing::debug!(path = %rel.display(), attempts = r.attempts, cause = why, "retry failed");
+        }
+        if r.attempts >= 3 {
+            self.ctx
+                .status
+                .with_detail(|d| d.failures.insert(escape(rel), why.to_string()));
+        }
+    }
+
+    pub(super) fn note_changing(&mut self, rel: &Path) {
+        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
+            attempts: 0,
+            due: Instant::now(),
+        });
+        r.due = Instant::now() + Duration::from_millis(200);
+    }
+
+    pub(super) fn note_success(&mut self, rel: &Path) {
+        if self.retries.remove(rel).is_some() {
+            let key = escape(rel);
+            self.ctx.status.with_detail(|d| d.failures.remove(&key));
+        }
+    }
+}
