@@ -65,6 +65,25 @@ fn thousand_files_scan_then_directory_rename_without_rehash() {
         .query_row("SELECT owner FROM files WHERE id = ?1", [id], |r| r.get(0))
         .unwrap();
     assert_eq!(owner, "other");
+
+    // A file rename keeps the id and reads nothing either.
+    let before = hashed_in_batches(&w.log());
+    fs::rename(
+        files.join("other/renamed dir/file-0500.bin"),
+        files.join("other/moved.bin"),
+    )
+    .unwrap();
+    w.barrier();
+    catalog_equals_disk(&files, &meta);
+    assert_eq!(
+        hashed_in_batches(&w.log()) - before,
+        1,
+        "only the barrier file is hashed after a file rename"
+    );
+    assert_eq!(
+        file_row(&meta, "other/moved.bin").unwrap(),
+        (id, "active".into(), 1)
+    );
     w.stop();
 }
 

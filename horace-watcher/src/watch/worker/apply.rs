@@ -155,31 +155,53 @@ impl Worker {
                 _ => None,
             })
             .collect();
-        // (checked path, final path) → strongest comparison asked for.
-        let mut jobs: HashMap<(PathBuf, PathBuf), Compare> = HashMap::new();
+        // Each final path is probed once, with the strongest comparison asked for, against
+        // the row of the first checked path that has one (for the check that follows a
+        // file rename, the row being renamed, so a rename re-reads nothing).
+        let alias: HashMap<PathBuf, PathBuf> = renames
+            .iter()
+            .filter(|r| !r.3)
+            .map(|(_, from, to, _)| (to.clone(), from.clone()))
+            .collect();
+        let mut jobs: HashMap<PathBuf, (Compare, Vec<PathBuf>)> = HashMap::new();
         let mut finals: Vec<Option<PathBuf>> = Vec::with_capacity(list.len());
         for (i, op) in list.iter().enumerate() {
             if let Op::Check { rel, compare } = op {
                 let f = final_path(rel, i, &renames);
-                let e = jobs.entry((rel.clone(), f.clone())).or_insert(*compare);
-                *e = stronger(*e, *compare);
+                let e = jobs.entry(f.clone()).or_insert((*compare, Vec::new()));
+                e.0 = stronger(e.0, *compare);
+                e.1.push(rel.clone());
                 finals.push(Some(f));
             } else {
                 finals.push(None);
             }
         }
-        let rows = self.lookup_rows(jobs.keys().map(|(p, _)| p.clone()).collect());
-        let jobs: Vec<((PathBuf, PathBuf), Compare)> = jobs.into_iter().collect();
+        let wanted: Vec<PathBuf> = jobs
+            .values()
+            .flat_map(|(_, origins)| origins.iter().flat_map(|p| [Some(p), alias.get(p)]))
+            .flatten()
+            .cloned()
+            .collect();
+        let rows = self.lookup_rows(wanted);
+        let jobs: Vec<(PathBuf, Compare, Vec<PathBuf>)> =
+            jobs.into_iter().map(|(f, (c, o))| (f, c, o)).collect();
         let prober = &self.prober;
-        let probes = par_map(&jobs, threads(), |((p, f), cmp)| {
-            prober.probe(f, rows.get(p), *cmp)
+        let probes = par_map(&jobs, threads(), |(f, cmp, origins)| {
+            let row = origins.iter().find_map(|p| {
+                rows.get(p)
+                    .or_else(|| alias.get(p).and_then(|a| rows.get(a)))
+            });
+            prober.probe(f, row, *cmp)
         });
         let hashed = probes
             .iter()
             .filter(|p| matches!(p, Probe::Hashed(_)))
             .count() as u64;
-        let results: HashMap<(PathBuf, PathBuf), Probe> =
-            jobs.into_iter().map(|(k, _)| k).zip(probes).collect();
+        let results: HashMap<PathBuf, (Probe, Vec<PathBuf>)> = jobs
+            .into_iter()
+            .zip(probes)
+            .map(|((f, _, origins), probe)| (f, (probe, origins)))
+            .collect();
 
         let mut items = Vec::with_capacity(list.len());
         for (op, f) in list.into_iter().zip(finals) {
@@ -187,8 +209,8 @@ impl Worker {
                 Op::Check { rel, .. } => {
                     let f = f.expect("final path of a check");
                     let probe = results
-                        .get(&(rel.clone(), f))
-                        .cloned()
+                        .get(&f)
+                        .map(|r| r.0.clone())
                         .unwrap_or(Probe::Missing);
                     Item::Check(rel, probe)
                 }
@@ -209,7 +231,7 @@ impl Worker {
             Ok(Ok(tx)) => tx,
             Ok(Err(e)) => {
                 tracing::error!(cause = %e, "catalog transaction failed; the batch will be retried");
-                for ((_, f), _) in results {
+                for f in results.into_keys() {
                     self.note_failure(&f, &format!("catalog: {e}"));
                 }
                 return outcome;
@@ -223,26 +245,36 @@ impl Worker {
             self.prober.objects.remove(sha);
         }
         let now = Instant::now();
-        for ((p, f), probe) in results {
-            match probe {
-                Probe::Hashed(_) | Probe::Unchanged(_) => self.note_success(&f),
+        for (f, (probe, origins)) in results {
+            let why = match probe {
+                Probe::Hashed(_) | Probe::Unchanged(_) => {
+                    self.note_success(&f);
+                    continue;
+                }
                 Probe::NotRegular => {
                     self.note_success(&f);
-                    outcome.problems.insert(p, "not a regular file".into());
+                    "not a regular file".to_string()
                 }
                 Probe::Missing => {
-                    let first = since.get(&p).copied().unwrap_or(now);
+                    let first = origins.iter().filter_map(|p| since.get(p)).min().copied();
+                    let first = first.unwrap_or(now);
                     if now - first < CARRY_FOR {
-                        self.carry.push((f, first));
+                        self.carry.push((f.clone(), first));
                     }
-                    self.note_success(&p);
-                    outcome.problems.insert(p, "no such file".into());
+                    self.note_success(&f);
+                    "no such file".to_string()
                 }
-                Probe::Changing => self.note_changing(&f),
+                Probe::Changing => {
+                    self.note_changing(&f);
+                    continue;
+                }
                 Probe::Failed(why) => {
                     self.note_failure(&f, &why);
-                    outcome.problems.insert(p, why);
+                    why
                 }
+            };
+            for p in origins {
+                outcome.problems.insert(p, why.clone());
             }
         }
         let st = &self.ctx.status;
