@@ -46,9 +46,23 @@ pub fn parse_openssl_speed(out: &str) -> Option<f64> {
         .next_back()
 }
 
+/// Best of three runs of [`openssl_sha256_once`] (the machine is shared).
+pub fn openssl_sha256(seconds: u32) -> anyhow::Result<f64> {
+    let mut best: f64 = 0.0;
+    for _ in 0..3 {
+        best = best.max(openssl_sha256_once(seconds)?);
+    }
+    Ok(best)
+}
+
+/// Best of three runs of [`sha2_speed_once`].
+pub fn sha2_speed(seconds: f64) -> f64 {
+    (0..3).map(|_| sha2_speed_once(seconds)).fold(0.0, f64::max)
+}
+
 /// Single-core SHA-256 speed per `openssl speed -evp sha256 -bytes 16384 -seconds S`,
 /// bytes per second.
-pub fn openssl_sha256(seconds: u32) -> anyhow::Result<f64> {
+pub fn openssl_sha256_once(seconds: u32) -> anyhow::Result<f64> {
     let out = Command::new("openssl")
         .args(["speed", "-evp", "sha256", "-bytes", "16384", "-seconds"])
         .arg(seconds.to_string())
@@ -61,7 +75,7 @@ pub fn openssl_sha256(seconds: u32) -> anyhow::Result<f64> {
 
 /// Single-core speed of the `sha2` crate (what the watcher hashes with) over 16 KiB
 /// blocks for about `seconds`, bytes per second.
-pub fn sha2_speed(seconds: f64) -> f64 {
+pub fn sha2_speed_once(seconds: f64) -> f64 {
     let block = vec![0x5au8; 16384];
     let mut hasher = Sha256::new();
     let t0 = Instant::now();

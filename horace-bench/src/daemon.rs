@@ -34,10 +34,44 @@ pub struct Watcher {
 }
 
 impl Watcher {
+    /// Starts the watcher with only the content store off (`max_stored_file_size = 0`):
+    /// what cataloging costs without copying versions, to split figure 1's time.
+    pub fn start_without_store(files: &Path, meta: &Path) -> anyhow::Result<Self> {
+        fs::create_dir_all(meta)?;
+        let config = meta.join("nostore.toml");
+        fs::write(
+            &config,
+            format!(
+                "files_root = {:?}\nmetadata_dir = {:?}\n[versions]\nmax_stored_file_size = 0\n\
+                 [snapshots]\nenabled = false\n[query]\nsocket = {:?}\n",
+                files.display().to_string(),
+                meta.display().to_string(),
+                meta.join("query.sock").display().to_string()
+            ),
+        )?;
+        Self::spawn(&["--config".as_ref(), config.as_os_str()], meta)
+    }
+
     /// Starts `horace-watcher --files FILES --metadata META --socket META/query.sock
     /// --no-snapshots`, logging to `META/watcher.log`.
     pub fn start(files: &Path, meta: &Path) -> anyhow::Result<Self> {
         fs::create_dir_all(meta)?;
+        let socket = meta.join("query.sock");
+        Self::spawn(
+            &[
+                "--files".as_ref(),
+                files.as_os_str(),
+                "--metadata".as_ref(),
+                meta.as_os_str(),
+                "--socket".as_ref(),
+                socket.as_os_str(),
+                "--no-snapshots".as_ref(),
+            ],
+            meta,
+        )
+    }
+
+    fn spawn(args: &[&std::ffi::OsStr], meta: &Path) -> anyhow::Result<Self> {
         let socket = meta.join("query.sock");
         let _ = fs::remove_file(&socket);
         let log = fs::OpenOptions::new()
@@ -48,13 +82,7 @@ impl Watcher {
         let spawned = Instant::now();
         let child = ChildGuard::spawn(
             Command::new(bin)
-                .arg("--files")
-                .arg(files)
-                .arg("--metadata")
-                .arg(meta)
-                .arg("--socket")
-                .arg(&socket)
-                .arg("--no-snapshots")
+                .args(args)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
@@ -135,6 +163,20 @@ pub fn memory_kib(pid: u32) -> anyhow::Result<(u64, u64)> {
             .unwrap_or(0)
     };
     Ok((field("VmHWM:"), field("VmRSS:")))
+}
+
+/// CPU seconds (user + system) `pid` has used, from /proc/<pid>/stat.
+pub fn cpu_secs(pid: u32) -> f64 {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // SAFETY: sysconf has no preconditions.
+    let tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) as f64 / tck
 }
 
 /// KiB as MiB text.
