@@ -129,6 +129,30 @@ impl Objects {
         Ok((tmp, d))
     }
 
+    /// Like [`Objects::copy_in`], from a file already opened (beneath the root, without
+    /// following symlinks: see [`open_file_beneath`]).
+    pub fn copy_in_file(&self, src: &File) -> io::Result<(TempObject, Digested)> {
+        let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = TempObject {
+            path: self
+                .root
+                .join("tmp")
+                .join(format!("{}-{n}", std::process::id())),
+            done: false,
+        };
+        let mut out = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp.path)?;
+        // File to file: std uses copy_file_range (block cloning on OpenZFS).
+        io::copy(&mut &*src, &mut out)?;
+        out.seek(SeekFrom::Start(0))?;
+        let d = hash::digest_reader(&out)?;
+        out.sync_all()?;
+        Ok((tmp, d))
+    }
+
     /// Moves a temp object into place under its name (keeping an existing one).
     pub fn commit(&self, mut tmp: TempObject, sha256: &str) -> io::Result<()> {
         let dest = self.path_of(sha256);
@@ -182,6 +206,18 @@ pub fn open_dir_beneath(root: &Path, rel_dir: &Path) -> io::Result<OwnedFd> {
         fd = rustix::fs::openat(&fd, name, dir_flags | OFlags::NOFOLLOW, Mode::empty())?;
     }
     Ok(fd)
+}
+
+/// Opens `root/rel` for reading without following a symlink in any component (and
+/// without blocking on a FIFO), so a directory swapped for a symlink by a hostile writer
+/// cannot make the watcher read, catalog and store a file outside the tree.
+pub fn open_file_beneath(root: &Path, rel: &Path) -> io::Result<File> {
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
+    let dir = open_dir_beneath(root, rel.parent().unwrap_or(Path::new("")))?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    Ok(File::from(rustix::fs::openat(&dir, name, flags, Mode::empty())?))
 }
 
 /// Writes `content` over `root/rel` atomically: a `.horace-restore-*` temp file in the same
