@@ -13,7 +13,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::catalog::ops::{NewContent, Row};
 use crate::hash::{self, Fingerprint};
-use crate::store::Objects;
+use crate::store::{Objects, TempObject};
 
 /// Names of the sync barrier's cookie files (in the root; never cataloged).
 pub const COOKIE_PREFIX: &str = ".horace-sync-";
@@ -99,17 +99,52 @@ pub struct Prober {
 }
 
 impl Prober {
-    /// Looks at `rel`: compares it with `known`, else copies it into the store (or hashes
-    /// it in place when too big) and makes sure it did not change meanwhile.
+    /// Looks at `rel`, then settles the copy in the store: see [`Prober::probe_unsettled`]
+    /// and [`Prober::settle`].
     pub fn probe(&self, rel: &Path, known: Option<&Row>, compare: Compare) -> Probe {
+        self.settle(vec![self.probe_unsettled(rel, known, compare)])
+            .remove(0)
+    }
+
+    /// Moves the copies of a batch of probes into the store (one sync for all of them); a
+    /// probe whose copy cannot be stored becomes [`Probe::Failed`].
+    pub fn settle(&self, probed: Vec<(Probe, Option<(TempObject, String)>)>) -> Vec<Probe> {
+        let mut probes = Vec::with_capacity(probed.len());
+        let mut pending = Vec::new();
+        let mut at = Vec::new();
+        for (i, (probe, tmp)) in probed.into_iter().enumerate() {
+            if let Some(t) = tmp {
+                pending.push(t);
+                at.push(i);
+            }
+            probes.push(probe);
+        }
+        for (i, r) in at.into_iter().zip(self.objects.commit_all(pending)) {
+            if let Err(e) = r {
+                probes[i] = Probe::Failed(format!("cannot store content: {e}"));
+            }
+        }
+        probes
+    }
+
+    /// Looks at `rel`: compares it with `known`, else copies it into a temp object (or
+    /// hashes it in place when too big) and makes sure it did not change meanwhile. The
+    /// copy, if any, is returned with its checksum for [`Prober::settle`].
+    pub fn probe_unsettled(
+        &self,
+        rel: &Path,
+        known: Option<&Row>,
+        compare: Compare,
+    ) -> (Probe, Option<(TempObject, String)>) {
+        let p = |probe: Probe| (probe, None);
         let abs = self.root.join(rel);
         let md = match std::fs::symlink_metadata(&abs) {
             Ok(md) => md,
-            Err(e) if gone(&e) => return Probe::Missing,
-            Err(e) => return Probe::Failed(e.to_string()),
+            Err(e) if gone(&e) => return p(Probe::Missing),
+            Err(e) => return p(Probe::Failed(e.to_string())),
         };
         if !md.is_file() {
-            return Probe::NotRegular;
+            return p(Probe::NotRegular);
         }
         let fp = Fingerprint::of(&md);
         if let Some(row) = known {
@@ -119,13 +154,13 @@ impl Prober {
                 Compare::Force => false,
             };
             if let (true, Some(sha)) = (same, &row.sha256) {
-                return Probe::Unchanged(NewContent {
+                return p(Probe::Unchanged(NewContent {
                     sha256: sha.clone(),
                     fp,
                     mime: row.mime.clone().unwrap_or_default(),
                     stored: row.content_stored,
                     restored_from: None,
-                });
+                }));
             }
         }
         let store = fp.size as u64 <= self.max_stored;
@@ -134,14 +169,14 @@ impl Prober {
         // `symlink_metadata` above) reads as missing, never as a file outside the tree.
         let file = match crate::store::open_file_beneath(&self.root, rel) {
             Ok(f) => f,
-            Err(e) if gone(&e) => return Probe::Missing,
-            Err(e) => return Probe::Failed(e.to_string()),
+            Err(e) if gone(&e) => return p(Probe::Missing),
+            Err(e) => return p(Probe::Failed(e.to_string())),
         };
         match file.metadata() {
             Ok(md) if md.is_file() && Fingerprint::of(&md) == fp => {}
-            Ok(md) if !md.is_file() => return Probe::NotRegular,
-            Ok(_) => return Probe::Changing,
-            Err(e) => return Probe::Failed(e.to_string()),
+            Ok(md) if !md.is_file() => return p(Probe::NotRegular),
+            Ok(_) => return p(Probe::Changing),
+            Err(e) => return p(Probe::Failed(e.to_string())),
         }
         let read = if store {
             self.objects
@@ -152,32 +187,29 @@ impl Prober {
         };
         let (tmp, d) = match read {
             Ok(x) => x,
-            Err(e) if gone(&e) => return Probe::Missing,
-            Err(e) => return Probe::Failed(e.to_string()),
+            Err(e) if gone(&e) => return p(Probe::Missing),
+            Err(e) => return p(Probe::Failed(e.to_string())),
         };
         let after = match std::fs::symlink_metadata(&abs) {
             Ok(md) => Fingerprint::of(&md),
-            Err(e) if gone(&e) => return Probe::Missing,
-            Err(e) => return Probe::Failed(e.to_string()),
+            Err(e) if gone(&e) => return p(Probe::Missing),
+            Err(e) => return p(Probe::Failed(e.to_string())),
         };
         let after_fd = file.metadata().map(|md| Fingerprint::of(&md)).ok();
         if after != fp || after_fd != Some(fp) || d.len != fp.size as u64 {
             tracing::debug!(path = %abs.display(), "changed while read; looking again");
-            return Probe::Changing;
-        }
-        if let Some(tmp) = tmp {
-            if let Err(e) = self.objects.commit(tmp, &d.sha256) {
-                return Probe::Failed(format!("cannot store content: {e}"));
-            }
+            return p(Probe::Changing);
         }
         let mime = hash::mime_of(rel, &d.prefix, d.len);
-        Probe::Hashed(NewContent {
+        let pending = tmp.map(|t| (t, d.sha256.clone()));
+        let probe = Probe::Hashed(NewContent {
             sha256: d.sha256,
             fp,
             mime,
             stored: store,
             restored_from: None,
-        })
+        });
+        (probe, pending)
     }
 }
 

@@ -191,8 +191,9 @@ impl Worker {
                 rows.get(p)
                     .or_else(|| alias.get(p).and_then(|a| rows.get(a)))
             });
-            prober.probe(f, row, *cmp)
+            prober.probe_unsettled(f, row, *cmp)
         });
+        let probes = prober.settle(probes);
         let hashed = probes
             .iter()
             .filter(|p| matches!(p, Probe::Hashed(_)))

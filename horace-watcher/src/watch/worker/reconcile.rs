@@ -80,8 +80,9 @@ impl Worker {
         for chunk in todo.chunks(CHUNK) {
             let prober = &self.prober;
             let probes = par_map(chunk, threads(), |(rel, row)| {
-                prober.probe(rel, row.as_ref(), Compare::Strict)
+                prober.probe_unsettled(rel, row.as_ref(), Compare::Strict)
             });
+            let probes = prober.settle(probes);
             for ((rel, _), probe) in chunk.iter().zip(probes) {
                 match &probe {
                     Probe::Hashed(c) => {
