@@ -158,7 +158,9 @@ impl Objects {
     /// instead of an fsync per object was measured no faster on a busy shared disk, where it
     /// flushes everyone's dirty data, so each object is fsynced as DESIGN §5 says.)
     pub fn commit_all(&self, objs: Vec<(TempObject, String)>) -> Vec<io::Result<()>> {
-        objs.into_iter().map(|(tmp, sha)| self.commit(tmp, &sha)).collect()
+        objs.into_iter()
+            .map(|(tmp, sha)| self.commit(tmp, &sha))
+            .collect()
     }
 
     /// Moves a temp object into place under its name (keeping an existing one).
