@@ -59,7 +59,11 @@ impl Watcher {
     pub fn spawn(&mut self) -> NotifySocket {
         assert!(self.child.is_none(), "watcher already running");
         let notify = NotifySocket::new();
-        let log = fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
         self.child = Some(ChildGuard::spawn(
             Command::new(bin_path("horace-watcher"))
                 .arg("--config")
@@ -93,7 +97,10 @@ impl Watcher {
     pub fn kill9(&mut self) {
         let mut c = self.child.take().expect("watcher running");
         c.signal(libc::SIGKILL);
-        assert!(c.wait_timeout(Duration::from_secs(30)).is_some(), "SIGKILL ignored");
+        assert!(
+            c.wait_timeout(Duration::from_secs(30)).is_some(),
+            "SIGKILL ignored"
+        );
     }
 
     /// SIGTERM and a clean exit.
@@ -101,7 +108,11 @@ impl Watcher {
         let mut c = self.child.take().expect("watcher running");
         c.signal(libc::SIGTERM);
         let st = c.wait_timeout(Duration::from_secs(60));
-        assert!(st.is_some_and(|s| s.success()), "unclean stop {st:?}\n{}", self.log());
+        assert!(
+            st.is_some_and(|s| s.success()),
+            "unclean stop {st:?}\n{}",
+            self.log()
+        );
     }
 
     /// The pid of the running watcher.
@@ -121,7 +132,9 @@ impl Watcher {
 
     /// A query client.
     pub async fn client(&self) -> horace_client::Client {
-        horace_client::Client::connect_unix(&self.socket).await.expect("connect")
+        horace_client::Client::connect_unix(&self.socket)
+            .await
+            .expect("connect")
     }
 
     /// A read-only catalog connection.
@@ -143,12 +156,20 @@ impl Watcher {
     pub fn assert_consistent(&self, what: &str) {
         let (cat, disk) = (self.catalog_active(), self.disk());
         if cat != disk {
-            let missing: Vec<_> = disk.keys().filter(|k| cat.get(*k) != disk.get(*k)).collect();
+            let missing: Vec<_> = disk
+                .keys()
+                .filter(|k| cat.get(*k) != disk.get(*k))
+                .collect();
             let extra: Vec<_> = cat.keys().filter(|k| !disk.contains_key(*k)).collect();
-            panic!("{what}: catalog != disk; wrong/missing {missing:?}, extra {extra:?}\n{}", tail(&self.log()));
+            panic!(
+                "{what}: catalog != disk; wrong/missing {missing:?}, extra {extra:?}\n{}",
+                tail(&self.log())
+            );
         }
         let conn = self.catalog();
-        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+        let ok: String = conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(ok, "ok", "{what}: integrity_check");
         assert_store_sound(&conn, &self.meta);
     }
@@ -162,7 +183,8 @@ pub fn tail(log: &str) -> String {
 
 /// Opens a catalog read-only.
 pub fn open_ro(db: &Path) -> Connection {
-    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).expect("open catalog read-only")
+    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .expect("open catalog read-only")
 }
 
 /// Active files of a catalog: path → sha256 of the current version.
@@ -174,7 +196,10 @@ pub fn active(conn: &Connection) -> BTreeMap<String, String> {
              WHERE f.status = 'active'",
         )
         .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// Every version: (path, sha256).
@@ -182,27 +207,50 @@ pub fn all_versions(conn: &Connection) -> Vec<(String, String)> {
     let mut stmt = conn
         .prepare("SELECT f.path, v.sha256 FROM versions v JOIN files f ON f.id = v.file_id")
         .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// Every stored object's content hashes to its name, and every version marked stored
 /// has its object.
 pub fn assert_store_sound(conn: &Connection, meta: &Path) {
-    let mut stmt = conn.prepare("SELECT DISTINCT sha256 FROM versions WHERE content_stored <> 0").unwrap();
-    let stored: BTreeSet<String> =
-        stmt.query_map([], |r| r.get(0)).unwrap().collect::<Result<_, _>>().unwrap();
+    let mut stmt = conn
+        .prepare("SELECT DISTINCT sha256 FROM versions WHERE content_stored <> 0")
+        .unwrap();
+    let stored: BTreeSet<String> = stmt
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
     for sha in &stored {
         let p = meta.join("objects/sha256").join(&sha[..2]).join(&sha[2..]);
-        let bytes = fs::read(&p).unwrap_or_else(|e| panic!("stored version {sha} has no object: {e}"));
-        assert_eq!(&sha256_hex(&bytes), sha, "object {} holds other content", p.display());
+        let bytes =
+            fs::read(&p).unwrap_or_else(|e| panic!("stored version {sha} has no object: {e}"));
+        assert_eq!(
+            &sha256_hex(&bytes),
+            sha,
+            "object {} holds other content",
+            p.display()
+        );
     }
     let objects = meta.join("objects/sha256");
     for d in fs::read_dir(&objects).into_iter().flatten().flatten() {
         for o in fs::read_dir(d.path()).into_iter().flatten().flatten() {
-            let name = format!("{}{}", d.file_name().to_string_lossy(), o.file_name().to_string_lossy());
+            let name = format!(
+                "{}{}",
+                d.file_name().to_string_lossy(),
+                o.file_name().to_string_lossy()
+            );
             if name.len() == 64 {
                 let bytes = fs::read(o.path()).unwrap();
-                assert_eq!(sha256_hex(&bytes), name, "object {} is corrupt", o.path().display());
+                assert_eq!(
+                    sha256_hex(&bytes),
+                    name,
+                    "object {} is corrupt",
+                    o.path().display()
+                );
             }
         }
     }
@@ -230,7 +278,12 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
         if ft.is_dir() {
             walk(root, &e.path(), out);
         } else if ft.is_file() && !ignored(&name) {
-            let rel = e.path().strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let rel = e
+                .path()
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             if let Ok(bytes) = fs::read(e.path()) {
                 out.insert(rel, sha256_hex(&bytes));
             }
@@ -240,7 +293,10 @@ fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
 
 /// Lower-case hex SHA-256.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// VmRSS of a process in KiB.
@@ -261,9 +317,15 @@ pub struct Rng(u64);
 impl Rng {
     /// Seeds from `HORACE_SEED` or the clock; prints the seed.
     pub fn from_env(what: &str) -> Self {
-        let seed = std::env::var("HORACE_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-        });
+        let seed = std::env::var("HORACE_SEED")
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .unwrap_or_else(|| {
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_nanos() as u64
+            });
         eprintln!("{what}: HORACE_SEED={seed}");
         Self::seeded(seed)
     }
@@ -289,5 +351,8 @@ impl Rng {
 
 /// An environment knob: `name` parsed, or `default`.
 pub fn knob(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

@@ -113,7 +113,7 @@ fn frame(rng: &mut Rng) -> Vec<u8> {
         body.extend_from_slice(&(rng.below(4) as u32).to_le_bytes());
         body.extend_from_slice(&rng.next().to_le_bytes());
         body.extend_from_slice(&(rng.below(3)).to_le_bytes());
-        body.extend_from_slice(&(rng.below(40) as u64).to_le_bytes());
+        body.extend_from_slice(&rng.below(40).to_le_bytes());
         body.extend_from_slice(b"status search file_info ../../etc/passwd");
     }
     let prefix: u32 = match rng.below(6) {
@@ -154,7 +154,8 @@ async fn random_frames_on_the_query_socket() {
             }
         } else {
             let mut s = UnixStream::connect(&w.socket).unwrap();
-            s.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
             let _ = s.write_all(&f);
             let _ = s.shutdown(std::net::Shutdown::Write);
             let mut sink = Vec::new();
@@ -162,7 +163,10 @@ async fn random_frames_on_the_query_socket() {
         }
         if i % 50 == 49 {
             let client = w.client().await;
-            let st = client.status().await.unwrap_or_else(|e| panic!("frame {i}: {e}\n{}", w.log()));
+            let st = client
+                .status()
+                .await
+                .unwrap_or_else(|e| panic!("frame {i}: {e}\n{}", w.log()));
             assert_eq!(st.files_active, 1);
             assert!(w.is_running(), "watcher died\n{}", w.log());
         }
@@ -171,6 +175,9 @@ async fn random_frames_on_the_query_socket() {
     client.sync().await.unwrap();
     assert!(w.is_running(), "{}", w.log());
     assert!(!w.log().contains("panicked"), "{}", w.log());
-    eprintln!("query socket: {n} random frames in {:?}, server kept serving", started.elapsed());
+    eprintln!(
+        "query socket: {n} random frames in {:?}, server kept serving",
+        started.elapsed()
+    );
     w.stop();
 }

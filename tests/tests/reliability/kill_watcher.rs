@@ -52,7 +52,9 @@ fn burst(root: &Path, seed: u64, stop: &AtomicBool, written: &Written) -> u64 {
             // Renames keep the class (`*.dat` or `*.log`).
             6 => {
                 let ext = if rng.below(2) == 0 { "dat" } else { "log" };
-                let to = root.join(dirs[rng.below(3) as usize]).join(format!("f{}.{ext}", rng.below(40)));
+                let to = root
+                    .join(dirs[rng.below(3) as usize])
+                    .join(format!("f{}.{ext}", rng.below(40)));
                 let _ = fs::rename(path.with_extension(ext), &to);
             }
             7 => {
@@ -87,8 +89,13 @@ fn make_content(path: &Path, n: u64, len: usize) -> Vec<u8> {
 /// (file id, version, sha256) of every version.
 fn versions(w: &Watcher) -> BTreeSet<(i64, i64, String)> {
     let conn = w.catalog();
-    let mut stmt = conn.prepare("SELECT file_id, version, sha256 FROM versions").unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).unwrap().collect::<Result<_, _>>().unwrap()
+    let mut stmt = conn
+        .prepare("SELECT file_id, version, sha256 FROM versions")
+        .unwrap();
+    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap()
 }
 
 /// (path, sha256) of every version of files of temp+rename writers (`*.dat`) and of
@@ -136,21 +143,31 @@ fn kill_nine_during_bursts_loses_nothing() {
         eprintln!(
             "round {round}: killed after {:?}{}, {} versions committed",
             started.elapsed(),
-            if during_scan { " (during startup scan)" } else { "" },
+            if during_scan {
+                " (during startup scan)"
+            } else {
+                ""
+            },
             committed.len()
         );
         w.start();
         w.assert_consistent(&format!("round {round}"));
         let after = versions(&w);
         let lost: Vec<_> = committed.difference(&after).collect();
-        assert!(lost.is_empty(), "round {round}: committed versions lost: {lost:?}");
+        assert!(
+            lost.is_empty(),
+            "round {round}: committed versions lost: {lost:?}"
+        );
         let written = written.lock().unwrap();
         let half: Vec<_> = versions_with_path(&w)
             .into_iter()
             .filter(|v| !written.contains(&v.1))
             .collect();
         let (logs, dats): (Vec<_>, Vec<_>) = half.iter().partition(|v| v.0.ends_with(".log"));
-        assert!(dats.is_empty(), "round {round}: versions of never-completed content: {dats:?}");
+        assert!(
+            dats.is_empty(),
+            "round {round}: versions of never-completed content: {dats:?}"
+        );
         in_place_intermediate = logs.len();
     }
     eprintln!(

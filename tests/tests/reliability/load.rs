@@ -56,7 +56,9 @@ fn mover(root: PathBuf, seed: u64, stop: Arc<AtomicBool>, ops: Arc<AtomicU64>, d
 }
 
 fn wal_size(meta: &Path) -> u64 {
-    fs::metadata(meta.join("catalog.db-wal")).map(|m| m.len()).unwrap_or(0)
+    fs::metadata(meta.join("catalog.db-wal"))
+        .map(|m| m.len())
+        .unwrap_or(0)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -78,7 +80,11 @@ async fn sustained_mixed_load() {
     w.start();
     let pid = w.pid();
     let stop = Arc::new(AtomicBool::new(false));
-    let (writes, moves, deletes) = (Arc::<AtomicU64>::default(), Arc::<AtomicU64>::default(), Arc::<AtomicU64>::default());
+    let (writes, moves, deletes) = (
+        Arc::<AtomicU64>::default(),
+        Arc::<AtomicU64>::default(),
+        Arc::<AtomicU64>::default(),
+    );
     let mut threads = Vec::new();
     for _ in 0..2 {
         let (r, s, o, seed) = (files.clone(), stop.clone(), writes.clone(), rng.next());
@@ -86,7 +92,11 @@ async fn sustained_mixed_load() {
     }
     for delete in [false, true] {
         let (r, s, seed) = (files.clone(), stop.clone(), rng.next());
-        let o = if delete { deletes.clone() } else { moves.clone() };
+        let o = if delete {
+            deletes.clone()
+        } else {
+            moves.clone()
+        };
         threads.push(std::thread::spawn(move || mover(r, seed, s, o, delete)));
     }
     let mut clients = Vec::new();
@@ -102,12 +112,19 @@ async fn sustained_mixed_load() {
                 let t = Instant::now();
                 let ok = match (c + i) % 3 {
                     0 => client
-                        .search(SearchQuery { path_contains: Some(format!("w{}/", i % 8)), limit: Some(100), ..Default::default() })
+                        .search(SearchQuery {
+                            path_contains: Some(format!("w{}/", i % 8)),
+                            limit: Some(100),
+                            ..Default::default()
+                        })
                         .await
                         .is_ok(),
                     1 => client.status().await.is_ok(),
                     // The file may have been renamed or deleted: NotFound is an answer.
-                    _ => match client.file_info(FileRef::Path(format!("w{}/doc{}.txt", i % 8, i % 200))).await {
+                    _ => match client
+                        .file_info(FileRef::Path(format!("w{}/doc{}.txt", i % 8, i % 200)))
+                        .await
+                    {
                         Ok(_) | Err(horace_client::ClientError::Query(_)) => true,
                         Err(_) => false,
                     },
@@ -147,7 +164,11 @@ async fn sustained_mixed_load() {
     assert!(w.is_running(), "watcher died under load\n{}", w.log());
     w.assert_consistent("after the load");
     let status = client.status().await.unwrap();
-    let (p50, p99, max) = (percentile(&lat, 0.5), percentile(&lat, 0.99), lat.last().copied().unwrap_or_default());
+    let (p50, p99, max) = (
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        lat.last().copied().unwrap_or_default(),
+    );
     eprintln!(
         "load {secs} s: {} writes, {} renames, {} deletes; {} queries ({errors} failed), latency p50 {p50:?} \
          p99 {p99:?} max {max:?}; peak VmRSS {} MiB (first {} MiB, last {} MiB); peak WAL {:.1} MiB; \
@@ -164,7 +185,11 @@ async fn sustained_mixed_load() {
         status.versions,
     );
     assert_eq!(errors, 0, "queries failed under load");
-    assert!(peak_rss / 1024 <= MAX_RSS_MIB, "VmRSS {} MiB", peak_rss / 1024);
+    assert!(
+        peak_rss / 1024 <= MAX_RSS_MIB,
+        "VmRSS {} MiB",
+        peak_rss / 1024
+    );
     assert!(peak_wal / 1048576 <= MAX_WAL_MIB, "WAL {} bytes", peak_wal);
     assert!(p99 < Duration::from_secs(2), "query p99 {p99:?}");
     w.stop();

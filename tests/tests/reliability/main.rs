@@ -3,10 +3,11 @@
 //! awkward writers, sustained mixed load, and hostile input against the real binaries.
 //! Run as root after `cargo build --workspace --bins`; longer runs: `scripts/soak.sh`.
 
-mod fixture;
-mod kill_watcher;
-mod writers;
-mod load;
-mod fuzz;
-mod restore_race;
 mod corrupt;
+mod fixture;
+mod fuzz;
+mod kill_watcher;
+mod load;
+mod restore_race;
+mod root;
+mod writers;

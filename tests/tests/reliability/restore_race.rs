@@ -18,7 +18,12 @@ fn listing(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     let mut v: Vec<_> = fs::read_dir(dir)
         .unwrap()
         .flatten()
-        .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap_or_default()))
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                fs::read(e.path()).unwrap_or_default(),
+            )
+        })
         .collect();
     v.sort();
     v
@@ -28,7 +33,11 @@ fn listing(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
 async fn restore_never_writes_through_a_swapped_symlink() {
     let rounds = knob("HORACE_RESTORE_ROUNDS", 60);
     let dir = horace_tests::shared_tempdir();
-    let (files, meta, outside) = (dir.path().join("files"), dir.path().join("meta"), dir.path().join("outside"));
+    let (files, meta, outside) = (
+        dir.path().join("files"),
+        dir.path().join("meta"),
+        dir.path().join("outside"),
+    );
     for d in [&files, &meta, &outside] {
         fs::create_dir_all(d).unwrap();
     }
@@ -49,12 +58,17 @@ async fn restore_never_writes_through_a_swapped_symlink() {
     // moved with its directory, so a restore that succeeds wrote to `sub.real`).
     fs::rename(&sub, files.join("alice/sub.real")).unwrap();
     symlink(&outside, &sub).unwrap();
-    let by_path = client.restore_version(FileRef::Path("alice/sub/target.txt".into()), 1).await;
+    let by_path = client
+        .restore_version(FileRef::Path("alice/sub/target.txt".into()), 1)
+        .await;
     let by_id = client.restore_version(FileRef::Id(1), 2).await;
     eprintln!("static symlink: by path {by_path:?}, by id {by_id:?}");
     assert_eq!(listing(&outside), before, "written outside the root");
     if by_id.is_ok() {
-        assert_eq!(fs::read(files.join("alice/sub.real/target.txt")).unwrap(), b"version two\n");
+        assert_eq!(
+            fs::read(files.join("alice/sub.real/target.txt")).unwrap(),
+            b"version two\n"
+        );
     }
     fs::remove_file(&sub).unwrap();
     fs::rename(files.join("alice/sub.real"), &sub).unwrap();
@@ -64,7 +78,13 @@ async fn restore_never_writes_through_a_swapped_symlink() {
     let stop = Arc::new(AtomicBool::new(false));
     let flips = Arc::new(AtomicU64::new(0));
     let attacker = {
-        let (files, outside, sub, stop, flips) = (files.clone(), outside.clone(), sub.clone(), stop.clone(), flips.clone());
+        let (files, outside, sub, stop, flips) = (
+            files.clone(),
+            outside.clone(),
+            sub.clone(),
+            stop.clone(),
+            flips.clone(),
+        );
         std::thread::spawn(move || {
             let real = files.join("alice/sub.real");
             while !stop.load(Ordering::Relaxed) {
@@ -84,7 +104,10 @@ async fn restore_never_writes_through_a_swapped_symlink() {
     let (mut ok, mut refused) = (0u32, 0u32);
     for i in 0..rounds {
         // By id: the file moves with its directory, so the restore chases it.
-        match client.restore_version(FileRef::Id(1), 1 + i64::from(i % 2 == 0)).await {
+        match client
+            .restore_version(FileRef::Id(1), 1 + i64::from(i % 2 == 0))
+            .await
+        {
             Ok(_) => ok += 1,
             Err(ClientError::Query(e)) => {
                 refused += 1;
@@ -94,7 +117,11 @@ async fn restore_never_writes_through_a_swapped_symlink() {
             }
             Err(e) => panic!("restore {i}: transport error {e}\n{}", w.log()),
         }
-        assert_eq!(listing(&outside), before, "restore {i} wrote outside the files root");
+        assert_eq!(
+            listing(&outside),
+            before,
+            "restore {i} wrote outside the files root"
+        );
     }
     stop.store(true, Ordering::Relaxed);
     attacker.join().unwrap();
@@ -105,8 +132,14 @@ async fn restore_never_writes_through_a_swapped_symlink() {
     assert_eq!(listing(&outside), before, "written outside the files root");
     let leaked = sha256_hex(secret);
     let versions = crate::fixture::all_versions(&w.catalog());
-    assert!(versions.iter().all(|v| v.1 != leaked), "outside content cataloged: {versions:?}");
-    let object = meta.join("objects/sha256").join(&leaked[..2]).join(&leaked[2..]);
+    assert!(
+        versions.iter().all(|v| v.1 != leaked),
+        "outside content cataloged: {versions:?}"
+    );
+    let object = meta
+        .join("objects/sha256")
+        .join(&leaked[..2])
+        .join(&leaked[2..]);
     assert!(!object.exists(), "outside content copied into the store");
     assert!(w.is_running());
     eprintln!(

@@ -37,7 +37,10 @@ async fn a_writer_that_never_closes() {
     let path = w.files.join("open.log");
     let out = fs::File::create(&path).unwrap();
     let mut cat = horace_tests::ChildGuard::spawn(
-        Command::new("cat").stdin(Stdio::piped()).stdout(out).stderr(Stdio::null()),
+        Command::new("cat")
+            .stdin(Stdio::piped())
+            .stdout(out)
+            .stderr(Stdio::null()),
     );
     let mut stdin = cat.child.stdin.take().unwrap();
     stdin.write_all(b"first part\n").unwrap();
@@ -48,9 +51,16 @@ async fn a_writer_that_never_closes() {
     // Our File::create handle was closed right away (an empty close-write); the
     // content written through `cat` since then is not yet a completed write.
     client.sync().await.unwrap();
-    let reg = client.register_file("open.log", FileUpdate::default()).await.unwrap();
+    let reg = client
+        .register_file("open.log", FileUpdate::default())
+        .await
+        .unwrap();
     let v = reg.versions.last().expect("registered version");
-    assert_eq!(v.sha256, sha256_hex(b"first part\n"), "register catalogs what is there now");
+    assert_eq!(
+        v.sha256,
+        sha256_hex(b"first part\n"),
+        "register catalogs what is there now"
+    );
     stdin.write_all(b"second part\n").unwrap();
     stdin.flush().unwrap();
     assert!(horace_tests::wait_until(Duration::from_secs(10), || {
@@ -58,13 +68,19 @@ async fn a_writer_that_never_closes() {
     }));
     // The writer dies without closing: the kernel closes the file (a close-write).
     cat.signal(libc::SIGKILL);
-    cat.wait_timeout(Duration::from_secs(10)).expect("cat killed");
+    cat.wait_timeout(Duration::from_secs(10))
+        .expect("cat killed");
     client.sync().await.unwrap();
     let want = sha256_hex(b"first part\nsecond part\n");
     let ok = horace_tests::wait_until(Duration::from_secs(10), || {
         current(&w, "open.log").as_deref() == Some(want.as_str())
     });
-    assert!(ok, "final content not cataloged: {:?}\n{}", current(&w, "open.log"), w.log());
+    assert!(
+        ok,
+        "final content not cataloged: {:?}\n{}",
+        current(&w, "open.log"),
+        w.log()
+    );
     w.assert_consistent("never-closing writer");
 }
 
@@ -81,7 +97,12 @@ async fn an_appender_every_100ms() {
     let mut n = 0;
     while Instant::now() < end {
         let line = format!("line {n} at {:?}\n", Instant::now());
-        let mut f = fs::OpenOptions::new().create(true).append(true).mode(0o644).open(&path).unwrap();
+        let mut f = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o644)
+            .open(&path)
+            .unwrap();
         f.write_all(line.as_bytes()).unwrap();
         drop(f);
         all.extend_from_slice(line.as_bytes());
@@ -89,14 +110,31 @@ async fn an_appender_every_100ms() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     client.sync().await.unwrap();
-    assert_eq!(current(&w, "append.log"), Some(sha256_hex(&all)), "{}", w.log());
-    let prefixes: std::collections::BTreeSet<String> =
-        (1..=all.len()).filter(|&i| all[i - 1] == b'\n').map(|i| sha256_hex(&all[..i])).collect();
-    let versions = client.versions(FileRef::Path("append.log".into())).await.unwrap();
+    assert_eq!(
+        current(&w, "append.log"),
+        Some(sha256_hex(&all)),
+        "{}",
+        w.log()
+    );
+    let prefixes: std::collections::BTreeSet<String> = (1..=all.len())
+        .filter(|&i| all[i - 1] == b'\n')
+        .map(|i| sha256_hex(&all[..i]))
+        .collect();
+    let versions = client
+        .versions(FileRef::Path("append.log".into()))
+        .await
+        .unwrap();
     for v in &versions {
-        assert!(prefixes.contains(&v.sha256), "version {} is not a whole-line prefix", v.version);
+        assert!(
+            prefixes.contains(&v.sha256),
+            "version {} is not a whole-line prefix",
+            v.version
+        );
     }
-    eprintln!("appender: {n} appends over {secs} s, {} versions, all whole-line prefixes", versions.len());
+    eprintln!(
+        "appender: {n} appends over {secs} s, {} versions, all whole-line prefixes",
+        versions.len()
+    );
     w.assert_consistent("appender");
 }
 
@@ -123,11 +161,20 @@ async fn same_size_rewrite_in_the_same_mtime_tick() {
         assert_eq!(current(&w, "tick.bin"), Some(sha256_hex(b"AAAAAAAA")));
         rewrite_same_size_same_mtime(&path, b"BBBBBBBB");
         client.sync().await.unwrap();
-        assert_eq!(current(&w, "tick.bin"), Some(sha256_hex(b"BBBBBBBB")), "live");
+        assert_eq!(
+            current(&w, "tick.bin"),
+            Some(sha256_hex(b"BBBBBBBB")),
+            "live"
+        );
     }
     w.stop();
     rewrite_same_size_same_mtime(&path, b"CCCCCCCC");
     w.start();
-    assert_eq!(current(&w, "tick.bin"), Some(sha256_hex(b"CCCCCCCC")), "offline\n{}", w.log());
+    assert_eq!(
+        current(&w, "tick.bin"),
+        Some(sha256_hex(b"CCCCCCCC")),
+        "offline\n{}",
+        w.log()
+    );
     w.assert_consistent("same-size rewrite");
 }
