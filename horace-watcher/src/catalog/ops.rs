@@ -96,6 +96,43 @@ pub fn all_rows(conn: &Connection) -> rusqlite::Result<Vec<Row>> {
     rows.collect()
 }
 
+/// What the reconcile scan needs of a row to skip an unchanged file.
+#[derive(Debug, Clone, Copy)]
+pub struct IndexEntry {
+    /// Size, times and inode when last cataloged.
+    pub fp: Fingerprint,
+    /// Not deleted.
+    pub present: bool,
+    /// Has a current version.
+    pub current: bool,
+}
+
+/// Every row's path and fingerprint (the reconcile scan's index; no checksums).
+pub fn scan_index(
+    conn: &Connection,
+) -> rusqlite::Result<std::collections::HashMap<String, IndexEntry>> {
+    let mut stmt = conn.prepare(
+        "SELECT path, size, mtime_ns, ctime_ns, inode, status != 'deleted', current_version IS NOT NULL FROM files",
+    )?;
+    let rows = stmt.query_map([], |r| {
+        let fp = Fingerprint {
+            size: r.get(1)?,
+            mtime_ns: r.get(2)?,
+            ctime_ns: r.get(3)?,
+            inode: r.get(4)?,
+        };
+        Ok((
+            r.get(0)?,
+            IndexEntry {
+                fp,
+                present: r.get(5)?,
+                current: r.get(6)?,
+            },
+        ))
+    })?;
+    rows.collect()
+}
+
 /// The lower and upper bound of the paths under directory `dir`.
 fn under(dir: &str) -> (String, String) {
     (format!("{dir}/"), format!("{dir}0"))

@@ -3,14 +3,13 @@
 //! parallel what differs from the catalog by size, mtime, ctime or inode, and marks files
 //! that are gone deleted.
 
-use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::apply::{commit, Item};
 use super::{dev_of, now_ns, threads, Worker};
-use crate::catalog::ops::{self, Row};
+use crate::catalog::ops;
 use crate::path::{escape, unescape};
 use crate::scan::{self, par_map, Compare, Probe};
 use crate::status::{ScanReport, Status};
@@ -53,23 +52,23 @@ impl Worker {
         if unwatched {
             self.unwatched.store(true, Ordering::Relaxed);
         }
-        let rows: HashMap<String, Row> = match self.ctx.readers.with_blocking(ops::all_rows) {
-            Ok(Ok(rows)) => rows.into_iter().map(|r| (r.path.clone(), r)).collect(),
+        // A lean index (path → fingerprint) instead of whole rows: a scan of a million
+        // files must not hold a million checksums. Entries are removed as the walk finds
+        // them; what is left and present was deleted meanwhile.
+        let mut index = match self.ctx.readers.with_blocking(ops::scan_index) {
+            Ok(Ok(index)) => index,
             other => {
                 tracing::error!(result = ?other.map(|r| r.map(|v| v.len())), "cannot read the catalog; scan abandoned");
                 return;
             }
         };
-        let mut seen = HashSet::with_capacity(walked.files.len());
-        let mut todo: Vec<(PathBuf, Option<Row>)> = Vec::new();
-        for (rel, fp) in &walked.files {
-            let esc = escape(rel);
-            let row = rows.get(&esc);
-            seen.insert(esc);
-            if row.is_some_and(|r| r.is_present() && r.sha256.is_some() && r.fp.same_strict(fp)) {
-                continue;
+        let files_seen = walked.files.len() as u64;
+        let mut todo: Vec<PathBuf> = Vec::new();
+        for (rel, fp) in walked.files {
+            match index.remove(&escape(&rel)) {
+                Some(e) if e.present && e.current && e.fp.same_strict(&fp) => {}
+                _ => todo.push(rel),
             }
-            todo.push((rel.clone(), row.cloned()));
         }
 
         let total = todo.len();
@@ -78,12 +77,13 @@ impl Worker {
         let mut items = Vec::new();
         let mut deleted = 0u64;
         for chunk in todo.chunks(CHUNK) {
+            let rows = self.lookup_rows(chunk.to_vec());
             let prober = &self.prober;
-            let probes = par_map(chunk, threads(), |(rel, row)| {
-                prober.probe_unsettled(rel, row.as_ref(), Compare::Strict)
+            let probes = par_map(chunk, threads(), |rel| {
+                prober.probe_unsettled(rel, rows.get(rel), Compare::Strict)
             });
             let probes = prober.settle(probes);
-            for ((rel, _), probe) in chunk.iter().zip(probes) {
+            for (rel, probe) in chunk.iter().zip(probes) {
                 match &probe {
                     Probe::Hashed(c) => {
                         hashed += 1;
@@ -115,9 +115,10 @@ impl Worker {
 
         if root_ok {
             items.extend(
-                rows.values()
-                    .filter(|r| r.is_present() && !seen.contains(&r.path))
-                    .filter_map(|r| unescape(&r.path))
+                index
+                    .into_iter()
+                    .filter(|(_, e)| e.present)
+                    .filter_map(|(path, _)| unescape(&path))
                     .filter(|p| !walked.unreadable.iter().any(|u| p.starts_with(u)))
                     .map(|p| Item::Remove(p, false)),
             );
@@ -130,14 +131,14 @@ impl Worker {
             reason: reason.into(),
             started_ns,
             finished_ns: now_ns(),
-            files_seen: walked.files.len() as u64,
+            files_seen,
             files_hashed: hashed,
             files_deleted: deleted,
         };
         st.with_detail(|d| d.last_scan = Some(report));
         tracing::info!(
             reason,
-            files = walked.files.len(),
+            files = files_seen,
             dirs = walked.dirs,
             hashed,
             deleted,
