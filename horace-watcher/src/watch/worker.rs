@@ -70,6 +70,9 @@ pub(super) struct Worker {
     retries: BTreeMap<PathBuf, retry::Retry>,
     carry: Vec<(PathBuf, Instant)>,
     root_dev: u64,
+    /// While the files root is away (unmounted): the device its path showed then. A
+    /// different device at that path later means it was mounted again.
+    root_away: Option<u64>,
     last_rescan: Instant,
     /// Operations received from the reader and not yet committed (for queue_depth).
     inflight: u64,
@@ -111,6 +114,7 @@ impl Worker {
             retries: BTreeMap::new(),
             carry: Vec::new(),
             root_dev: dev_of(&root),
+            root_away: None,
             last_rescan: Instant::now(),
             inflight: 0,
             versions: p.ctx.config.versions.clone(),
@@ -237,6 +241,16 @@ impl Worker {
             ));
         }
         self.apply_batch(ops);
+        // After an unmount nothing reports the remount (the watches went with the old
+        // mount): look once per loop tick, and reconcile (re-adding the watches) when the
+        // root's path shows another device again.
+        if let Some(away_dev) = self.root_away {
+            let root = &self.ctx.config.files_root;
+            if root.is_dir() && dev_of(root) != away_dev {
+                tracing::warn!(root = %root.display(), "the files root is back; reconciling");
+                self.reconcile("remount");
+            }
+        }
         if self.unwatched.load(Ordering::Relaxed) && self.last_rescan.elapsed() >= UNWATCHED_RESCAN
         {
             self.unwatched.store(false, Ordering::Relaxed);

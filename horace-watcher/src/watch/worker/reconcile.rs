@@ -43,6 +43,7 @@ impl Worker {
         tracing::info!(reason, "reconcile scan started");
         let root = self.ctx.config.files_root.clone();
         let root_ok = root.is_dir() && dev_of(&root) == self.root_dev;
+        self.root_away = (!root_ok).then(|| dev_of(&root));
 
         let mut unwatched = false;
         let map = self.map.clone();
