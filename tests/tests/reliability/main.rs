@@ -11,3 +11,4 @@ mod load;
 mod restore_race;
 mod root;
 mod writers;
+mod full;
