@@ -6,16 +6,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 
+# One zfs-fuse daemon serves every test pool. Start it unless one already answers; the
+# cleanup stops only the one started here (by its pid).
+zfs_pidfile=/run/horace-tests-zfs-fuse.pid
 started_zfs=0
-if [ "$(id -u)" -eq 0 ] && ! pgrep -x zfs-fuse >/dev/null; then
-  /usr/sbin/zfs-fuse --pidfile /run/horace-tests-zfs-fuse.pid
+if [ "$(id -u)" -eq 0 ] && ! zpool list >/dev/null 2>&1; then
+  rm -f "$zfs_pidfile"
+  /usr/sbin/zfs-fuse --no-kstat-mount --pidfile "$zfs_pidfile"
   started_zfs=1
+  for _ in $(seq 100); do zpool list >/dev/null 2>&1 && break; sleep 0.1; done
 fi
 
 cleanup() {
   status=$?
   # Pools left by a killed test process (the harness names them hrt<pid>x<n>).
-  if command -v zpool >/dev/null && pgrep -x zfs-fuse >/dev/null; then
+  if command -v zpool >/dev/null && zpool list >/dev/null 2>&1; then
     for p in $(zpool list -H -o name 2>/dev/null | grep '^hrt' || true); do
       for _ in 1 2 3 4 5 6 7 8 9 10; do zpool destroy -f "$p" 2>/dev/null && break; sleep 0.5; done
     done
@@ -23,9 +28,12 @@ cleanup() {
   pkill -f 'dbus-daemon --config-file=/tmp/horace-test-' 2>/dev/null || true
   pkill -x horace-watcher 2>/dev/null || true
   pkill -x horace-zfsd 2>/dev/null || true
-  if [ "$started_zfs" = 1 ]; then
-    pkill -x zfs-fuse 2>/dev/null || true
-    for _ in $(seq 50); do pgrep -x zfs-fuse >/dev/null || break; sleep 0.2; done
+  if [ "$started_zfs" = 1 ] && [ -s "$zfs_pidfile" ]; then
+    zpid=$(cat "$zfs_pidfile")
+    kill "$zpid" 2>/dev/null || true
+    for _ in $(seq 100); do kill -0 "$zpid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$zpid" 2>/dev/null || true
+    rm -f "$zfs_pidfile"
   fi
   exit $status
 }

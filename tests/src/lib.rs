@@ -25,7 +25,10 @@ pub const HORACE_USER: &str = "horace";
 
 /// Root of the workspace (to find `packaging/`, `systemd/` and the built binaries).
 pub fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// Path of a binary of the workspace built into the same target directory as the test.
@@ -35,7 +38,10 @@ pub fn workspace_root() -> PathBuf {
 pub fn bin_path(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     // target/<profile>/deps/<test-binary>
-    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let path = profile_dir.join(name);
     assert!(
         path.exists(),
@@ -53,12 +59,16 @@ pub fn is_root() -> bool {
 
 /// Panics with a clear message unless the test runs as root.
 pub fn require_root(what: &str) {
-    assert!(is_root(), "{what} needs root (zfs-fuse, setpriv): run scripts/test.sh as root");
+    assert!(
+        is_root(),
+        "{what} needs root (zfs-fuse, setpriv): run scripts/test.sh as root"
+    );
 }
 
 /// Runs a command to completion and returns its output; panics if it cannot start.
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
 
 /// Runs a command and panics with its stderr unless it succeeds; returns stdout.
@@ -93,7 +103,10 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
 
 /// A temporary directory readable by other uids (the denial tests run as `nobody`).
 pub fn shared_tempdir() -> tempfile::TempDir {
-    let dir = tempfile::Builder::new().prefix("horace-test-").tempdir().expect("tempdir");
+    let dir = tempfile::Builder::new()
+        .prefix("horace-test-")
+        .tempdir()
+        .expect("tempdir");
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).expect("chmod tempdir");
     dir
 }
@@ -138,7 +151,8 @@ pub const NOBODY: (u32, u32) = (65534, 65534);
 /// `extra_groups`, through `setpriv`.
 pub fn command_as(uid: u32, gid: u32, extra_groups: &[u32], program: impl AsRef<Path>) -> Command {
     let mut cmd = Command::new("setpriv");
-    cmd.arg(format!("--reuid={uid}")).arg(format!("--regid={gid}"));
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"));
     if extra_groups.is_empty() {
         cmd.arg("--clear-groups");
     } else {
@@ -158,7 +172,9 @@ pub struct ChildGuard {
 impl ChildGuard {
     /// Spawns `cmd` and guards the child.
     pub fn spawn(cmd: &mut Command) -> Self {
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot spawn {cmd:?}: {e}"));
         Self { child }
     }
 
@@ -204,13 +220,10 @@ static ZFS_LOCK: Mutex<()> = Mutex::new(());
 static POOL_SEQ: AtomicU32 = AtomicU32::new(0);
 
 fn zfs_fuse_running() -> bool {
-    fs::read_dir("/proc")
-        .map(|rd| {
-            rd.flatten().any(|e| {
-                fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "zfs-fuse")
-            })
-        })
-        .unwrap_or(false)
+    Command::new("/usr/sbin/zpool")
+        .arg("list")
+        .output()
+        .is_ok_and(|o| o.status.success())
 }
 
 /// Starts the zfs-fuse daemon unless it runs already (it serves every pool of the
@@ -223,10 +236,18 @@ pub fn ensure_zfs_fuse() {
             Path::new("/usr/sbin/zfs-fuse").exists(),
             "zfs-fuse is not installed: apt-get install zfs-fuse (scripts/test.sh does)"
         );
-        run_ok(Command::new("/usr/sbin/zfs-fuse").args(["--pidfile", "/run/horace-tests-zfs-fuse.pid"]));
+        let _ = fs::remove_file("/run/horace-tests-zfs-fuse.pid");
+        run_ok(Command::new("/usr/sbin/zfs-fuse").args([
+            "--no-kstat-mount",
+            "--pidfile",
+            "/run/horace-tests-zfs-fuse.pid",
+        ]));
     }
     let up = wait_until(Duration::from_secs(20), || {
-        Command::new("zpool").arg("list").output().is_ok_and(|o| o.status.success())
+        Command::new("zpool")
+            .arg("list")
+            .output()
+            .is_ok_and(|o| o.status.success())
     });
     assert!(up, "zfs-fuse did not come up");
 }
@@ -250,10 +271,15 @@ impl ZfsPool {
     pub fn new(size_mb: u64) -> Self {
         ensure_zfs_fuse();
         let dir = shared_tempdir();
-        let name = format!("{POOL_PREFIX}{}x{}", std::process::id(), POOL_SEQ.fetch_add(1, Ordering::SeqCst));
+        let name = format!(
+            "{POOL_PREFIX}{}x{}",
+            std::process::id(),
+            POOL_SEQ.fetch_add(1, Ordering::SeqCst)
+        );
         let img = dir.path().join("pool.img");
         let f = fs::File::create(&img).expect("create pool image");
-        f.set_len(size_mb.max(64) * 1024 * 1024).expect("size pool image");
+        f.set_len(size_mb.max(64) * 1024 * 1024)
+            .expect("size pool image");
         let mountpoint = dir.path().join("mnt");
         {
             let _g = ZFS_LOCK.lock().unwrap_or_else(|e| e.into_inner());
@@ -267,7 +293,11 @@ impl ZfsPool {
             );
         }
         fs::set_permissions(&mountpoint, fs::Permissions::from_mode(0o755)).ok();
-        Self { name, mountpoint, dir }
+        Self {
+            name,
+            mountpoint,
+            dir,
+        }
     }
 
     /// Creates dataset `<pool>/<rel>` and returns (full name, mountpoint).
@@ -281,7 +311,9 @@ impl ZfsPool {
 
     /// Names of the snapshots of `dataset`, oldest first, as the `zfs` CLI reports them.
     pub fn snapshots(&self, dataset: &str) -> Vec<String> {
-        let out = zfs(&["list", "-H", "-t", "snapshot", "-o", "name", "-s", "creation", "-r", dataset]);
+        let out = zfs(&[
+            "list", "-H", "-t", "snapshot", "-o", "name", "-s", "creation", "-r", dataset,
+        ]);
         out.lines()
             .filter(|l| l.starts_with(&format!("{dataset}@")))
             .map(|l| l.to_string())
@@ -349,12 +381,18 @@ impl DbusDaemon {
         let address = format!("unix:path={}", socket.display());
         let up = wait_until(Duration::from_secs(10), || socket.exists());
         assert!(up, "dbus-daemon did not create {}", socket.display());
-        Self { address, _child: child, _dir: dir }
+        Self {
+            address,
+            _child: child,
+            _dir: dir,
+        }
     }
 
     /// `busctl --address=<bus> ARGS`, as root.
     pub fn busctl(&self, args: &[&str]) -> Output {
-        run(Command::new("busctl").arg(format!("--address={}", self.address)).args(args))
+        run(Command::new("busctl")
+            .arg(format!("--address={}", self.address))
+            .args(args))
     }
 
     /// `busctl --address=<bus> ARGS` as another uid/gid.
@@ -366,9 +404,7 @@ impl DbusDaemon {
 
     /// Waits until `name` has an owner on the bus.
     pub fn wait_for_name(&self, name: &str, timeout: Duration) -> bool {
-        wait_until(timeout, || {
-            self.busctl(&["status", name]).status.success()
-        })
+        wait_until(timeout, || self.busctl(&["status", name]).status.success())
     }
 }
 
@@ -434,7 +470,12 @@ impl NotifySocket {
         let path = dir.path().join("notify.sock");
         let sock = UnixDatagram::bind(&path).expect("bind notify socket");
         fs::set_permissions(&path, fs::Permissions::from_mode(0o777)).ok();
-        Self { sock, path, _dir: dir, received: Vec::new() }
+        Self {
+            sock,
+            path,
+            _dir: dir,
+            received: Vec::new(),
+        }
     }
 
     /// The socket's path, for `NOTIFY_SOCKET=`.
@@ -445,14 +486,21 @@ impl NotifySocket {
     /// Reads messages until one has a line for which `pred` holds, or `timeout` passes.
     /// Returns that line.
     pub fn wait_for(&mut self, timeout: Duration, pred: impl Fn(&str) -> bool) -> Option<String> {
-        if let Some(l) = self.received.iter().flat_map(|m| m.lines()).find(|l| pred(l)) {
+        if let Some(l) = self
+            .received
+            .iter()
+            .flat_map(|m| m.lines())
+            .find(|l| pred(l))
+        {
             return Some(l.to_string());
         }
         let deadline = Instant::now() + timeout;
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             let left = deadline.checked_duration_since(Instant::now())?;
-            self.sock.set_read_timeout(Some(left.max(Duration::from_millis(1)))).ok();
+            self.sock
+                .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+                .ok();
             let Ok(n) = self.sock.recv(&mut buf) else {
                 if Instant::now() >= deadline {
                     return None;
@@ -481,7 +529,10 @@ pub fn atomic_write(path: &Path, contents: &[u8]) {
     let dir = path.parent().expect("parent");
     let tmp = dir.join(format!(
         ".horace-test-{}.tmp",
-        path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default().replace('/', "_")
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+            .replace('/', "_")
     ));
     let mut f = fs::File::create(&tmp).expect("create temp");
     f.write_all(contents).expect("write temp");
