@@ -32,14 +32,22 @@ async fn metadata_full_fails_loudly_and_resumes() {
     let client = w.client().await;
     // 40 distinct files of 256 KiB: 10 MiB of content for a 3 MiB store.
     for i in 0..40u32 {
-        let body: Vec<u8> = format!("file {i} ").bytes().cycle().take(256 * 1024).collect();
+        let body: Vec<u8> = format!("file {i} ")
+            .bytes()
+            .cycle()
+            .take(256 * 1024)
+            .collect();
         horace_tests::atomic_write(&files.join(format!("erin/{i}.bin")), &body);
     }
     let loud = eventually(Duration::from_secs(60), || async {
         client.status().await.is_ok_and(|s| !s.failures.is_empty())
     })
     .await;
-    assert!(loud, "no failure reported in status\n{}", crate::fixture::tail(&w.log()));
+    assert!(
+        loud,
+        "no failure reported in status\n{}",
+        crate::fixture::tail(&w.log())
+    );
     let status = client.status().await.unwrap();
     eprintln!(
         "metadata full: {} paths failing, e.g. {:?}",
@@ -54,7 +62,9 @@ async fn metadata_full_fails_loudly_and_resumes() {
     );
     assert!(w.is_running(), "watcher died on a full disk\n{log}");
     let conn = w.catalog();
-    let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).unwrap();
+    let ok: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(ok, "ok");
     crate::fixture::assert_store_sound(&conn, &meta);
     drop(conn);
@@ -65,10 +75,18 @@ async fn metadata_full_fails_loudly_and_resumes() {
         w.catalog_active() == w.disk()
     })
     .await;
-    assert!(resumed, "not resumed after space returned\n{}", crate::fixture::tail(&w.log()));
+    assert!(
+        resumed,
+        "not resumed after space returned\n{}",
+        crate::fixture::tail(&w.log())
+    );
     client.sync().await.unwrap();
     w.assert_consistent("after space returned");
     let status = client.status().await.unwrap();
-    assert!(status.failures.is_empty(), "failures remain: {:?}", status.failures);
+    assert!(
+        status.failures.is_empty(),
+        "failures remain: {:?}",
+        status.failures
+    );
     w.stop();
 }

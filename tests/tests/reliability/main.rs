@@ -4,11 +4,12 @@
 //! Run as root after `cargo build --workspace --bins`; longer runs: `scripts/soak.sh`.
 
 mod corrupt;
+mod dbus;
 mod fixture;
+mod full;
 mod fuzz;
 mod kill_watcher;
 mod load;
 mod restore_race;
 mod root;
 mod writers;
-mod full;
