@@ -14,7 +14,7 @@ export HORACE_RESTORE_ROUNDS="${HORACE_RESTORE_ROUNDS:-1000}"
 export HORACE_FUZZ_FRAMES="${HORACE_FUZZ_FRAMES:-100000}"
 export PROPTEST_CASES="${PROPTEST_CASES:-100000}"
 
-cargo build --workspace --bins
+cargo build --bins -p horace-watcher -p horace-zfsd -p horace-client
 echo "soak: load ${HORACE_LOAD_SECS}s, ${HORACE_KILL_ROUNDS} kill rounds, appender ${HORACE_APPEND_SECS}s," \
      "${HORACE_RESTORE_ROUNDS} racing restores, ${HORACE_FUZZ_FRAMES} frames, ${PROPTEST_CASES} proptest cases"
 # One test at a time: the figures (latency, memory) are not disturbed by the others.
