@@ -60,7 +60,11 @@ pub struct VersionsConfig {
 
 impl Default for VersionsConfig {
     fn default() -> Self {
-        Self { keep: 5, min_age_days: 7, max_stored_file_size: 1 << 30 }
+        Self {
+            keep: 5,
+            min_age_days: 7,
+            max_stored_file_size: 1 << 30,
+        }
     }
 }
 
@@ -117,7 +121,12 @@ pub struct QueryConfig {
 
 impl Default for QueryConfig {
     fn default() -> Self {
-        Self { socket: PathBuf::from(DEFAULT_SOCKET), tcp: None, token_file: None, writers: Vec::new() }
+        Self {
+            socket: PathBuf::from(DEFAULT_SOCKET),
+            tcp: None,
+            token_file: None,
+            writers: Vec::new(),
+        }
     }
 }
 
@@ -141,7 +150,10 @@ pub struct CatalogConfig {
 
 impl Default for CatalogConfig {
     fn default() -> Self {
-        Self { backup_interval: 6 * 3600, backups_keep: 4 }
+        Self {
+            backup_interval: 6 * 3600,
+            backups_keep: 4,
+        }
     }
 }
 
@@ -158,7 +170,10 @@ fn default_container_prefix() -> PathBuf {
 
 /// The ignore patterns used when the config names none.
 pub fn default_ignore() -> Vec<String> {
-    ["*.tmp", "*~", ".#*", "*.swp", ".horace-*"].iter().map(|s| s.to_string()).collect()
+    ["*.tmp", "*~", ".#*", "*.swp", ".horace-*"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
 }
 
 /// A configuration that could not be used; the message names the key and line.
@@ -201,7 +216,9 @@ impl Config {
     /// Parses and checks a config file's text.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| ConfigError::Invalid {
-            line: e.span().map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
+            line: e
+                .span()
+                .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1),
             message: e.message().trim().to_string(),
         })?;
         config.check()?;
@@ -210,19 +227,32 @@ impl Config {
 
     /// Reads and parses `path`.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Self::parse(&text)
     }
 
     /// Checks what the types cannot say.
     pub fn check(&self) -> Result<(), ConfigError> {
-        let invalid = |message: String| Err(ConfigError::Invalid { line: None, message });
+        let invalid = |message: String| {
+            Err(ConfigError::Invalid {
+                line: None,
+                message,
+            })
+        };
         if !self.files_root.is_absolute() {
-            return invalid(format!("files_root must be an absolute path, not {:?}", self.files_root));
+            return invalid(format!(
+                "files_root must be an absolute path, not {:?}",
+                self.files_root
+            ));
         }
         if !self.metadata_dir.is_absolute() {
-            return invalid(format!("metadata_dir must be an absolute path, not {:?}", self.metadata_dir));
+            return invalid(format!(
+                "metadata_dir must be an absolute path, not {:?}",
+                self.metadata_dir
+            ));
         }
         if self.metadata_dir.starts_with(&self.files_root) {
             return invalid("metadata_dir must not be inside files_root".into());
@@ -231,7 +261,9 @@ impl Config {
             return invalid("snapshots.enabled needs snapshots.dataset".into());
         }
         if self.query.tcp.is_some() && self.query.token_file.is_none() {
-            return invalid("query.tcp needs query.token_file (TCP clients must present a token)".into());
+            return invalid(
+                "query.tcp needs query.token_file (TCP clients must present a token)".into(),
+            );
         }
         for pattern in &self.ignore {
             if let Err(e) = globset::Glob::new(pattern) {
@@ -240,7 +272,9 @@ impl Config {
         }
         for w in &self.query.writers {
             if parse_writer(w).is_none() {
-                return invalid(format!("query.writers entry {w:?} is not \"uid:N\", \"gid:N\" or N"));
+                return invalid(format!(
+                    "query.writers entry {w:?} is not \"uid:N\", \"gid:N\" or N"
+                ));
             }
         }
         Ok(())
@@ -273,7 +307,8 @@ mod tests {
 
     #[test]
     fn minimal_config_takes_defaults() {
-        let c = Config::parse("files_root = \"/tank/files\"\nmetadata_dir = \"/tank/meta\"\n").unwrap();
+        let c =
+            Config::parse("files_root = \"/tank/files\"\nmetadata_dir = \"/tank/meta\"\n").unwrap();
         assert_eq!(c.versions.keep, 5);
         assert_eq!(c.versions.min_age_days, 7);
         assert_eq!(c.snapshots.hourly, 24);
@@ -314,14 +349,23 @@ backups_keep = 2
         assert_eq!(c.snapshots.test_hour_seconds, None);
         assert_eq!(c.snapshots.daily, 14);
         assert_eq!(c.catalog.interval(), Some(Duration::from_secs(60)));
-        let w: Vec<_> = c.query.writers.iter().map(|w| parse_writer(w).unwrap()).collect();
+        let w: Vec<_> = c
+            .query
+            .writers
+            .iter()
+            .map(|w| parse_writer(w).unwrap())
+            .collect();
         assert_eq!(w, [Writer::Uid(1000), Writer::Gid(50), Writer::Uid(7)]);
     }
 
     #[test]
     fn test_hour_seconds_knob_parses() {
-        let text = "files_root = \"/a\"\nmetadata_dir = \"/b\"\n[snapshots]\ntest_hour_seconds = 4\n";
-        assert_eq!(Config::parse(text).unwrap().snapshots.test_hour_seconds, Some(4));
+        let text =
+            "files_root = \"/a\"\nmetadata_dir = \"/b\"\n[snapshots]\ntest_hour_seconds = 4\n";
+        assert_eq!(
+            Config::parse(text).unwrap().snapshots.test_hour_seconds,
+            Some(4)
+        );
     }
 
     #[test]
@@ -337,10 +381,22 @@ backups_keep = 2
         for (text, needle) in [
             ("files_root = \"rel\"\nmetadata_dir = \"/b\"", "absolute"),
             ("files_root = \"/a\"\nmetadata_dir = \"/a/m\"", "inside"),
-            ("files_root = \"/a\"\nmetadata_dir = \"/b\"\n[snapshots]\nenabled = true", "dataset"),
-            ("files_root = \"/a\"\nmetadata_dir = \"/b\"\n[query]\ntcp = \"127.0.0.1:1\"", "token_file"),
-            ("files_root = \"/a\"\nmetadata_dir = \"/b\"\n[query]\nwriters = [\"bob\"]", "writers"),
-            ("files_root = \"/a\"\nmetadata_dir = \"/b\"\nignore = [\"[\"]", "ignore"),
+            (
+                "files_root = \"/a\"\nmetadata_dir = \"/b\"\n[snapshots]\nenabled = true",
+                "dataset",
+            ),
+            (
+                "files_root = \"/a\"\nmetadata_dir = \"/b\"\n[query]\ntcp = \"127.0.0.1:1\"",
+                "token_file",
+            ),
+            (
+                "files_root = \"/a\"\nmetadata_dir = \"/b\"\n[query]\nwriters = [\"bob\"]",
+                "writers",
+            ),
+            (
+                "files_root = \"/a\"\nmetadata_dir = \"/b\"\nignore = [\"[\"]",
+                "ignore",
+            ),
             ("files_root = \"/a\"", "metadata_dir"),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();

@@ -54,25 +54,38 @@ pub fn open_writer(path: &Path) -> Result<Connection, CatalogError> {
     configure(&conn)?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
     if !mode.eq_ignore_ascii_case("wal") {
-        return Err(CatalogError::Unusable { path: path.into(), why: format!("journal_mode is {mode}, not wal") });
+        return Err(CatalogError::Unusable {
+            path: path.into(),
+            why: format!("journal_mode is {mode}, not wal"),
+        });
     }
     conn.pragma_update(None, "synchronous", "NORMAL")?;
     let check: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))
-        .map_err(|e| CatalogError::Unusable { path: path.into(), why: e.to_string() })?;
+        .map_err(|e| CatalogError::Unusable {
+            path: path.into(),
+            why: e.to_string(),
+        })?;
     if check != "ok" {
-        return Err(CatalogError::Unusable { path: path.into(), why: format!("quick_check: {check}") });
+        return Err(CatalogError::Unusable {
+            path: path.into(),
+            why: format!("quick_check: {check}"),
+        });
     }
     migrate(&conn, path)?;
     Ok(conn)
 }
 
 fn migrate(conn: &Connection, path: &Path) -> Result<(), CatalogError> {
-    let version: usize = conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
+    let version: usize =
+        conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))? as usize;
     if version > MIGRATIONS.len() {
         return Err(CatalogError::Unusable {
             path: path.into(),
-            why: format!("schema version {version} is newer than this Horace ({})", MIGRATIONS.len()),
+            why: format!(
+                "schema version {version} is newer than this Horace ({})",
+                MIGRATIONS.len()
+            ),
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
@@ -88,7 +101,9 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), CatalogError> {
 pub fn open_reader(path: &Path) -> Result<Connection, CatalogError> {
     let conn = Connection::open_with_flags(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX | OpenFlags::SQLITE_OPEN_URI,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
     )?;
     configure(&conn)?;
     Ok(conn)
@@ -166,7 +181,10 @@ pub struct Readers {
 impl Readers {
     /// Readers of the catalog at `path` (which must exist: open the writer first).
     pub fn new(path: PathBuf) -> Self {
-        Self { path, idle: Arc::new(Mutex::new(Vec::new())) }
+        Self {
+            path,
+            idle: Arc::new(Mutex::new(Vec::new())),
+        }
     }
 
     /// Runs `f` on a read-only connection on the blocking pool.
@@ -178,7 +196,10 @@ impl Readers {
         let this = self.clone();
         tokio::task::spawn_blocking(move || this.with_blocking(f))
             .await
-            .map_err(|e| CatalogError::Unusable { path: self.path.clone(), why: format!("reader task: {e}") })?
+            .map_err(|e| CatalogError::Unusable {
+                path: self.path.clone(),
+                why: format!("reader task: {e}"),
+            })?
     }
 
     /// Runs `f` on a read-only connection on the current thread.
@@ -208,14 +229,21 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = catalog_path(dir.path());
         let conn = open_writer(&path).unwrap();
-        let v: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
         drop(conn);
         open_writer(&path).unwrap();
         let r = open_reader(&path).unwrap();
-        let n: i64 = r.query_row("SELECT count(*) FROM files", [], |r| r.get(0)).unwrap();
+        let n: i64 = r
+            .query_row("SELECT count(*) FROM files", [], |r| r.get(0))
+            .unwrap();
         assert_eq!(n, 0);
-        assert!(r.execute("DELETE FROM files", []).is_err(), "reader must be read-only");
+        assert!(
+            r.execute("DELETE FROM files", []).is_err(),
+            "reader must be read-only"
+        );
     }
 
     #[test]
@@ -232,13 +260,24 @@ mod tests {
         let path = catalog_path(dir.path());
         let (w, h) = Writer::spawn(open_writer(&path).unwrap());
         for i in 0..10 {
-            w.exec(move |c| c.execute("INSERT INTO meta(key, value) VALUES (?1, 'x')", [format!("k{i}")]))
-                .await
-                .unwrap()
-                .unwrap();
+            w.exec(move |c| {
+                c.execute(
+                    "INSERT INTO meta(key, value) VALUES (?1, 'x')",
+                    [format!("k{i}")],
+                )
+            })
+            .await
+            .unwrap()
+            .unwrap();
         }
         let readers = Readers::new(path);
-        let n: i64 = readers.with(|c| c.query_row("SELECT count(*) FROM meta", [], |r| r.get(0)).unwrap()).await.unwrap();
+        let n: i64 = readers
+            .with(|c| {
+                c.query_row("SELECT count(*) FROM meta", [], |r| r.get(0))
+                    .unwrap()
+            })
+            .await
+            .unwrap();
         assert_eq!(n, 10);
         drop(w);
         h.join().unwrap();
