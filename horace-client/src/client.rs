@@ -252,6 +252,11 @@ impl Client {
         call!(self.snapshots())
     }
 
+    /// See [`Horace::snapshot_plan`].
+    pub async fn snapshot_plan(&self) -> Result<SnapshotPlan, ClientError> {
+        call!(self.snapshot_plan())
+    }
+
     /// See [`Horace::status`].
     pub async fn status(&self) -> Result<StatusReport, ClientError> {
         call!(self.status())

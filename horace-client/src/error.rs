@@ -63,6 +63,15 @@ pub enum QueryError {
         /// What failed.
         message: String,
     },
+    /// horace-zfsd, which the answer needs, did not answer (not running, or the bus is
+    /// away).
+    #[error(
+        "horace-zfsd is unreachable: {message} (is horace-zfsd running on the configured bus?)"
+    )]
+    ZfsdUnreachable {
+        /// The D-Bus error.
+        message: String,
+    },
 }
 
 /// Why a [`crate::Client`] call failed.

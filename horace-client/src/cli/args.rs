@@ -97,8 +97,13 @@ pub enum Command {
     Collections(Collections),
     /// List groups of active files with identical content.
     Duplicates(DupArgs),
-    /// List the snapshots of the files dataset.
-    Snapshots,
+    /// List the snapshots of the files dataset, or (--plan) what the scheduler's next
+    /// tick would create and destroy if it ran now.
+    Snapshots {
+        /// Show the dry-run plan instead of the list (nothing is executed).
+        #[arg(long)]
+        plan: bool,
+    },
     /// Show health and size figures.
     Status,
     /// Wait until everything written so far is cataloged.

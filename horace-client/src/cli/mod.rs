@@ -107,7 +107,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
         Command::Collections(c) => collections(&client, &mut out, c).await?,
         Command::Duplicates(d) => out.duplicates(&client.duplicates(d.query()).await?)?,
-        Command::Snapshots => out.snapshots(&client.snapshots().await?)?,
+        Command::Snapshots { plan: false } => out.snapshots(&client.snapshots().await?)?,
+        Command::Snapshots { plan: true } => out.snapshot_plan(&client.snapshot_plan().await?)?,
         Command::Status => out.status(&client.status().await?)?,
         Command::Sync => {
             client.sync().await?;

@@ -313,6 +313,36 @@ impl Out {
         )
     }
 
+    /// A snapshot plan: one row per action, then the time and any pruning refusal.
+    pub fn snapshot_plan(&mut self, p: &SnapshotPlan) -> io::Result<()> {
+        if self.json {
+            return self.json(p);
+        }
+        let rows: Vec<Vec<String>> = p
+            .create
+            .iter()
+            .map(|label| vec!["create".into(), label.clone(), format!("{}@…", p.dataset)])
+            .chain(p.destroy.iter().map(|n| {
+                let label = n.rsplit_once('_').map_or("-", |(_, l)| l);
+                vec!["destroy".into(), label.to_string(), n.clone()]
+            }))
+            .collect();
+        table(&mut self.w, &["ACTION", "LABEL", "SNAPSHOT"], &rows)?;
+        let at = time(p.now.saturating_mul(1_000_000_000));
+        super::line(
+            &mut self.w,
+            &format!(
+                "{} to create, {} to destroy, if a tick ran at {at} UTC",
+                p.create.len(),
+                p.destroy.len()
+            ),
+        )?;
+        if let Some(why) = &p.prune_refused {
+            super::line(&mut self.w, &format!("pruning refused: {why}"))?;
+        }
+        Ok(())
+    }
+
     /// Status.
     pub fn status(&mut self, s: &StatusReport) -> io::Result<()> {
         if self.json {

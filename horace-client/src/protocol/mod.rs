@@ -63,6 +63,9 @@ pub trait Horace {
     async fn status() -> Result<StatusReport, QueryError>;
     /// Returns once everything written before the call is in the catalog.
     async fn sync() -> Result<(), QueryError>;
+    /// What the snapshot scheduler's next tick would create and destroy if it ran now (a
+    /// dry run from horace-zfsd's current list; nothing is executed).
+    async fn snapshot_plan() -> Result<SnapshotPlan, QueryError>;
 }
 
 /// Names one file: by catalog id, or by path (relative to the files root, or absolute

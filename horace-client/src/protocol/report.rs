@@ -1,4 +1,5 @@
-//! Wire types of the catalog-wide answers: duplicates, snapshots and status.
+//! Wire types of the catalog-wide answers: duplicates, snapshots (and the snapshot plan)
+//! and status.
 
 use serde::{Deserialize, Serialize};
 
@@ -50,6 +51,27 @@ pub struct SnapshotEntry {
     pub label: Option<String>,
     /// Whether Horace made it (and may prune it).
     pub managed: bool,
+}
+
+/// A dry run of the snapshot scheduler: what a tick at [`SnapshotPlan::now`] would do,
+/// computed by the same function the tick executes unchanged.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotPlan {
+    /// The files dataset.
+    #[serde(default)]
+    pub dataset: String,
+    /// The time the plan is for, unix seconds.
+    #[serde(default)]
+    pub now: i64,
+    /// Labels to snapshot (`hourly`, `daily`, `weekly`, `monthly`), in creation order.
+    #[serde(default)]
+    pub create: Vec<String>,
+    /// Full names (`dataset@snap`) of the managed snapshots to destroy, in one batch.
+    #[serde(default)]
+    pub destroy: Vec<String>,
+    /// Why pruning is refused (the clock is behind the newest snapshot), if it is.
+    #[serde(default)]
+    pub prune_refused: Option<String>,
 }
 
 /// What one reconcile scan did.

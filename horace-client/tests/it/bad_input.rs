@@ -1,5 +1,6 @@
 //! Bad input: malformed and oversized frames, invalid paths, unknown ids, a pruned
-//! version — each a named error or a closed connection, and the server keeps serving.
+//! version, a snapshot plan with snapshots off — each a named error or a closed
+//! connection, and the server keeps serving.
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -145,4 +146,22 @@ fn restore_of_a_pruned_version_is_named() {
     assert_eq!(std::fs::read(s.files.join("svc/a.txt")).unwrap(), b"three");
     // Still serving.
     assert_eq!(s.json(&["info", "svc/a.txt"])["file"]["current_version"], 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_plan_with_snapshots_off_is_named() {
+    let s = Server::start();
+    for args in [
+        &["snapshots", "--plan"][..],
+        &["snapshots", "--plan", "--json"],
+    ] {
+        assert_fails(&s.cli(args), 1, "snapshots are off in the config");
+    }
+    let e = s.client().await.snapshot_plan().await.unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Query(QueryError::InvalidArgument { message }) if message.contains("snapshots are off")),
+        "{e:?}"
+    );
+    // The list still answers (empty).
+    assert!(s.client().await.snapshots().await.unwrap().is_empty());
 }

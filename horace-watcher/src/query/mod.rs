@@ -13,6 +13,7 @@ pub mod collections;
 pub mod files;
 pub mod limits;
 pub mod paths;
+pub mod plan;
 pub mod report;
 pub mod search;
 pub mod service;

@@ -16,7 +16,7 @@ use tarpc::context;
 use super::auth::Peer;
 use super::paths::normalize;
 use super::sql::{resolve, Res, Target};
-use super::{collections, files, report, search};
+use super::{collections, files, plan, report, search};
 use crate::store::{self, RestoreError};
 use crate::watch::{WatchError, WatchHandle};
 use crate::Context;
@@ -379,6 +379,11 @@ impl Horace for QueryService {
             Ok(r)
         })
         .await
+    }
+
+    async fn snapshot_plan(self, _: context::Context) -> Result<SnapshotPlan, QueryError> {
+        self.handle("snapshot_plan", plan::snapshot_plan(&self.ctx))
+            .await
     }
 
     async fn sync(self, _: context::Context) -> Result<(), QueryError> {
