@@ -145,9 +145,9 @@ horace() { "$bin/horace" --socket "$socket" "$@"; }
 
 if [ $root = 1 ]; then
   section "A ZFS pool with a files and a metadata dataset"
-  if ! pgrep -x zfs-fuse >/dev/null; then
+  if ! timeout 10 zpool list >/dev/null 2>&1; then
     say "Starting zfs-fuse (the user-space ZFS of Debian; on a NAS this is the OpenZFS kernel module)."
-    /usr/sbin/zfs-fuse --pidfile "$work/zfs-fuse.pid"
+    /usr/sbin/zfs-fuse --no-kstat-mount --pidfile "$work/zfs-fuse.pid"
     started_zfs_fuse=1
     wait_for 20 "zfs-fuse" zpool list
   fi
