@@ -24,8 +24,10 @@ async fn next_second() {
     assert!(eventually(Duration::from_secs(3), || async { unix_now() > s }).await);
 }
 
-/// Real-time schedule: the watcher's first tick executes exactly the plan computed from
-/// zfsd's list beforehand, and never touches foreign or unscheduled snapshots.
+/// Real-time schedule: the dry run (`horace snapshots --plan --json`) taken just before a
+/// tick equals the plan computed from zfsd's list beforehand and is exactly what the tick
+/// then creates and destroys, never touching foreign or unscheduled snapshots. With zfsd
+/// away the dry run is a named error.
 #[tokio::test(flavor = "multi_thread")]
 async fn pruning_removes_exactly_the_planned_snapshots() {
     let toml = "[snapshots]\nenabled = true\ndataset = \"DS\"\nhourly = 2\ndaily = 1\nweekly = 1\nmonthly = 1\n";
@@ -36,9 +38,10 @@ async fn pruning_removes_exactly_the_planned_snapshots() {
     )
     .unwrap();
     let config = Config::load(&s.config).unwrap();
-    // Keep the whole test inside one real hour so the plan cannot change under it.
+    // Keep the whole test (up to ~2 minutes: a window in the minute, then the tick on the
+    // next minute) inside one real hour so the plan cannot change under it.
     let into_hour = unix_now() % 3600;
-    if into_hour > 3600 - 90 {
+    if into_hour > 3600 - 180 {
         let wait = 3600 - into_hour + 1;
         assert!(
             eventually(Duration::from_secs(wait as u64 + 5), || async {
@@ -75,28 +78,84 @@ async fn pruning_removes_exactly_the_planned_snapshots() {
         .iter()
         .all(|d| d.ends_with("_hourly") || d.ends_with("_daily")));
 
+    // The watcher starts with zfsd away: its first tick fails, the next is on the minute.
+    drop(zfsd);
+    s.stop_zfsd();
     s.start_watcher();
-    let kept: BTreeSet<String> = names(&before)
-        .into_iter()
-        .filter(|n| !planned.destroy.contains(n))
+    let client = s.client().await;
+    assert!(
+        eventually(Duration::from_secs(30), || async {
+            client.status().await.unwrap().zfsd_error.is_some()
+        })
+        .await,
+        "the first tick did not fail\n{}",
+        s.log()
+    );
+    let away = plan_cli(&s, &["snapshots", "--plan"]);
+    assert_eq!(away.status.code(), Some(1), "{away:?}");
+    let err = String::from_utf8_lossy(&away.stderr);
+    assert!(err.contains("horace-zfsd is unreachable"), "{err}");
+
+    // zfsd back early in a minute; the dry run is taken before the tick on the minute.
+    assert!(
+        eventually(Duration::from_secs(62), || async {
+            (2..40).contains(&(unix_now() % 60))
+        })
+        .await
+    );
+    s.start_zfsd();
+    let out = plan_cli(&s, &["--json", "snapshots", "--plan"]);
+    assert!(out.status.success(), "{out:?}");
+    let dry: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let untouched: BTreeSet<String> = names(&before).into_iter().collect();
+    assert_eq!(
+        s.zfs_list().into_iter().collect::<BTreeSet<_>>(),
+        untouched,
+        "a tick ran before the dry run was answered"
+    );
+    let strings = |v: &serde_json::Value| -> Vec<String> {
+        v.as_array()
+            .unwrap_or_else(|| panic!("not a list: {dry}"))
+            .iter()
+            .map(|x| x.as_str().unwrap().to_string())
+            .collect()
+    };
+    let (dry_create, dry_destroy) = (strings(&dry["create"]), strings(&dry["destroy"]));
+    assert_eq!(dry["dataset"], s.dataset.as_str(), "{dry}");
+    assert_eq!(dry_create, ["weekly", "monthly"], "{dry}");
+    assert_eq!(dry_destroy, planned.destroy, "{dry}");
+    assert!(dry["prune_refused"].is_null(), "{dry}");
+
+    // The tick then does exactly that.
+    let kept: BTreeSet<String> = untouched
+        .iter()
+        .filter(|n| !dry_destroy.contains(n))
+        .cloned()
         .collect();
-    let expected_done = || {
+    let created_labels = || -> Option<BTreeSet<String>> {
         let now: BTreeSet<String> = s.zfs_list().into_iter().collect();
-        let new: Vec<&String> = now.difference(&kept).collect();
-        kept.is_subset(&now)
-            && new.len() == 2
-            && new.iter().any(|n| n.ends_with("_weekly"))
-            && new.iter().any(|n| n.ends_with("_monthly"))
+        if !kept.is_subset(&now) || now.len() != kept.len() + dry_create.len() {
+            return None;
+        }
+        Some(
+            now.difference(&kept)
+                .map(|n| n.rsplit_once('_').unwrap().1.to_string())
+                .collect(),
+        )
     };
     assert!(
-        eventually(Duration::from_secs(60), || async { expected_done() }).await,
-        "zfs list {:?} is not {kept:?} + weekly + monthly\n{}",
+        eventually(Duration::from_secs(90), || async {
+            dry_destroy.iter().all(|d| !s.zfs_list().contains(d)) && created_labels().is_some()
+        })
+        .await,
+        "zfs list {:?} is not {kept:?} + {dry_create:?}\n{}",
         s.zfs_list(),
         s.log()
     );
-    for d in &planned.destroy {
-        assert!(!s.zfs_list().contains(d), "{d} survived");
-    }
+    assert_eq!(
+        created_labels().unwrap(),
+        dry_create.iter().cloned().collect::<BTreeSet<_>>()
+    );
     // The catalog's mirror follows.
     assert!(
         eventually(Duration::from_secs(20), || async {
@@ -109,6 +168,16 @@ async fn pruning_removes_exactly_the_planned_snapshots() {
     );
     let mirror: BTreeSet<String> = s.catalog_snapshots().into_iter().collect();
     assert_eq!(mirror, s.zfs_list().into_iter().collect::<BTreeSet<_>>());
+}
+
+/// Runs the real `horace` CLI against the watcher's socket.
+fn plan_cli(s: &Setup, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(horace_tests::bin_path("horace"))
+        .arg("--socket")
+        .arg(&s.socket)
+        .args(args)
+        .output()
+        .expect("run horace")
 }
 
 /// Test schedule (an "hour" of 2 s): hourlies appear once per hour and are pruned to
