@@ -125,6 +125,17 @@ async fn pruning_removes_exactly_the_planned_snapshots() {
     assert_eq!(dry_create, ["weekly", "monthly"], "{dry}");
     assert_eq!(dry_destroy, planned.destroy, "{dry}");
     assert!(dry["prune_refused"].is_null(), "{dry}");
+    let table = plan_cli(&s, &["snapshots", "--plan"]);
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(table.contains("2 to create, 3 to destroy"), "{table}");
+    for d in &dry_destroy {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with("destroy") && l.ends_with(d.as_str())),
+            "{table}"
+        );
+    }
 
     // The tick then does exactly that.
     let kept: BTreeSet<String> = untouched
