@@ -37,6 +37,11 @@ const MAX_BATCH: usize = 4096;
 const CARRY_FOR: Duration = Duration::from_secs(2);
 /// Rescan interval while some directory could not be watched.
 const UNWATCHED_RESCAN: Duration = Duration::from_secs(300);
+/// WAL size above which the loop forces a checkpoint that truncates the log. Query
+/// readers that never pause starve SQLite's automatic (PASSIVE) checkpoints, and the WAL
+/// then grows without bound (460 MiB after 120 s of mixed load in the reliability load
+/// test, with query latency going up with it).
+const WAL_LIMIT: u64 = 64 << 20;
 
 mod apply;
 mod reconcile;
@@ -251,12 +256,47 @@ impl Worker {
                 self.reconcile("remount");
             }
         }
+        self.bound_wal();
         if self.unwatched.load(Ordering::Relaxed) && self.last_rescan.elapsed() >= UNWATCHED_RESCAN
         {
             self.unwatched.store(false, Ordering::Relaxed);
             self.reconcile("watch-failure");
         }
         shutdown
+    }
+
+    /// Truncates the WAL when it outgrew [`WAL_LIMIT`]: `wal_checkpoint(TRUNCATE)` waits
+    /// (busy timeout) for the readers still on the old log, new readers read the database.
+    fn bound_wal(&self) {
+        let mut wal = crate::catalog::catalog_path(&self.ctx.config.metadata_dir).into_os_string();
+        wal.push("-wal");
+        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+        if size <= WAL_LIMIT {
+            return;
+        }
+        let r = self.ctx.writer.exec_blocking(|c| {
+            c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                ))
+            })
+        });
+        match r {
+            Ok(Ok((0, _, _))) => tracing::info!(
+                wal_bytes = size,
+                "WAL over its limit: checkpointed and truncated"
+            ),
+            Ok(Ok((_, log, done))) => tracing::warn!(
+                wal_bytes = size,
+                frames = log,
+                checkpointed = done,
+                "WAL over its limit and readers kept it busy; trying again next tick"
+            ),
+            Ok(Err(e)) => tracing::warn!(wal_bytes = size, cause = %e, "WAL checkpoint failed"),
+            Err(e) => tracing::warn!(cause = %e, "WAL checkpoint: writer gone"),
+        }
     }
 
     /// Applies the reloadable settings (ignore patterns, `[versions]`).
