@@ -16,8 +16,9 @@ use crate::fixture::{knob, vm_rss_kib, Rng, Watcher};
 
 /// Peak resident memory allowed to the watcher under this load.
 const MAX_RSS_MIB: u64 = 256;
-/// Peak WAL size allowed (SQLite checkpoints at 1000 pages; readers can delay it).
-const MAX_WAL_MIB: u64 = 64;
+/// Peak WAL size allowed: the watcher truncates it past 64 MiB, checked once per loop
+/// tick, so it may overshoot by what one tick writes.
+const MAX_WAL_MIB: u64 = 96;
 
 fn writer(root: PathBuf, seed: u64, stop: Arc<AtomicBool>, ops: Arc<AtomicU64>) {
     let mut rng = Rng::seeded(seed);
@@ -157,7 +158,8 @@ async fn sustained_mixed_load() {
         errors += e;
     }
     lat.sort();
-    let client = w.client().await;
+    // The queue may hold many seconds of work after a long load: wait for it.
+    let client = w.client().await.with_timeout(Duration::from_secs(300));
     let t = Instant::now();
     client.sync().await.unwrap();
     let drain = t.elapsed();
@@ -183,6 +185,12 @@ async fn sustained_mixed_load() {
         peak_wal as f64 / 1048576.0,
         status.files_active,
         status.versions,
+    );
+    let log = w.log();
+    eprintln!(
+        "WAL checkpoints forced: {} truncated, {} kept busy by readers",
+        log.matches("checkpointed and truncated").count(),
+        log.matches("readers kept it busy").count()
     );
     assert_eq!(errors, 0, "queries failed under load");
     assert!(
