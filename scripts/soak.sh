@@ -19,5 +19,5 @@ echo "soak: load ${HORACE_LOAD_SECS}s, ${HORACE_KILL_ROUNDS} kill rounds, append
      "${HORACE_RESTORE_ROUNDS} racing restores, ${HORACE_FUZZ_FRAMES} frames, ${PROPTEST_CASES} proptest cases"
 # One test at a time: the figures (latency, memory) are not disturbed by the others.
 cargo test -p horace-tests --test reliability -- --test-threads 1 --nocapture 2>&1 \
-  | grep -E '^(test |running|test result|kill -9|round |load |appender|restore race|query socket|in-place|Truncate|Header|MiddlePage|.*HORACE_SEED)' 
+  | grep -E '^(test |running|test result|thread |failures|---- |assertion|  left|  right|kill -9|round |load |appender|restore race|query socket|in-place|Truncate|Header|MiddlePage|.*HORACE_SEED)' 
 cargo test -p horace-zfsd --test it fuzz
