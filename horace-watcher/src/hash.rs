@@ -62,14 +62,29 @@ pub struct Digested {
     pub prefix: Vec<u8>,
 }
 
+thread_local! {
+    /// The read buffer, one per thread and reused: allocating (and zeroing) a fresh 1 MiB
+    /// for every file cost more than hashing a typical small file — `memset` was the top
+    /// symbol in a perf profile of the scan (horace-bench, docs/benchmarks.md).
+    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
 /// Hashes everything `r` yields.
-pub fn digest_reader(mut r: impl Read) -> io::Result<Digested> {
+pub fn digest_reader(r: impl Read) -> io::Result<Digested> {
+    READ_BUF.with_borrow_mut(|buf| {
+        if buf.len() < BUF {
+            buf.resize(BUF, 0);
+        }
+        digest_with(r, buf)
+    })
+}
+
+fn digest_with(mut r: impl Read, buf: &mut [u8]) -> io::Result<Digested> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; BUF];
     let mut prefix = Vec::new();
     let mut len = 0u64;
     loop {
-        let n = match r.read(&mut buf) {
+        let n = match r.read(buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
