@@ -369,11 +369,16 @@ async fn throughput(
     ));
     f.note(format!(
         "CPU during the loaded run: the watcher used {:.2} cores (cataloging the writer's files \
-         and answering), the benchmark process (8 clients + writer) {:.2} cores, of {} — the \
-         cores are saturated, so the query rate falls by what cataloging takes.",
+         and answering), the benchmark process (8 clients + writer) {:.2} cores, of {}; the \
+         rest went to other work on the shared machine (load average {}).",
         cpu_w / secs,
         cpu_b / secs,
-        p.cores
+        p.cores,
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split_whitespace()
+            .next()
+            .unwrap_or("?")
     ));
     Ok(f)
 }
