@@ -58,6 +58,18 @@ fn versions(meta: &Path, id: i64) -> Vec<(i64, String, Option<i64>, bool)> {
         .collect()
 }
 
+/// The checksum of the current version of `path`, if cataloged.
+fn current_sha(meta: &Path, path: &str) -> Option<String> {
+    open_catalog(&meta.join("catalog.db"))
+        .query_row(
+            "SELECT v.sha256 FROM files f JOIN versions v
+             ON v.file_id = f.id AND v.version = f.current_version WHERE f.path = ?1",
+            [path],
+            |r| r.get(0),
+        )
+        .ok()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_waits_for_earlier_writes_and_leaves_no_trace() {
     let r = start(|_| {}).await;
@@ -175,8 +187,21 @@ async fn retention_prunes_old_content_and_restore_reports_it() {
     .await;
     let path = r.files.join("p.txt");
     for i in 0..4 {
-        fs::write(&path, format!("content {i}")).unwrap();
+        let content = format!("content {i}");
+        fs::write(&path, &content).unwrap();
         r.watch.sync().await.unwrap();
+        // `sync` fires once the close-write is handled, but a probe that saw the file
+        // still settling is looked at again ~200 ms later; under load that retry could
+        // read the next in-place rewrite between its truncate and its write (an extra,
+        // empty version). Wait until this content is the current version before the next
+        // rewrite, so the test is deterministic.
+        let want = sha_hex(content.as_bytes());
+        let mut waited = 0;
+        while current_sha(&r.meta, "p.txt").as_deref() != Some(want.as_str()) {
+            assert!(waited < 300, "version {i} never cataloged");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            waited += 1;
+        }
     }
     let id = file_row(&r.meta, "p.txt").unwrap().0;
     let stored: Vec<bool> = versions(&r.meta, id).into_iter().map(|v| v.3).collect();
