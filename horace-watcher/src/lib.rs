@@ -59,19 +59,22 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         config,
     });
 
+    // The query socket exists before READY=1 (sent once the startup scan is done).
+    let listeners = query::bind(&ctx)
+        .await
+        .context("failed to start the query service")?;
     // Watch first, then scan: nothing written during the startup scan is lost.
     let (watch, watch_task) = watch::start(ctx.clone())
         .await
         .context("failed to start watching")?;
-    let mut query_task = tokio::spawn(query::serve(ctx.clone(), watch.clone()));
+    let mut query_task = tokio::spawn(query::serve(ctx.clone(), watch.clone(), listeners));
     let snapshot_task = tokio::spawn(snapshots::run(ctx.clone(), watch.clone()));
 
     let mut query_done = None;
     tokio::select! {
         () = shutdown => tracing::info!("shutting down"),
         r = watch_task => tracing::error!(result = ?r, "watch task ended"),
-        // The query service ends early only when it cannot start (socket in use, TCP
-        // without a usable token): that fails the run.
+        // The query service ends early only when its listener fails: that fails the run.
         r = &mut query_task => query_done = Some(r),
     }
     ctx.cancel.cancel();

@@ -48,19 +48,18 @@ pub const MAX_CONNECTIONS_PER_CALLER: usize = 64;
 /// How long a TCP client has to present its token.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Serves queries until `ctx.cancel` fires.
-///
-/// A listener that cannot be set up (socket in use, TCP without a usable token) stops the
-/// whole watcher: `ctx.cancel` is cancelled and the error returned.
-pub async fn serve(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result<()> {
-    let r = serve_inner(&ctx, watch).await;
-    if r.is_err() {
-        ctx.cancel.cancel();
-    }
-    r
+/// The query service's listening sockets, bound before the watcher reports READY=1 so a
+/// client that connects right after start-up finds the socket.
+pub struct Listeners {
+    unix: UnixListener,
+    tcp: Option<(TcpListener, Vec<u8>)>,
 }
 
-async fn serve_inner(ctx: &Arc<Context>, watch: WatchHandle) -> anyhow::Result<()> {
+/// Binds the Unix socket and, when configured, the TCP listener (which needs a token).
+///
+/// A listener that cannot be set up (socket in use, TCP without a usable token) is an
+/// error that stops start-up.
+pub async fn bind(ctx: &Context) -> anyhow::Result<Listeners> {
     let q = &ctx.config.query;
     let unix = bind_unix(&q.socket)?;
     let tcp = match (&q.tcp, &q.token_file) {
@@ -75,6 +74,17 @@ async fn serve_inner(ctx: &Arc<Context>, watch: WatchHandle) -> anyhow::Result<(
         (Some(_), None) => anyhow::bail!("query.tcp needs query.token_file"),
         _ => None,
     };
+    Ok(Listeners { unix, tcp })
+}
+
+/// Serves queries on `listeners` until `ctx.cancel` fires, then removes the socket.
+pub async fn serve(
+    ctx: Arc<Context>,
+    watch: WatchHandle,
+    listeners: Listeners,
+) -> anyhow::Result<()> {
+    let q = &ctx.config.query;
+    let Listeners { unix, tcp } = listeners;
     tracing::info!(socket = %q.socket.display(), "query service listening");
     let slots = Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CALLER);
     let writers = Writers::new(&q.writers);
