@@ -5,11 +5,17 @@
 
 mod corrupt;
 mod dbus;
+/// The end-to-end fixture (both daemons over a zfs-fuse pool), shared with `tests/it`.
+#[allow(dead_code)]
+#[path = "../it/util.rs"]
+mod e2e;
 mod fixture;
 mod full;
 mod fuzz;
 mod kill_watcher;
+mod kill_zfsd;
 mod load;
 mod restore_race;
 mod root;
+mod socket;
 mod writers;
