@@ -5,6 +5,7 @@
 
 mod corrupt;
 mod dbus;
+mod dbus_forged;
 /// The end-to-end fixture (both daemons over a zfs-fuse pool), shared with `tests/it`.
 #[allow(dead_code)]
 #[path = "../it/util.rs"]
