@@ -1,10 +1,10 @@
 //! kill -9 of the real horace-zfsd in the middle of a CreateSnapshot and of a
 //! DestroySnapshots, with the real watcher scheduling snapshots against it (one schedule
 //! "hour" = 2 s, one of each kept, so every tick creates and destroys). zfsd runs `zfs`
-//! through a wrapper that logs the call and waits 400 ms before exec'ing `/usr/sbin/zfs`,
-//! so the kill lands while the call is under way (the orphaned `zfs` then completes on its
-//! own: zfsd starts it in its own process group, so zfsd dies without ever announcing its
-//! result). While zfsd is down the watcher keeps cataloging; when it returns the watcher
+//! through a wrapper that logs the call and, for `snapshot` and `destroy`, waits 400 ms
+//! before exec'ing `/usr/sbin/zfs`, so the kill lands while the call is under way (the
+//! orphaned `zfs` then completes on its own: zfsd starts it in its own process group, so
+//! zfsd dies without ever announcing its result). While zfsd is down the watcher keeps cataloging; when it returns the watcher
 //! recovers; at the end every snapshot is a well-formed `horace_<ts>_<label>` or the
 //! foreign one made before, and the catalog's mirror equals zfsd's list.
 
@@ -92,7 +92,7 @@ async fn kill9_of_zfsd_mid_create_and_mid_destroy_loses_nothing() {
     std::fs::write(
         &wrapper,
         format!(
-            "#!/bin/sh\necho \"$*\" >> {}\nsleep 0.4\nexec /usr/sbin/zfs \"$@\"\n",
+            "#!/bin/sh\necho \"$*\" >> {}\ncase \"$1\" in snapshot|destroy) sleep 0.4;; esac\nexec /usr/sbin/zfs \"$@\"\n",
             log.display()
         ),
     )
@@ -123,7 +123,12 @@ async fn kill9_of_zfsd_mid_create_and_mid_destroy_loses_nothing() {
     for verb in ["snapshot", "destroy"] {
         let seen = calls(&log).len();
         let call = kill_during(&mut s, &log, verb, seen);
-        eprintln!("killed zfsd during `zfs {call}`");
+        // Evidence that the kill landed mid-call: the snapshot named by the call is not
+        // yet created (or not yet destroyed) right after the kill.
+        let target = call.split(' ').next_back().unwrap_or_default().to_string();
+        let exists = s.zfs_list().contains(&target);
+        let mid = (verb == "snapshot") != exists;
+        eprintln!("killed zfsd during `zfs {call}` (mid-call: {mid})");
         // zfsd is down: cataloging goes on.
         for _ in 0..5 {
             written += 1;
