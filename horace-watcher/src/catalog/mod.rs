@@ -137,6 +137,21 @@ impl Writer {
         (Self { tx }, handle)
     }
 
+    /// Queues `f` on the writer thread; the receiver yields its result.
+    fn send<R, F>(&self, f: F) -> Result<oneshot::Receiver<R>, CatalogError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+    {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |conn| {
+                let _ = done.send(f(conn));
+            }))
+            .map_err(|_| CatalogError::WriterGone)?;
+        Ok(wait)
+    }
+
     /// Runs `f` on the writer connection and returns its result.
     ///
     /// `f` should open its own transaction (`conn.transaction()`) when it writes more than
@@ -146,13 +161,7 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> R + Send + 'static,
     {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Box::new(move |conn| {
-                let _ = done.send(f(conn));
-            }))
-            .map_err(|_| CatalogError::WriterGone)?;
-        wait.await.map_err(|_| CatalogError::WriterGone)
+        self.send(f)?.await.map_err(|_| CatalogError::WriterGone)
     }
 
     /// Like [`Writer::exec`], for synchronous callers (never from an async task).
@@ -161,13 +170,7 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> R + Send + 'static,
     {
-        let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Box::new(move |conn| {
-                let _ = done.send(f(conn));
-            }))
-            .map_err(|_| CatalogError::WriterGone)?;
-        wait.blocking_recv().map_err(|_| CatalogError::WriterGone)
+        self.send(f)?.blocking_recv().map_err(|_| CatalogError::WriterGone)
     }
 }
 
