@@ -170,7 +170,9 @@ impl Writer {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> R + Send + 'static,
     {
-        self.send(f)?.blocking_recv().map_err(|_| CatalogError::WriterGone)
+        self.send(f)?
+            .blocking_recv()
+            .map_err(|_| CatalogError::WriterGone)
     }
 }
 
