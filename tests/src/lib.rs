@@ -7,6 +7,13 @@
 //! leaves no pool, mount or process behind. `scripts/test.sh` additionally sweeps
 //! leftovers of a killed run and stops the zfs-fuse daemon it started.
 
+mod state;
+
+pub use state::{
+    catalog_active, disk_files, disk_files_lenient, eventually, ignored_name, open_catalog_ro,
+    sha256_hex,
+};
+
 use std::fs;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;

@@ -12,14 +12,14 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use horace_tests::{wait_until, ChildGuard, NotifySocket};
+use horace_tests::{ignored_name, wait_until, ChildGuard, NotifySocket};
 use rusqlite::{Connection, OpenFlags};
-use sha2::{Digest, Sha256};
+
+pub use horace_tests::{open_catalog_ro as open_catalog, sha256_hex as sha_hex};
 
 /// Name of the barrier file in the files root.
 pub const BARRIER: &str = "zz-barrier";
@@ -151,20 +151,6 @@ fn strip_ansi(s: &str) -> String {
     out
 }
 
-/// Lower-case hex SHA-256.
-pub fn sha_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Opens the catalog read-only.
-pub fn open_catalog(db: &Path) -> Connection {
-    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open catalog read-only")
-}
-
 /// The current checksum of the present file at (escaped) `path`.
 pub fn current_sha(db: &Path, path: &str) -> Option<String> {
     let conn = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
@@ -200,15 +186,6 @@ pub fn event_kinds(meta: &Path, id: i64) -> Vec<String> {
         .collect()
 }
 
-/// Whether a base name is ignored by the default patterns.
-fn ignored(name: &[u8]) -> bool {
-    name.ends_with(b".tmp")
-        || name.ends_with(b"~")
-        || name.starts_with(b".#")
-        || name.ends_with(b".swp")
-        || name.starts_with(b".horace-")
-}
-
 /// Every regular, not ignored file under `root` (symlinks not followed): escaped path →
 /// SHA-256 of its content.
 pub fn disk_state(root: &Path) -> BTreeMap<String, String> {
@@ -220,7 +197,7 @@ pub fn disk_state(root: &Path) -> BTreeMap<String, String> {
             let rel = dir.join(e.file_name());
             if ft.is_dir() {
                 stack.push(rel);
-            } else if ft.is_file() && !ignored(e.file_name().as_bytes()) {
+            } else if ft.is_file() && !ignored_name(&e.file_name()) {
                 let content = fs::read(e.path()).unwrap();
                 out.insert(horace_watcher::path::escape(&rel), sha_hex(&content));
             }

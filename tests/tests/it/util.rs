@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use horace_tests::{bin_path, ChildGuard, DbusDaemon, NotifySocket, ZfsPool};
 use horace_zfsd::api::{SnapshotInfo, Zfs1Proxy};
-use rusqlite::{Connection, OpenFlags};
-use sha2::{Digest, Sha256};
+use rusqlite::Connection;
+
+pub use horace_tests::eventually;
 
 /// Both daemons over one pool and one bus; torn down in field order on drop.
 pub struct Setup {
@@ -184,27 +185,12 @@ impl Setup {
 
     /// A read-only connection to the watcher's catalog.
     pub fn catalog(&self) -> Connection {
-        Connection::open_with_flags(
-            self.meta.join("catalog.db"),
-            OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .expect("open catalog read-only")
+        horace_tests::open_catalog_ro(&self.meta.join("catalog.db"))
     }
 
     /// Active files in the catalog: path → sha256 of the current version.
     pub fn catalog_active(&self) -> BTreeMap<String, String> {
-        let conn = self.catalog();
-        let mut stmt = conn
-            .prepare(
-                "SELECT f.path, v.sha256 FROM files f \
-                 JOIN versions v ON v.file_id = f.id AND v.version = f.current_version \
-                 WHERE f.status = 'active'",
-            )
-            .unwrap();
-        stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap()
+        horace_tests::catalog_active(&self.catalog())
     }
 
     /// Every version the catalog holds: (path, version, sha256), ordered.
@@ -236,9 +222,7 @@ impl Setup {
 
     /// Regular files on disk under files_root (ignored names skipped): path → sha256.
     pub fn disk(&self) -> BTreeMap<String, String> {
-        let mut out = BTreeMap::new();
-        walk(&self.files, &self.files, &mut out);
-        out
+        horace_tests::disk_files(&self.files)
     }
 }
 
@@ -250,59 +234,7 @@ fn log_file(path: &Path) -> fs::File {
         .expect("log file")
 }
 
-fn ignored(name: &str) -> bool {
-    name.starts_with(".horace-")
-        || name.starts_with(".#")
-        || name.ends_with(".tmp")
-        || name.ends_with('~')
-        || name.ends_with(".swp")
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-    for e in fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let ft = e.file_type().unwrap();
-        if ft.is_dir() {
-            walk(root, &e.path(), out);
-        } else if ft.is_file() && !ignored(&name) {
-            let rel = e
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            out.insert(rel, sha256_hex(&fs::read(e.path()).unwrap()));
-        }
-    }
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// Full names of a ListSnapshots answer.
 pub fn names(list: &[SnapshotInfo]) -> Vec<String> {
     list.iter().map(|s| s.name.clone()).collect()
-}
-
-/// Polls `cond` (async) every 100 ms until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if cond().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

@@ -10,8 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use horace_tests::{bin_path, ChildGuard, NotifySocket};
-use rusqlite::{Connection, OpenFlags};
-use sha2::{Digest, Sha256};
+use rusqlite::Connection;
+
+pub use horace_tests::{
+    catalog_active as active, eventually, open_catalog_ro as open_ro, sha256_hex,
+};
 
 /// A watcher binary over `files`/`meta`, restartable; killed on drop.
 pub struct Watcher {
@@ -181,27 +184,6 @@ pub fn tail(log: &str) -> String {
     lines[lines.len().saturating_sub(60)..].join("\n")
 }
 
-/// Opens a catalog read-only.
-pub fn open_ro(db: &Path) -> Connection {
-    Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)
-        .expect("open catalog read-only")
-}
-
-/// Active files of a catalog: path → sha256 of the current version.
-pub fn active(conn: &Connection) -> BTreeMap<String, String> {
-    let mut stmt = conn
-        .prepare(
-            "SELECT f.path, v.sha256 FROM files f \
-             JOIN versions v ON v.file_id = f.id AND v.version = f.current_version \
-             WHERE f.status = 'active'",
-        )
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap()
-}
-
 /// Every version: (path, sha256).
 pub fn all_versions(conn: &Connection) -> Vec<(String, String)> {
     let mut stmt = conn
@@ -256,47 +238,10 @@ pub fn assert_store_sound(conn: &Connection, meta: &Path) {
     }
 }
 
-fn ignored(name: &str) -> bool {
-    name.starts_with(".horace-")
-        || name.starts_with(".#")
-        || name.ends_with(".tmp")
-        || name.ends_with('~')
-        || name.ends_with(".swp")
-}
-
-/// Regular, not ignored files under `root` (symlinks not followed): path → sha256.
+/// Regular, not ignored files under `root` (symlinks not followed): path → sha256;
+/// what vanishes during the walk is skipped.
 pub fn disk(root: &Path) -> BTreeMap<String, String> {
-    let mut out = BTreeMap::new();
-    walk(root, root, &mut out);
-    out
-}
-
-fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, String>) {
-    for e in fs::read_dir(dir).into_iter().flatten().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Ok(ft) = e.file_type() else { continue };
-        if ft.is_dir() {
-            walk(root, &e.path(), out);
-        } else if ft.is_file() && !ignored(&name) {
-            let rel = e
-                .path()
-                .strip_prefix(root)
-                .unwrap()
-                .to_string_lossy()
-                .into_owned();
-            if let Ok(bytes) = fs::read(e.path()) {
-                out.insert(rel, sha256_hex(&bytes));
-            }
-        }
-    }
-}
-
-/// Lower-case hex SHA-256.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    horace_tests::disk_files_lenient(root)
 }
 
 /// VmRSS of a process in KiB.
@@ -355,22 +300,4 @@ pub fn knob(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Polls `cond` (async) every 100 ms until it holds or `timeout` passes.
-pub async fn eventually<F, Fut>(timeout: Duration, mut cond: F) -> bool
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        if cond().await {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
