@@ -130,30 +130,8 @@ retry() { # retry SECONDS COMMAND...: until the command succeeds
 }
 
 # A private bus configured like the system bus, reading the installed system.d/.
-cat >"$scratch/bus.conf" <<XML
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$scratch/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-  </policy>
-  <include>/usr/share/dbus-1/system.d/org.horace.Zfs1.conf</include>
-</busconfig>
-XML
+sed -e "s|@SOCKET@|$scratch/bus|" -e "s|@POLICY@|/usr/share/dbus-1/system.d/org.horace.Zfs1.conf|" \
+  scripts/private-bus.conf.in >"$scratch/bus.conf"
 dbus-daemon --config-file="$scratch/bus.conf" --nofork --nopidfile 2>/dev/null &
 smoke_pids+=($!)
 retry 10 test -S "$scratch/bus" || die "private dbus-daemon did not start"

@@ -169,32 +169,8 @@ if [ $root = 1 ]; then
 
   section "A D-Bus daemon with Horace's policy, and horace-zfsd"
   say "The policy file packaging/dbus/org.horace.Zfs1.conf lets only root own org.horace.Zfs1 and only root and group horace call it."
-  cat >"$work/bus.conf" <<EOF
-<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path=$work/bus</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Peer"/>
-  </policy>
-  <include>$repo/packaging/dbus/org.horace.Zfs1.conf</include>
-</busconfig>
-EOF
+  sed -e "s|@SOCKET@|$work/bus|" -e "s|@POLICY@|$repo/packaging/dbus/org.horace.Zfs1.conf|" \
+    "$repo/scripts/private-bus.conf.in" >"$work/bus.conf"
   dbus-daemon --config-file="$work/bus.conf" --nofork --nopidfile >"$work/dbus.log" 2>&1 &
   pids+=($!)
   wait_for 10 "the D-Bus daemon" test -S "$work/bus"
