@@ -114,19 +114,7 @@ impl Objects {
     /// Copies `src` into a temp object (copy_file_range, so block cloning makes it cheap),
     /// hashes the copy and fsyncs it. The caller re-checks the source's fingerprint.
     pub fn copy_in(&self, src: &Path) -> io::Result<(TempObject, Digested)> {
-        let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = TempObject {
-            path: self
-                .root
-                .join("tmp")
-                .join(format!("{}-{n}", std::process::id())),
-            done: false,
-        };
-        std::fs::copy(src, &tmp.path)?;
-        let f = File::open(&tmp.path)?;
-        let d = hash::digest_reader(&f)?;
-        f.sync_all()?;
-        Ok((tmp, d))
+        self.copy_in_file(&File::open(src)?)
     }
 
     /// Like [`Objects::copy_in`], from a file already opened (beneath the root, without
