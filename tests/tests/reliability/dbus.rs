@@ -5,10 +5,9 @@
 //! come before any `zfs` call (the configured root does not even exist), and the daemon
 //! keeps serving after each.
 
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use horace_tests::{DbusDaemon, NOBODY};
 
-use horace_tests::{bin_path, ChildGuard, DbusDaemon, NotifySocket, NOBODY};
+use crate::fixture::spawn_zfsd;
 
 /// busctl arguments of each method, with plausible arguments.
 fn calls(root: &str) -> Vec<Vec<String>> {
@@ -58,31 +57,8 @@ fn every_method_refuses_disallowed_uids_and_keeps_serving() {
     horace_tests::require_root("setpriv");
     let (huid, hgid) = horace_tests::ensure_horace_user();
     let bus = DbusDaemon::new();
-    let dir = horace_tests::shared_tempdir();
     let root = "hrtnopool/files";
-    let toml = dir.path().join("zfsd.toml");
-    std::fs::write(
-        &toml,
-        format!("root = {root:?}\nzfs_path = \"/usr/sbin/zfs\"\nallow_uids = [12345]\nallow_groups = []\ncommand_timeout = 5\n"),
-    )
-    .unwrap();
-    let mut notify = NotifySocket::new();
-    let _zfsd = ChildGuard::spawn(
-        Command::new(bin_path("horace-zfsd"))
-            .arg("--config")
-            .arg(&toml)
-            .arg("--bus-address")
-            .arg(&bus.address)
-            .env("NOTIFY_SOCKET", notify.path())
-            .stdin(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    assert!(
-        notify
-            .wait_for(Duration::from_secs(30), |l| l == "READY=1")
-            .is_some(),
-        "zfsd not ready"
-    );
+    let (_zfsd, _dir) = spawn_zfsd(&bus, root, &[12345]);
     let mut refusals = 0;
     for args in calls(root) {
         let method = args[0].clone();

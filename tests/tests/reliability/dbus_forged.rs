@@ -10,10 +10,11 @@
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use horace_tests::{bin_path, ChildGuard, DbusDaemon, NotifySocket, NOBODY};
+use horace_tests::{DbusDaemon, NOBODY};
+
+use crate::fixture::spawn_zfsd;
 
 /// Appends `s` as a D-Bus string (`s`/`o`) at 4-byte alignment.
 fn put_str(b: &mut Vec<u8>, s: &str) {
@@ -149,27 +150,8 @@ fn a_forged_sender_is_judged_by_the_real_caller() {
     let (huid, hgid) = horace_tests::ensure_horace_user();
     let bus = DbusDaemon::new();
     let bus_path = bus.address.strip_prefix("unix:path=").unwrap().to_string();
-    let dir = horace_tests::shared_tempdir();
     let root = "hrtnopool/files";
-    let toml = dir.path().join("zfsd.toml");
-    std::fs::write(
-        &toml,
-        format!("root = {root:?}\nzfs_path = \"/usr/sbin/zfs\"\nallow_uids = [0]\nallow_groups = []\ncommand_timeout = 5\n"),
-    )
-    .unwrap();
-    let mut notify = NotifySocket::new();
-    let _zfsd = ChildGuard::spawn(
-        Command::new(bin_path("horace-zfsd"))
-            .arg("--config")
-            .arg(&toml)
-            .arg("--bus-address")
-            .arg(&bus.address)
-            .env("NOTIFY_SOCKET", notify.path())
-            .stdin(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let ready = notify.wait_for(Duration::from_secs(30), |l| l == "READY=1");
-    assert!(ready.is_some(), "zfsd not ready");
+    let (_zfsd, _dir) = spawn_zfsd(&bus, root, &[0]);
     // zfsd's own unique name: a root connection, the one uid allowed.
     let out = bus.busctl(&[
         "call",

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use horace_tests::{bin_path, ChildGuard, NotifySocket};
+use horace_tests::{bin_path, ChildGuard, DbusDaemon, NotifySocket};
 use rusqlite::Connection;
 
 pub use horace_tests::{
@@ -300,4 +300,35 @@ pub fn knob(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
+}
+
+/// Starts the real horace-zfsd on `bus` with `root` as its dataset root and `allow_uids`
+/// as its allow list (no groups), and waits for READY=1. The returned directory holds its
+/// config and must outlive the daemon.
+pub fn spawn_zfsd(
+    bus: &DbusDaemon,
+    root: &str,
+    allow_uids: &[u32],
+) -> (ChildGuard, tempfile::TempDir) {
+    let dir = horace_tests::shared_tempdir();
+    let toml = dir.path().join("zfsd.toml");
+    fs::write(
+        &toml,
+        format!("root = {root:?}\nzfs_path = \"/usr/sbin/zfs\"\nallow_uids = {allow_uids:?}\nallow_groups = []\ncommand_timeout = 5\n"),
+    )
+    .unwrap();
+    let mut notify = NotifySocket::new();
+    let zfsd = ChildGuard::spawn(
+        Command::new(bin_path("horace-zfsd"))
+            .arg("--config")
+            .arg(&toml)
+            .arg("--bus-address")
+            .arg(&bus.address)
+            .env("NOTIFY_SOCKET", notify.path())
+            .stdin(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let ready = notify.wait_for(Duration::from_secs(30), |l| l == "READY=1");
+    assert!(ready.is_some(), "zfsd not ready");
+    (zfsd, dir)
 }
