@@ -13,15 +13,7 @@ use crate::util::{eventually, Setup};
 #[tokio::test(flavor = "multi_thread")]
 async fn zfsd_away_pauses_snapshots_not_cataloging() {
     let mut s = Setup::new("");
-    let toml = format!(
-        "[snapshots]\nenabled = true\ndataset = {:?}\ntest_hour_seconds = 2\n",
-        s.dataset
-    );
-    std::fs::write(
-        &s.config,
-        std::fs::read_to_string(&s.config).unwrap() + &toml,
-    )
-    .unwrap();
+    s.enable_snapshots("test_hour_seconds = 2\n");
     s.stop_zfsd();
     s.start_watcher();
     let client = s.client().await;
@@ -80,12 +72,7 @@ async fn zfsd_away_pauses_snapshots_not_cataloging() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pruned_version_names_the_snapshots_that_hold_it() {
     let mut s = Setup::new("[versions]\nkeep = 1\nmin_age_days = 0\n");
-    let toml = format!("[snapshots]\nenabled = true\ndataset = {:?}\n", s.dataset);
-    std::fs::write(
-        &s.config,
-        std::fs::read_to_string(&s.config).unwrap() + &toml,
-    )
-    .unwrap();
+    s.enable_snapshots("");
     s.start_watcher();
     // The start-up tick's snapshots come first, in an earlier second than version 1.
     assert!(

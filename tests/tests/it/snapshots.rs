@@ -196,16 +196,7 @@ fn plan_cli(s: &Setup, args: &[&str]) -> std::process::Output {
 #[tokio::test(flavor = "multi_thread")]
 async fn snapshots_appear_on_schedule_and_are_pruned_to_their_counts() {
     let mut s = Setup::new("");
-    let toml = format!(
-        "[snapshots]\nenabled = true\ndataset = {:?}\nhourly = 3\ndaily = 2\nweekly = 1\nmonthly = 1\n\
-         test_hour_seconds = 2\n",
-        s.dataset
-    );
-    std::fs::write(
-        &s.config,
-        std::fs::read_to_string(&s.config).unwrap() + &toml,
-    )
-    .unwrap();
+    s.enable_snapshots("hourly = 3\ndaily = 2\nweekly = 1\nmonthly = 1\ntest_hour_seconds = 2\n");
     let config = Config::load(&s.config).unwrap();
     let policy = Policy::from_config(&config.snapshots);
     let foreign = format!("{}@keep-me", s.dataset);
@@ -270,12 +261,7 @@ async fn snapshots_appear_on_schedule_and_are_pruned_to_their_counts() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rollback_is_followed_by_a_catalog_that_equals_the_disk() {
     let mut s = Setup::new("");
-    let toml = format!("[snapshots]\nenabled = true\ndataset = {:?}\n", s.dataset);
-    std::fs::write(
-        &s.config,
-        std::fs::read_to_string(&s.config).unwrap() + &toml,
-    )
-    .unwrap();
+    s.enable_snapshots("");
     s.start_watcher();
     let client = s.client().await;
     std::fs::create_dir_all(s.files.join("alice")).unwrap();

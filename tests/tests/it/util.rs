@@ -122,6 +122,17 @@ impl Setup {
         assert!(gone, "zfsd's bus name is still owned");
     }
 
+    /// Appends a `[snapshots]` section for the test dataset to the watcher's config:
+    /// `enabled = true`, `dataset`, then the `extra` lines (`key = value\n` each).
+    pub fn enable_snapshots(&self, extra: &str) {
+        let section = format!(
+            "[snapshots]\nenabled = true\ndataset = {:?}\n{extra}",
+            self.dataset
+        );
+        let config = std::fs::read_to_string(&self.config).unwrap() + &section;
+        std::fs::write(&self.config, config).unwrap();
+    }
+
     /// Starts the watcher and returns once it reported READY=1 (startup scan done).
     pub fn start_watcher(&mut self) {
         assert!(self.watcher.is_none(), "watcher already running");

@@ -108,15 +108,7 @@ async fn kill9_of_zfsd_mid_create_and_mid_destroy_loses_nothing() {
     let foreign = format!("{}@before-horace", s.dataset);
     horace_tests::run_ok(std::process::Command::new("/usr/sbin/zfs").args(["snapshot", &foreign]));
     s.start_zfsd();
-    std::fs::write(
-        &s.config,
-        std::fs::read_to_string(&s.config).unwrap()
-            + &format!(
-                "[snapshots]\nenabled = true\ndataset = {:?}\nhourly = 1\ndaily = 1\nweekly = 1\nmonthly = 1\ntest_hour_seconds = 2\n",
-                s.dataset
-            ),
-    )
-    .unwrap();
+    s.enable_snapshots("hourly = 1\ndaily = 1\nweekly = 1\nmonthly = 1\ntest_hour_seconds = 2\n");
     s.start_watcher();
     let client = s.client().await;
     let mut written = 0;
