@@ -3,7 +3,7 @@
 # dir, measures every figure of docs/benchmarks.md against its baseline in the same run,
 # and writes docs/benchmarks.md (machine, command, figures, ratios, PASS/MISS).
 #
-#   bash scripts/bench.sh [--size tiny|small|full] [--out FILE] [--tmp DIR]
+#   bash scripts/bench.sh [--size tiny|small|full] [--only catalog,search,zfs] [--out FILE] [--tmp DIR]
 #
 # The zfsd figure needs root (a file-backed zfs-fuse pool and a private dbus-daemon);
 # without root it is reported as not measured.

@@ -32,6 +32,17 @@ enum Size {
     Full,
 }
 
+/// Groups of figures that `--only` selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Group {
+    /// Figures 1, 1b, 2, 3, 4 and 6 (one generated tree).
+    Catalog,
+    /// Figures 5, 2b and 7 (the 1,000,000-row catalog).
+    Search,
+    /// Figures 8 and 7b (zfsd on zfs-fuse; needs root).
+    Zfs,
+}
+
 /// Measures Horace against its baselines and writes a Markdown report.
 #[derive(Parser, Debug)]
 #[command(version)]
@@ -39,9 +50,14 @@ struct Args {
     /// How much data to make.
     #[arg(long, value_enum, default_value = "small")]
     size: Size,
-    /// Where to write the report.
-    #[arg(long, default_value = "docs/benchmarks.md")]
-    out: PathBuf,
+    /// Where to write the report (default docs/benchmarks.md, or bench-partial.md in the
+    /// current directory with `--only`, so a partial run never replaces the full page).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Run only these figure groups (comma-separated): catalog (figures 1-4, 6), search
+    /// (5, 2b, 7), zfs (8). Figure 0 (hashing speed) always runs.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    only: Vec<Group>,
     /// Directory for the benchmark's temporary data (default: the system temp dir).
     #[arg(long)]
     tmp: Option<PathBuf>,
@@ -183,13 +199,20 @@ async fn main() -> anyhow::Result<()> {
     figs.push(f);
     let limit_bps = openssl * machine.cores as f64;
 
-    fig_catalog::run(&p, work.path(), limit_bps, &mut figs).await?;
-    fig_search::run(&p, work.path(), &mut figs).await?;
-    if horace_tests::is_root() {
-        figs.extend(zfs_figures(&p));
-    } else {
-        for (name, target) in fig_zfs::NAMES {
-            figs.push(Figure::skipped(name, target, "needs root for zfs-fuse"));
+    let run = |g: Group| args.only.is_empty() || args.only.contains(&g);
+    if run(Group::Catalog) {
+        fig_catalog::run(&p, work.path(), limit_bps, &mut figs).await?;
+    }
+    if run(Group::Search) {
+        fig_search::run(&p, work.path(), &mut figs).await?;
+    }
+    if run(Group::Zfs) {
+        if horace_tests::is_root() {
+            figs.extend(zfs_figures(&p));
+        } else {
+            for (name, target) in fig_zfs::NAMES {
+                figs.push(Figure::skipped(name, target, "needs root for zfs-fuse"));
+            }
         }
     }
 
@@ -262,12 +285,19 @@ async fn main() -> anyhow::Result<()> {
         figures: &figs,
         preamble: &preamble,
     });
-    if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+    let out = args.out.clone().unwrap_or_else(|| {
+        if args.only.is_empty() {
+            PathBuf::from("docs/benchmarks.md")
+        } else {
+            PathBuf::from("bench-partial.md")
+        }
+    });
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
     }
-    std::fs::write(&args.out, &page).with_context(|| format!("write {}", args.out.display()))?;
+    std::fs::write(&out, &page).with_context(|| format!("write {}", out.display()))?;
     print!("{page}");
-    eprintln!("bench: wrote {}", args.out.display());
+    eprintln!("bench: wrote {}", out.display());
     drop(work);
     // A thread stuck on a wedged zfs-fuse must not keep the process alive.
     std::process::exit(0)
