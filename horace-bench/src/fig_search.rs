@@ -116,6 +116,9 @@ fn fill_catalog(conn: &mut Connection, entries: &[Entry]) -> rusqlite::Result<()
             }
         }
     }
+    // The watcher's insert adds each new path to the substring index (catalog::ops);
+    // here it is built in one go.
+    tx.execute("INSERT INTO files_fts(files_fts) VALUES ('rebuild')", [])?;
     tx.commit()?;
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
     Ok(())

@@ -5,6 +5,16 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use horace_client::StatusReport;
+
+/// Catalog totals that took longer than this to compute (a big catalog: about a second at
+/// a million files) are reused while being written…
+const FIGURES_SLOW: Duration = Duration::from_millis(50);
+/// …for this many times what computing them took, so that a monitor polling `status`
+/// during a big scan does not keep a core busy.
+const FIGURES_COST_FACTOR: u32 = 20;
 
 /// Shared health state. Each field says who writes it.
 #[derive(Debug, Default)]
@@ -32,6 +42,21 @@ pub struct Status {
     pub last_snapshot: AtomicI64,
     /// Everything that is not a counter.
     pub detail: Mutex<StatusDetail>,
+    /// The catalog totals of the last `status` answer (query service).
+    pub catalog_figures: Mutex<Option<CatalogFigures>>,
+}
+
+/// Catalog totals as computed at one time.
+#[derive(Debug, Clone)]
+pub struct CatalogFigures {
+    /// The catalog writer's generation they were computed at (`catalog::Writer::generation`).
+    pub generation: u64,
+    /// When they were computed.
+    pub at: Instant,
+    /// How long that took.
+    pub took: Duration,
+    /// The figures (catalog part of the status report).
+    pub figures: StatusReport,
 }
 
 /// The non-counter part of [`Status`].
@@ -80,5 +105,59 @@ impl Status {
     /// A copy of the detail.
     pub fn detail(&self) -> StatusDetail {
         self.with_detail(|d| d.clone())
+    }
+
+    /// The catalog totals computed last, if still right: nothing was written since
+    /// (`generation` is the writer's), or they were slow to compute and are younger than 20
+    /// times that (so totals of a big catalog lag by up to that while it is written).
+    pub fn fresh_catalog_figures(&self, generation: u64) -> Option<StatusReport> {
+        let cached = self
+            .catalog_figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let c = cached.as_ref()?;
+        let fresh = c.generation == generation
+            || (c.took > FIGURES_SLOW && c.at.elapsed() < c.took * FIGURES_COST_FACTOR);
+        fresh.then(|| c.figures.clone())
+    }
+
+    /// Keeps catalog totals for [`Status::fresh_catalog_figures`].
+    pub fn keep_catalog_figures(&self, figures: CatalogFigures) {
+        *self
+            .catalog_figures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(figures);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_figures_are_reused_while_fresh() {
+        let s = Status::default();
+        assert!(s.fresh_catalog_figures(0).is_none());
+        let keep = |generation, ago: u64, took: u64| {
+            s.keep_catalog_figures(CatalogFigures {
+                generation,
+                at: Instant::now() - Duration::from_millis(ago),
+                took: Duration::from_millis(took),
+                figures: StatusReport {
+                    files_active: 7,
+                    ..Default::default()
+                },
+            })
+        };
+        keep(3, 60_000, 1);
+        assert_eq!(s.fresh_catalog_figures(3).map(|r| r.files_active), Some(7));
+        assert!(s.fresh_catalog_figures(4).is_none(), "written since, cheap");
+        keep(3, 3_000, 1_000);
+        assert!(
+            s.fresh_catalog_figures(4).is_some(),
+            "slow: reused for 20 s"
+        );
+        keep(3, 25_000, 1_000);
+        assert!(s.fresh_catalog_figures(4).is_none(), "slow, but too old");
     }
 }

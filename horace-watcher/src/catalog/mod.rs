@@ -14,7 +14,10 @@ use rusqlite::{Connection, OpenFlags};
 use tokio::sync::{mpsc, oneshot};
 
 /// Schema migrations, applied in order; `PRAGMA user_version` is how many have run.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("migrate_v2_fts_insert.sql"),
+];
 
 /// The catalog file inside the metadata directory.
 pub fn catalog_path(metadata_dir: &Path) -> PathBuf {
@@ -117,12 +120,15 @@ type Job = Box<dyn FnOnce(&mut Connection) + Send>;
 #[derive(Clone)]
 pub struct Writer {
     tx: mpsc::UnboundedSender<Job>,
+    /// Jobs run so far: changes whenever the catalog may have changed.
+    jobs_run: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Writer {
     /// Starts the writer thread on an opened connection.
     pub fn spawn(conn: Connection) -> (Self, std::thread::JoinHandle<()>) {
         let (tx, mut rx) = mpsc::unbounded_channel::<Job>();
+        let jobs_run = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let handle = std::thread::Builder::new()
             .name("catalog-writer".into())
             .spawn(move || {
@@ -134,7 +140,12 @@ impl Writer {
                 let _ = conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)");
             })
             .expect("spawn catalog writer thread");
-        (Self { tx }, handle)
+        (Self { tx, jobs_run }, handle)
+    }
+
+    /// A number that changes whenever the catalog may have changed (jobs run so far).
+    pub fn generation(&self) -> u64 {
+        self.jobs_run.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Queues `f` on the writer thread; the receiver yields its result.
@@ -144,9 +155,14 @@ impl Writer {
         F: FnOnce(&mut Connection) -> R + Send + 'static,
     {
         let (done, wait) = oneshot::channel();
+        let jobs_run = self.jobs_run.clone();
         self.tx
             .send(Box::new(move |conn| {
-                let _ = done.send(f(conn));
+                let r = f(conn);
+                // Counted before the caller hears back, so that whatever it asks next sees
+                // the new generation.
+                jobs_run.fetch_add(1, std::sync::atomic::Ordering::Release);
+                let _ = done.send(r);
             }))
             .map_err(|_| CatalogError::WriterGone)?;
         Ok(wait)
@@ -249,6 +265,55 @@ mod tests {
             r.execute("DELETE FROM files", []).is_err(),
             "reader must be read-only"
         );
+    }
+
+    #[test]
+    fn a_version_1_catalog_migrates_and_keeps_its_path_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = catalog_path(dir.path());
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(MIGRATIONS[0]).unwrap();
+            old.pragma_update(None, "user_version", 1).unwrap();
+            old.execute(
+                "INSERT INTO files(path, owner, created_ns, updated_ns) VALUES ('a/old.txt', 'a', 1, 1)",
+                [],
+            )
+            .unwrap();
+        }
+        let conn = open_writer(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, 2);
+        let c = ops::NewContent {
+            sha256: "0".repeat(64),
+            fp: Default::default(),
+            mime: "text/plain".into(),
+            stored: false,
+            restored_from: None,
+        };
+        ops::apply_content(&conn, "a/new.txt", "a", &c, 5).unwrap();
+        conn.execute(
+            "UPDATE files SET path = 'a/renamed.txt' WHERE path = 'a/old.txt'",
+            [],
+        )
+        .unwrap();
+        let hits = |q: &str| -> Vec<String> {
+            let mut st = conn
+                .prepare("SELECT path FROM files WHERE id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?1) ORDER BY path")
+                .unwrap();
+            let rows = st.query_map([q], |r| r.get(0)).unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        assert_eq!(hits("\"txt\""), ["a/new.txt", "a/renamed.txt"]);
+        assert!(hits("\"old\"").is_empty());
+        conn.execute("DELETE FROM files WHERE path = 'a/new.txt'", [])
+            .unwrap();
+        assert_eq!(hits("\"txt\""), ["a/renamed.txt"]);
+        let check: rusqlite::Result<()> =
+            conn.execute_batch("INSERT INTO files_fts(files_fts) VALUES ('integrity-check')");
+        check.unwrap();
     }
 
     #[test]

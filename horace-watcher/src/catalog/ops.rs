@@ -170,6 +170,7 @@ pub fn apply_content(
         )?
         .execute(params![path, owner, c.mime, fp.size, fp.mtime_ns, fp.ctime_ns, fp.inode, now])?;
         let id = conn.last_insert_rowid();
+        index_path(conn, id, path)?;
         insert_version(conn, id, 1, path, c, now)?;
         event(conn, id, now, "created", None, Some(path), Some(1))?;
         return Ok((id, Some(1)));
@@ -225,6 +226,15 @@ pub fn apply_content(
     };
     event(conn, row.id, now, kind, None, Some(path), Some(v))?;
     Ok((row.id, Some(v)))
+}
+
+/// Adds a new file's path to the path-substring index (files_fts). Done here rather than
+/// by a trigger: see migrate_v2_fts_insert.sql. The update and delete triggers keep it
+/// exact from then on.
+pub fn index_path(conn: &Connection, id: i64, path: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached("INSERT INTO files_fts(rowid, path) VALUES (?1, ?2)")?
+        .execute(params![id, path])?;
+    Ok(())
 }
 
 fn insert_version(

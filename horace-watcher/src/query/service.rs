@@ -368,13 +368,30 @@ impl Horace for QueryService {
 
     async fn status(self, _: context::Context) -> Result<StatusReport, QueryError> {
         self.handle("status", async {
-            let mut r = self
-                .read(|c| {
-                    let mut r = StatusReport::default();
-                    report::catalog_figures(c, &mut r)?;
-                    Ok(r)
-                })
-                .await?;
+            // The catalog totals scan the whole catalog: reused while right (status.rs).
+            let generation = self.ctx.writer.generation();
+            let mut r = match self.ctx.status.fresh_catalog_figures(generation) {
+                Some(r) => r,
+                None => {
+                    let at = std::time::Instant::now();
+                    let figures = self
+                        .read(|c| {
+                            let mut r = StatusReport::default();
+                            report::catalog_figures(c, &mut r)?;
+                            Ok(r)
+                        })
+                        .await?;
+                    self.ctx
+                        .status
+                        .keep_catalog_figures(crate::status::CatalogFigures {
+                            generation,
+                            at,
+                            took: at.elapsed(),
+                            figures: figures.clone(),
+                        });
+                    figures
+                }
+            };
             report::live_figures(&self.ctx.status, self.ctx.config.snapshots.enabled, &mut r);
             Ok(r)
         })

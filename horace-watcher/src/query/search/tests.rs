@@ -34,6 +34,7 @@ fn insert(
     )
     .unwrap();
     let id = conn.last_insert_rowid();
+    crate::catalog::ops::index_path(conn, id, path).unwrap();
     conn.execute(
         "INSERT INTO versions(file_id, version, sha256, size, mtime_ns, cataloged_ns, path) VALUES (?1, 1, ?2, ?3, ?4, ?4, ?5)",
         params![id, sha, size, t, path],
@@ -515,6 +516,10 @@ fn search_over_100k_files_is_fast() {
             }
         }
     }
+    // New paths enter the substring index with the watcher's insert (catalog::ops), not
+    // a trigger: index these in one go.
+    tx.execute("INSERT INTO files_fts(files_fts) VALUES ('rebuild')", [])
+        .unwrap();
     tx.commit().unwrap();
     eprintln!("built 100,000 files in {:.2?}", started.elapsed());
     let reader = catalog::open_reader(&catalog::catalog_path(dir.path())).unwrap();
