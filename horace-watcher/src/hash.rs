@@ -5,7 +5,7 @@
 //! so hashing runs at well over 1 GB/s on hardware that has them.
 
 use std::fs::{File, Metadata};
-use std::io::{self, Read};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -62,24 +62,42 @@ pub struct Digested {
     pub prefix: Vec<u8>,
 }
 
-thread_local! {
-    /// The read buffer, one per thread and reused: allocating (and zeroing) a fresh 1 MiB
-    /// for every file cost more than hashing a typical small file — `memset` was the top
-    /// symbol in a perf profile of the scan (horace-bench, docs/benchmarks.md).
-    static READ_BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Read buffers, reused: allocating (and zeroing) a fresh 1 MiB for every file cost more
+/// than hashing a typical small file — `memset` was the top symbol in a perf profile of
+/// the scan (horace-bench, docs/benchmarks.md). A pool rather than one per thread, as the
+/// probe threads are started per batch.
+static BUFFERS: std::sync::Mutex<Vec<Box<[u8]>>> = std::sync::Mutex::new(Vec::new());
+/// Buffers kept in the pool at most (one per probe thread).
+const POOLED: usize = 16;
+
+/// Runs `f` with a pooled read buffer of [`BUF`] bytes.
+fn with_buffer<R>(f: impl FnOnce(&mut [u8]) -> R) -> R {
+    let taken = BUFFERS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+    let mut buf = taken.unwrap_or_else(|| vec![0u8; BUF].into_boxed_slice());
+    let r = f(&mut buf);
+    let mut pool = BUFFERS.lock().unwrap_or_else(|e| e.into_inner());
+    if pool.len() < POOLED {
+        pool.push(buf);
+    }
+    r
 }
 
 /// Hashes everything `r` yields.
 pub fn digest_reader(r: impl Read) -> io::Result<Digested> {
-    READ_BUF.with_borrow_mut(|buf| {
-        if buf.len() < BUF {
-            buf.resize(BUF, 0);
-        }
-        digest_with(r, buf)
-    })
+    with_buffer(|buf| digest_with(r, buf, None))
 }
 
-fn digest_with(mut r: impl Read, buf: &mut [u8]) -> io::Result<Digested> {
+/// Hashes everything `r` yields and writes the very bytes hashed to `out`: a copy that
+/// matches its checksum by construction, made with one read and one write of each byte.
+pub fn digest_copy(r: impl Read, out: &mut impl Write) -> io::Result<Digested> {
+    with_buffer(|buf| digest_with(r, buf, Some(out)))
+}
+
+fn digest_with(
+    mut r: impl Read,
+    buf: &mut [u8],
+    mut out: Option<&mut dyn Write>,
+) -> io::Result<Digested> {
     let mut hasher = Sha256::new();
     let mut prefix = Vec::new();
     let mut len = 0u64;
@@ -95,6 +113,9 @@ fn digest_with(mut r: impl Read, buf: &mut [u8]) -> io::Result<Digested> {
             prefix.extend_from_slice(&buf[..take]);
         }
         hasher.update(&buf[..n]);
+        if let Some(out) = out.as_mut() {
+            out.write_all(&buf[..n])?;
+        }
         len += n as u64;
     }
     Ok(Digested {
@@ -158,6 +179,17 @@ mod tests {
         );
         assert_eq!(d.len, 3);
         assert_eq!(d.prefix, b"abc");
+    }
+
+    #[test]
+    fn digest_copy_writes_what_it_hashed() {
+        let data: Vec<u8> = (0..3 * BUF + 17).map(|i| (i * 7 % 251) as u8).collect();
+        let mut out = Vec::new();
+        let d = digest_copy(&data[..], &mut out).unwrap();
+        assert_eq!(out, data);
+        assert_eq!(d.len, data.len() as u64);
+        assert_eq!(d.sha256, digest_reader(&data[..]).unwrap().sha256);
+        assert_eq!(d.prefix, &data[..PREFIX]);
     }
 
     #[test]

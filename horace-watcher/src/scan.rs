@@ -102,12 +102,12 @@ impl Prober {
     /// Looks at `rel`, then settles the copy in the store: see [`Prober::probe_unsettled`]
     /// and [`Prober::settle`].
     pub fn probe(&self, rel: &Path, known: Option<&Row>, compare: Compare) -> Probe {
-        self.settle(vec![self.probe_unsettled(rel, known, compare)])
+        self.settle(vec![self.probe_unsettled(rel, known, compare, true)])
             .remove(0)
     }
 
-    /// Moves the copies of a batch of probes into the store (one sync for all of them); a
-    /// probe whose copy cannot be stored becomes [`Probe::Failed`].
+    /// Moves the copies of a batch of probes into the store (one `syncfs` for those not
+    /// fsynced yet); a probe whose copy cannot be stored becomes [`Probe::Failed`].
     pub fn settle(&self, probed: Vec<(Probe, Option<(TempObject, String)>)>) -> Vec<Probe> {
         let mut probes = Vec::with_capacity(probed.len());
         let mut pending = Vec::new();
@@ -129,12 +129,14 @@ impl Prober {
 
     /// Looks at `rel`: compares it with `known`, else copies it into a temp object (or
     /// hashes it in place when too big) and makes sure it did not change meanwhile. The
-    /// copy, if any, is returned with its checksum for [`Prober::settle`].
+    /// copy, if any, is returned with its checksum for [`Prober::settle`]; it is fsynced
+    /// now if `fsync` (a batch of one), else with its batch in `settle`.
     pub fn probe_unsettled(
         &self,
         rel: &Path,
         known: Option<&Row>,
         compare: Compare,
+        fsync: bool,
     ) -> (Probe, Option<(TempObject, String)>) {
         let p = |probe: Probe| (probe, None);
         let abs = self.root.join(rel);
@@ -180,7 +182,7 @@ impl Prober {
         }
         let read = if store {
             self.objects
-                .copy_in_file(&file)
+                .copy_in_file(&file, fsync)
                 .map(|(tmp, d)| (Some(tmp), d))
         } else {
             hash::digest_reader(&file).map(|d| (None, d))

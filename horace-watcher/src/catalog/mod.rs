@@ -180,6 +180,16 @@ impl Writer {
         self.send(f)?.await.map_err(|_| CatalogError::WriterGone)
     }
 
+    /// Queues `f` on the writer thread without waiting: the receiver yields its result
+    /// (`blocking_recv` from synchronous code). A caller can prepare its next job meanwhile.
+    pub fn submit<R, F>(&self, f: F) -> Result<oneshot::Receiver<R>, CatalogError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+    {
+        self.send(f)
+    }
+
     /// Like [`Writer::exec`], for synchronous callers (never from an async task).
     pub fn exec_blocking<R, F>(&self, f: F) -> Result<R, CatalogError>
     where

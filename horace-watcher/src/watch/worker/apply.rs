@@ -52,9 +52,12 @@ pub(super) fn commit(
         match item {
             Item::Check(p, Probe::Hashed(c) | Probe::Unchanged(c)) => {
                 let (id, v) = ops::apply_content(&tx, &escape(p), &owner_of(p), c, now)?;
-                if v.is_some() {
+                if let Some(v) = v {
                     r.versions += 1;
-                    touched.insert(id);
+                    // Pruning keeps the last `keep` versions: nothing to do below that.
+                    if v > i64::from(keep.max(1)) {
+                        touched.insert(id);
+                    }
                 }
             }
             Item::Check(p, Probe::NotRegular) => {
@@ -186,12 +189,14 @@ impl Worker {
         let jobs: Vec<(PathBuf, Compare, Vec<PathBuf>)> =
             jobs.into_iter().map(|(f, (c, o))| (f, c, o)).collect();
         let prober = &self.prober;
+        // A single file is fsynced on its own; a batch is synced at once in `settle`.
+        let fsync_each = jobs.len() == 1;
         let probes = par_map(&jobs, threads(), |(f, cmp, origins)| {
             let row = origins.iter().find_map(|p| {
                 rows.get(p)
                     .or_else(|| alias.get(p).and_then(|a| rows.get(a)))
             });
-            prober.probe_unsettled(f, row, *cmp)
+            prober.probe_unsettled(f, row, *cmp, fsync_each)
         });
         let probes = prober.settle(probes);
         let hashed = probes

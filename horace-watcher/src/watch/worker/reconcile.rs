@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::apply::{commit, Item};
+use super::apply::{commit, Item, TxResult};
 use super::{dev_of, now_ns, threads, Worker};
 use crate::catalog::ops;
 use crate::path::{escape, unescape};
@@ -15,11 +15,30 @@ use crate::scan::{self, par_map, Compare, Probe};
 use crate::status::{ScanReport, Status};
 use crate::watch::map::add_watch_counted;
 
-/// Files probed per parallel round during a scan.
-const CHUNK: usize = 256;
-/// Results per transaction: a scan of fewer changed files than this (every overflow
-/// reconcile of an ordinary burst) becomes visible at once, with its deletions.
-const TX_ITEMS: usize = 20_000;
+/// Files probed per parallel round during a scan (and synced into the store with one
+/// `syncfs`).
+const CHUNK: usize = 1024;
+/// Results per transaction: a scan of fewer changed files than this (an overflow
+/// reconcile of an ordinary burst) becomes visible at once, with its deletions. Larger
+/// scans commit in parts while the next part is hashed.
+const TX_ITEMS: usize = 8192;
+
+/// A chunk's copies being synced and moved into the store: its paths and settled probes.
+type Settling = std::thread::JoinHandle<(Vec<PathBuf>, Vec<Probe>)>;
+
+fn join_settled(h: Settling) -> (Vec<PathBuf>, Vec<Probe>) {
+    h.join().expect("the store's settle thread panicked")
+}
+
+/// What a scan hashed so far.
+#[derive(Debug, Default)]
+struct Tally {
+    hashed: u64,
+    bytes: u64,
+}
+
+/// A scan transaction queued on the catalog writer.
+type PendingTx = tokio::sync::oneshot::Receiver<rusqlite::Result<TxResult>>;
 
 impl Worker {
     /// Brings the catalog in line with the tree; `reason` goes into status.
@@ -64,54 +83,68 @@ impl Worker {
             }
         };
         let files_seen = walked.files.len() as u64;
-        let mut todo: Vec<PathBuf> = Vec::new();
+        // Each path to look at, and whether the catalog has a row for it (only those are
+        // looked up: on a first scan, none).
+        let mut todo: Vec<(PathBuf, bool)> = Vec::new();
         for (rel, fp) in walked.files {
             match index.remove(&escape(&rel)) {
                 Some(e) if e.present && e.current && e.fp.same_strict(&fp) => {}
-                _ => todo.push(rel),
+                known => todo.push((rel, known.is_some())),
             }
         }
 
         let total = todo.len();
-        let (mut hashed, mut bytes, mut done) = (0u64, 0u64, 0usize);
+        let mut tally = Tally::default();
+        let mut done = 0usize;
         let mut last_report = Instant::now();
         let mut items = Vec::new();
         let mut deleted = 0u64;
+        // A pipeline of three: while chunk k is hashed and copied, the copies of chunk k-1
+        // are synced and moved into the store on another thread, and the catalog writer
+        // commits the part before.
+        let mut settling: Option<Settling> = None;
+        let mut in_flight: Option<PendingTx> = None;
         for chunk in todo.chunks(CHUNK) {
-            let rows = self.lookup_rows(chunk.to_vec());
+            let known: Vec<PathBuf> = chunk
+                .iter()
+                .filter(|(_, known)| *known)
+                .map(|(rel, _)| rel.clone())
+                .collect();
+            let rows = if known.is_empty() {
+                Default::default()
+            } else {
+                self.lookup_rows(known)
+            };
             let prober = &self.prober;
-            let probes = par_map(chunk, threads(), |rel| {
-                prober.probe_unsettled(rel, rows.get(rel), Compare::Strict)
+            let probes = par_map(chunk, threads(), |(rel, _)| {
+                prober.probe_unsettled(rel, rows.get(rel), Compare::Strict, false)
             });
-            let probes = prober.settle(probes);
-            for (rel, probe) in chunk.iter().zip(probes) {
-                match &probe {
-                    Probe::Hashed(c) => {
-                        hashed += 1;
-                        bytes += c.fp.size as u64;
-                        self.note_success(rel);
-                    }
-                    Probe::Unchanged(_) | Probe::NotRegular | Probe::Missing => {
-                        self.note_success(rel)
-                    }
-                    Probe::Changing => self.note_changing(rel),
-                    Probe::Failed(why) => self.note_failure(rel, why),
-                }
-                items.push(Item::Check(rel.clone(), probe));
+            let settled = settling.take().map(join_settled);
+            let paths = chunk.iter().map(|(rel, _)| rel.clone()).collect();
+            let prober = self.prober.clone();
+            settling = Some(std::thread::spawn(move || (paths, prober.settle(probes))));
+            if let Some(settled) = settled {
+                self.record(settled, &mut tally, &mut items);
             }
             if items.len() >= TX_ITEMS {
-                deleted += self.commit_scan(std::mem::take(&mut items));
+                deleted += self.finish_scan_tx(in_flight.take());
+                in_flight = self.submit_scan_tx(std::mem::take(&mut items));
             }
             done += chunk.len();
             if last_report.elapsed() >= Duration::from_secs(2) {
                 last_report = Instant::now();
-                let mbs = bytes as f64 / 1e6 / t0.elapsed().as_secs_f64().max(1e-6);
+                let mbs = tally.bytes as f64 / 1e6 / t0.elapsed().as_secs_f64().max(1e-6);
                 let line =
                     format!("Scanning ({reason}): {done}/{total} files to check, {mbs:.0} MB/s");
                 tracing::info!(reason, done, total, mb_per_s = mbs as u64, "scan progress");
                 let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&line)]);
             }
         }
+        if let Some(settled) = settling.take().map(join_settled) {
+            self.record(settled, &mut tally, &mut items);
+        }
+        let (hashed, bytes) = (tally.hashed, tally.bytes);
+        deleted += self.finish_scan_tx(in_flight.take());
         st.files_hashed.fetch_add(hashed, Ordering::Relaxed);
 
         if root_ok {
@@ -126,7 +159,7 @@ impl Worker {
         } else {
             tracing::error!(root = %root.display(), "files root is missing or another filesystem (unmounted?); not marking files deleted");
         }
-        deleted += self.commit_scan(items);
+        deleted += self.finish_scan_tx(self.submit_scan_tx(items));
         let secs = t0.elapsed().as_secs_f64();
         let report = ScanReport {
             reason: reason.into(),
@@ -151,18 +184,52 @@ impl Worker {
         self.fire_cookies(cookies_before);
     }
 
-    /// Commits scan results in one transaction; returns how many files were marked deleted.
-    fn commit_scan(&self, items: Vec<Item>) -> u64 {
+    /// Notes the probes of a settled chunk (retry queue, tally) and queues them as items.
+    fn record(
+        &mut self,
+        (paths, probes): (Vec<PathBuf>, Vec<Probe>),
+        tally: &mut Tally,
+        items: &mut Vec<Item>,
+    ) {
+        for (rel, probe) in paths.into_iter().zip(probes) {
+            match &probe {
+                Probe::Hashed(c) => {
+                    tally.hashed += 1;
+                    tally.bytes += c.fp.size as u64;
+                    self.note_success(&rel);
+                }
+                Probe::Unchanged(_) | Probe::NotRegular | Probe::Missing => self.note_success(&rel),
+                Probe::Changing => self.note_changing(&rel),
+                Probe::Failed(why) => self.note_failure(&rel, why),
+            }
+            items.push(Item::Check(rel, probe));
+        }
+    }
+
+    /// Queues scan results as one transaction on the catalog writer.
+    fn submit_scan_tx(&self, items: Vec<Item>) -> Option<PendingTx> {
         if items.is_empty() {
-            return 0;
+            return None;
         }
         let keep = self.versions.keep;
         let min_age_ns = self.min_age_ns();
         match self
             .ctx
             .writer
-            .exec_blocking(move |c| commit(c, &items, keep, min_age_ns))
+            .submit(move |c| commit(c, &items, keep, min_age_ns))
         {
+            Ok(rx) => Some(rx),
+            Err(e) => {
+                tracing::error!(cause = %e, "scan transaction not queued");
+                None
+            }
+        }
+    }
+
+    /// Waits for a queued scan transaction; returns how many files it marked deleted.
+    fn finish_scan_tx(&self, pending: Option<PendingTx>) -> u64 {
+        let Some(rx) = pending else { return 0 };
+        match rx.blocking_recv() {
             Ok(Ok(tx)) => {
                 self.ctx
                     .status
