@@ -23,6 +23,18 @@ const CHUNK: usize = 1024;
 /// scans commit in parts while the next part is hashed.
 const TX_ITEMS: usize = 8192;
 
+/// Gives the memory a scan freed back to the system. A scan of a million files holds the
+/// walk and the catalog's index (a few hundred MiB at its peak); freed, most of it stays
+/// in the allocator's arenas as fragments, and the watcher's resident size stayed above
+/// 100 MiB long after (horace-bench figure 7).
+fn release_freed_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// A chunk's copies being synced and moved into the store: its paths and settled probes.
 type Settling = std::thread::JoinHandle<(Vec<PathBuf>, Vec<Probe>)>;
 
@@ -182,6 +194,7 @@ impl Worker {
             "reconcile scan finished"
         );
         self.fire_cookies(cookies_before);
+        release_freed_memory();
     }
 
     /// Notes the probes of a settled chunk (retry queue, tally) and queues them as items.
