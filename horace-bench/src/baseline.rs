@@ -34,6 +34,19 @@ pub fn find_xargs_sha256sum(root: &Path) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
+/// CPU time (user + system) of the children this process has waited for so far (and of
+/// their waited-for descendants), seconds.
+pub fn children_cpu_secs() -> f64 {
+    // SAFETY: getrusage fills the zeroed struct it is given.
+    let ru = unsafe {
+        let mut ru: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_CHILDREN, &mut ru);
+        ru
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(ru.ru_utime) + secs(ru.ru_stime)
+}
+
 /// Parses the `sha256` line of `openssl speed -evp sha256 -bytes N` (1000s of bytes per
 /// second, suffix `k`); returns bytes per second.
 pub fn parse_openssl_speed(out: &str) -> Option<f64> {
