@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 const MIGRATIONS: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("migrate_v2_fts_insert.sql"),
+    include_str!("migrate_v3_search_indexes.sql"),
 ];
 
 /// The catalog file inside the metadata directory.
@@ -92,6 +93,10 @@ fn migrate(conn: &Connection, path: &Path) -> Result<(), CatalogError> {
         });
     }
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        if version > 0 {
+            // Rebuilding an index of a big catalog takes seconds: say why start-up waits.
+            tracing::info!(from = i, to = i + 1, "migrating the catalog schema");
+        }
         let tx = conn.unchecked_transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;
@@ -295,7 +300,7 @@ mod tests {
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(v, 2);
+        assert_eq!(v as usize, MIGRATIONS.len());
         let c = ops::NewContent {
             sha256: "0".repeat(64),
             fp: Default::default(),
@@ -324,6 +329,64 @@ mod tests {
         let check: rusqlite::Result<()> =
             conn.execute_batch("INSERT INTO files_fts(files_fts) VALUES ('integrity-check')");
         check.unwrap();
+    }
+
+    #[test]
+    fn a_version_1_catalog_gets_the_covering_search_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = catalog_path(dir.path());
+        {
+            let old = Connection::open(&path).unwrap();
+            old.execute_batch(MIGRATIONS[0]).unwrap();
+            old.pragma_update(None, "user_version", 1).unwrap();
+            old.execute(
+                "INSERT INTO files(path, owner, size, created_ns, updated_ns) VALUES ('a/x', 'a', 7, 1, 2)",
+                [],
+            )
+            .unwrap();
+        }
+        let conn = open_writer(&path).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+        let mut st = conn
+            .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'files' AND sql IS NOT NULL ORDER BY name")
+            .unwrap();
+        let names: Vec<String> = st
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "files_created_path",
+                "files_inode",
+                "files_mime",
+                "files_owner_path",
+                "files_size_path",
+                "files_status",
+                "files_updated_path"
+            ]
+        );
+        // The row is still there, and a range count is answered from the index alone.
+        let plan: String = conn
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM files f WHERE f.size >= 1 AND f.size <= 9 AND +f.status = 'active'",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("COVERING INDEX files_size_path"), "{plan}");
+        let n: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM files WHERE size = 7 AND path = 'a/x'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(n, 1);
     }
 
     #[test]

@@ -1,4 +1,6 @@
--- Catalog schema, version 1 (PRAGMA user_version = 1).
+-- Catalog schema, version 1 (PRAGMA user_version = 1). Later versions are the
+-- migrate_v*.sql files (catalog::MIGRATIONS); version 3 replaced the one-column owner,
+-- size, created and updated indexes below with covering (column, path, status) ones.
 --
 -- Paths are stored relative to files_root in the "escaped" form of `crate::path`:
 -- valid UTF-8 as is, a backslash as `\\`, every byte of invalid UTF-8 as `\xNN`, so that

@@ -1,13 +1,8 @@
 //! Search: a [`SearchQuery`] turned into one parameterized SQL condition (never string
 //! concatenation of caller text), a count and one page.
 
-use horace_client::{
-    QueryError, SearchQuery, SearchResult, SortKey, SortOrder, DEFAULT_LIMIT, MAX_LIMIT,
-};
+use horace_client::{QueryError, SearchQuery, SortKey, SortOrder, DEFAULT_LIMIT, MAX_LIMIT};
 use rusqlite::types::Value;
-use rusqlite::{params_from_iter, Connection};
-
-use super::sql::{fill_tags, summary_row, Res, SUMMARY_COLUMNS, SUMMARY_FROM};
 
 /// Longest filter string (glob, substring, tag, …) in bytes.
 pub const MAX_FILTER_LEN: usize = 4096;
@@ -21,12 +16,32 @@ pub struct Built {
     pub cond: String,
     /// Its parameters, in order.
     pub params: Vec<Value>,
+    /// `cond` with its id-set filters (tags, collection, substring: `f.id IN (…)`) written
+    /// `+f.id IN (…)`, so that they cannot drive the plan and a page can be read by walking
+    /// the sort key's index instead; `None` without such a filter. Same parameters.
+    pub walk_cond: Option<String>,
+    /// The id-set subquery (a column `id`, no duplicates) when it is the only filter and the
+    /// status is the default: the count then comes from that set's own index, never
+    /// reading a row of `files` (see `page::count`). Same parameters.
+    pub id_set: Option<String>,
     /// `ORDER BY` clause.
     pub order: String,
+    /// The sort key's columns, path last (it makes the order total).
+    pub sort_cols: &'static str,
+    /// Descending order.
+    pub desc: bool,
     /// Page size.
     pub limit: u32,
     /// Rows to skip.
     pub offset: u64,
+}
+
+/// One `AND` term of a search.
+struct Term {
+    sql: String,
+    params: Vec<Value>,
+    /// For an id-set filter: the subquery yielding the file ids (a column named `id`).
+    set: Option<String>,
 }
 
 fn too_large(what: &str, limit: usize) -> QueryError {
@@ -72,11 +87,21 @@ fn clamp(n: u64) -> i64 {
 /// Compiles a query; invalid arguments are named errors.
 pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
     let limit = page_limit(q.limit)?;
-    let mut cond: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
+    let mut terms: Vec<Term> = Vec::new();
     let mut push = |c: &str, p: Vec<Value>| {
-        cond.push(c.to_string());
-        params.extend(p);
+        terms.push(Term {
+            sql: c.to_string(),
+            params: p,
+            set: None,
+        })
+    };
+    let mut id_sets: Vec<Term> = Vec::new();
+    let mut push_set = |sub: String, p: Vec<Value>| {
+        id_sets.push(Term {
+            sql: format!("f.id IN ({sub})"),
+            params: p,
+            set: Some(sub),
+        })
     };
     if let Some(g) = &q.path_glob {
         check_len("path glob", g)?;
@@ -87,8 +112,8 @@ pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
         if s.chars().count() >= 3 {
             // The trigram index answers a quoted phrase as a case-insensitive substring.
             let phrase = format!("\"{}\"", s.replace('"', "\"\""));
-            push(
-                "f.id IN (SELECT rowid FROM files_fts WHERE files_fts MATCH ?)",
+            push_set(
+                "SELECT rowid AS id FROM files_fts WHERE files_fts MATCH ?".into(),
                 vec![Value::Text(phrase)],
             );
         } else if !s.is_empty() {
@@ -118,22 +143,28 @@ pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
         let n = tags.len() as i64;
         let mut p: Vec<Value> = tags.into_iter().map(Value::Text).collect();
         p.push(Value::Integer(n));
-        push(
-            &format!("f.id IN (SELECT file_id FROM tags WHERE tag IN ({marks}) GROUP BY file_id HAVING count(*) = ?)"),
+        push_set(
+            format!("SELECT file_id AS id FROM tags WHERE tag IN ({marks}) GROUP BY file_id HAVING count(*) = ?"),
             p,
         );
     }
     if !q.tags_any.is_empty() {
-        let marks = vec!["?"; q.tags_any.len()].join(", ");
-        push(
-            &format!("f.id IN (SELECT file_id FROM tags WHERE tag IN ({marks}))"),
-            q.tags_any.iter().cloned().map(Value::Text).collect(),
+        let mut tags = q.tags_any.clone();
+        tags.sort();
+        tags.dedup();
+        let marks = vec!["?"; tags.len()].join(", ");
+        // A file has each tag once: one tag's ids need no DISTINCT (which costs a temp
+        // b-tree); several tags' may repeat.
+        let distinct = if tags.len() > 1 { "DISTINCT " } else { "" };
+        push_set(
+            format!("SELECT {distinct}file_id AS id FROM tags WHERE tag IN ({marks})"),
+            tags.into_iter().map(Value::Text).collect(),
         );
     }
     if let Some(c) = &q.collection {
         check_len("collection", c)?;
-        push(
-            "f.id IN (SELECT m.file_id FROM collection_members m JOIN collections c ON c.id = m.collection_id WHERE c.name = ?)",
+        push_set(
+            "SELECT m.file_id AS id FROM collection_members m JOIN collections c ON c.id = m.collection_id WHERE c.name = ?".into(),
             vec![Value::Text(c.clone())],
         );
     }
@@ -217,53 +248,52 @@ pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
             st.into_iter().map(|s| Value::Text(s.into())).collect(),
         );
     }
-    let key = match q.sort {
+    let sort_cols = match q.sort {
         SortKey::Path => "f.path",
-        SortKey::Created => "f.created_ns",
-        SortKey::Updated => "f.updated_ns",
-        SortKey::Size => "f.size",
+        SortKey::Created => "f.created_ns, f.path",
+        SortKey::Updated => "f.updated_ns, f.path",
+        SortKey::Size => "f.size, f.path",
     };
     let dir = match q.order {
         SortOrder::Asc => "ASC",
         SortOrder::Desc => "DESC",
     };
+    let id_set = match (&id_sets[..], terms.len(), q.statuses.is_empty()) {
+        ([only], 1, true) => only.set.clone(),
+        _ => None,
+    };
+    let walk_cond = (!id_sets.is_empty()).then(|| {
+        let sets = id_sets.iter().map(|t| format!("+{}", t.sql));
+        let rest = terms.iter().map(|t| t.sql.clone());
+        sets.chain(rest).collect::<Vec<_>>().join(" AND ")
+    });
+    let all: Vec<Term> = id_sets.into_iter().chain(terms).collect();
     Ok(Built {
-        cond: cond.join(" AND "),
-        params,
-        // Paths are unique: no tie-breaker, so the path index can serve the order.
-        order: if q.sort == SortKey::Path {
-            format!("{key} {dir}")
-        } else {
-            format!("{key} {dir}, f.id {dir}")
-        },
+        cond: all
+            .iter()
+            .map(|t| t.sql.as_str())
+            .collect::<Vec<_>>()
+            .join(" AND "),
+        params: all.into_iter().flat_map(|t| t.params).collect(),
+        walk_cond,
+        id_set,
+        // Ties are broken by path (unique), so each sort key's index (key, path, status)
+        // serves the whole order.
+        order: sort_cols
+            .split(", ")
+            .map(|c| format!("{c} {dir}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        sort_cols,
+        desc: q.order == SortOrder::Desc,
         limit,
         offset: q.offset,
     })
 }
 
-/// Runs a compiled search: the total and one page.
-pub fn run(conn: &Connection, b: &Built) -> Res<SearchResult> {
-    let count_sql = format!("SELECT count(*) FROM files f WHERE {}", b.cond);
-    let total: i64 = conn
-        .prepare_cached(&count_sql)?
-        .query_row(params_from_iter(b.params.iter()), |r| r.get(0))?;
-    let mut files = Vec::new();
-    if b.limit > 0 && b.offset < total as u64 {
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM {SUMMARY_FROM} WHERE {} ORDER BY {} LIMIT {} OFFSET {}",
-            b.cond, b.order, b.limit, b.offset
-        );
-        let mut stmt = conn.prepare_cached(&sql)?;
-        files = stmt
-            .query_map(params_from_iter(b.params.iter()), summary_row)?
-            .collect::<Result<_, _>>()?;
-        fill_tags(conn, &mut files)?;
-    }
-    Ok(SearchResult {
-        total: total as u64,
-        files,
-    })
-}
+pub use page::run;
+
+mod page;
 
 #[cfg(test)]
 mod tests;
