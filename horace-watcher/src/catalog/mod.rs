@@ -44,8 +44,11 @@ pub enum CatalogError {
     WriterGone,
 }
 
+/// How long a connection waits for a lock before it reports the catalog busy.
+pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
     Ok(())
 }
@@ -249,7 +252,8 @@ impl Readers {
         };
         let r = f(&conn);
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        if idle.len() < 16 {
+        // A connection left inside a transaction would pin an old snapshot: drop it.
+        if idle.len() < 16 && conn.is_autocommit() {
             idle.push(conn);
         }
         Ok(r)

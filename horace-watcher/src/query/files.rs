@@ -5,7 +5,7 @@ use std::path::Path;
 use horace_client::{EventInfo, FileInfo, FileStatus, FileUpdate, QueryError, VersionInfo};
 use rusqlite::{params, Connection};
 
-use super::sql::{now_ns, resolve, summary, Res, Target};
+use super::sql::{fill_tags, not_found_file, now_ns, resolve, summary_row, Fail, Res, Target};
 
 /// Longest tag, purpose, owner, correlation id or collection name, in bytes.
 pub const MAX_FIELD_LEN: usize = 4096;
@@ -35,14 +35,46 @@ pub fn versions(conn: &Connection, id: i64) -> Res<Vec<VersionInfo>> {
     Ok(rows.collect::<Result<_, _>>()?)
 }
 
+/// The file row and its current version's checksum (the summary's columns, as
+/// [`summary_row`] reads them, then purpose, correlation id and deletion time).
+macro_rules! info_row {
+    () => {
+        "SELECT f.id, f.path, f.owner, f.mime, f.size, f.status, f.current_version, v.sha256,
+            f.created_ns, f.updated_ns, f.purpose, f.correlation_id, f.deleted_ns
+         FROM files f LEFT JOIN versions v ON v.file_id = f.id AND v.version = f.current_version"
+    };
+}
+const INFO_BY_ID: &str = concat!(info_row!(), " WHERE f.id = ?1");
+const INFO_BY_PATH: &str = concat!(info_row!(), " WHERE f.path = ?1");
+
 /// Everything about one file.
 pub fn info(conn: &Connection, id: i64) -> Res<FileInfo> {
-    let file = summary(conn, id)?;
-    let (purpose, correlation_id, deleted_ns) = conn.query_row(
-        "SELECT purpose, correlation_id, deleted_ns FROM files WHERE id = ?1",
-        [id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+    info_of(conn, &Target::Id(id))
+}
+
+/// Everything about the file `t` names, or [`QueryError::NotFound`].
+///
+/// Five indexed reads on cached statements: the file row (with the current version's
+/// checksum), tags, collections, the most recent events, and the versions. Run it inside
+/// one read transaction (as the query service does) so they describe one moment.
+pub fn info_of(conn: &Connection, t: &Target) -> Res<FileInfo> {
+    let mut stmt = match t {
+        Target::Id(_) => conn.prepare_cached(INFO_BY_ID)?,
+        Target::Path(_) => conn.prepare_cached(INFO_BY_PATH)?,
+    };
+    let mut rows = match t {
+        Target::Id(id) => stmt.query([id])?,
+        Target::Path(p) => stmt.query([p])?,
+    };
+    let Some(r) = rows.next()? else {
+        return Err(Fail::Query(not_found_file(t)));
+    };
+    let mut file = summary_row(r)?;
+    let (purpose, correlation_id, deleted_ns) = (r.get(10)?, r.get(11)?, r.get(12)?);
+    drop(rows);
+    drop(stmt);
+    let id = file.id;
+    fill_tags(conn, std::slice::from_mut(&mut file))?;
     let mut stmt = conn.prepare_cached(
         "SELECT c.name FROM collection_members m JOIN collections c ON c.id = m.collection_id
          WHERE m.file_id = ?1 ORDER BY c.name",
@@ -320,6 +352,40 @@ mod tests {
         ));
         apply_update(&mut conn, &Target::Id(1), &u, &root).unwrap();
         assert_eq!(info(&conn, 1).unwrap().collections, ["c"]);
+    }
+
+    #[test]
+    fn info_reads_the_summary_columns_and_names_a_missing_file() {
+        let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+        let row = words(info_row!());
+        let summary = format!(
+            "SELECT {}, f.purpose",
+            words(crate::query::sql::SUMMARY_COLUMNS)
+        );
+        assert!(row.starts_with(&summary), "{row}");
+        assert!(
+            row.ends_with(&words(crate::query::sql::SUMMARY_FROM)),
+            "{row}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let conn = catalog::open_writer(&catalog::catalog_path(dir.path())).unwrap();
+        conn.execute_batch(
+            "INSERT INTO files(id, path, owner, status, created_ns, updated_ns, purpose) VALUES
+               (7, 'svc/a.txt', 'svc', 'active', 1, 2, 'p');",
+        )
+        .unwrap();
+        let by_path = info_of(&conn, &Target::Path("svc/a.txt".into())).unwrap();
+        assert_eq!(
+            (by_path.file.id, by_path.purpose.as_deref()),
+            (7, Some("p"))
+        );
+        assert_eq!(by_path.file.path, info(&conn, 7).unwrap().file.path);
+        match info_of(&conn, &Target::Path("svc/b.txt".into())) {
+            Err(Fail::Query(QueryError::NotFound { what })) => {
+                assert_eq!(what, "file \"svc/b.txt\"")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

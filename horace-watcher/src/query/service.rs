@@ -1,8 +1,10 @@
 //! The request handlers: one [`QueryService`] per connection, carrying the peer's rights.
 //!
-//! Each handler validates its input, runs reads on the catalog's read-only connections (on
-//! the blocking pool, so cataloging never waits for a query) and writes through the one
-//! writer, and answers; a failure is logged and answered, never fatal to the daemon.
+//! Each handler validates its input, runs reads on the catalog's read-only connections (one
+//! read transaction each; on the blocking pool, or for a point lookup on the async worker
+//! within a strict budget — see `reads`; cataloging never waits for a query) and writes
+//! through the one writer, and answers; a failure is logged and answered, never fatal to
+//! the daemon.
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -16,7 +18,7 @@ use tarpc::context;
 use super::auth::Peer;
 use super::paths::normalize;
 use super::sql::{resolve, Res, Target};
-use super::{collections, files, plan, report, search};
+use super::{collections, files, plan, reads, report, search};
 use crate::store::{self, RestoreError};
 use crate::watch::{WatchError, WatchHandle};
 use crate::Context;
@@ -78,6 +80,9 @@ impl QueryService {
         }
     }
 
+    /// Runs `f` in one read transaction on a pooled read-only connection, on the blocking
+    /// pool (cataloging never waits for a query, and a long search never holds an async
+    /// worker).
     async fn read<T, F>(&self, f: F) -> Result<T, QueryError>
     where
         T: Send + 'static,
@@ -86,10 +91,33 @@ impl QueryService {
         let _permit = READS.acquire().await.map_err(internal)?;
         self.ctx
             .readers
-            .with(f)
+            .with(move |c| reads::in_snapshot(c, f))
             .await
             .map_err(internal)?
             .map_err(|e| e.into_query())
+    }
+
+    /// Like [`QueryService::read`], for a read that is a few indexed lookups (file_info,
+    /// versions): it runs on this worker within [`reads::INLINE_BUDGET`], and only when cut
+    /// off there goes to the blocking pool.
+    async fn read_point<T, F>(&self, f: F) -> Result<T, QueryError>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Res<T> + Clone + Send + 'static,
+    {
+        let permit = READS.acquire().await.map_err(internal)?;
+        let g = f.clone();
+        match self
+            .ctx
+            .readers
+            .with_blocking(move |c| reads::try_inline(c, g))
+        {
+            Ok(Some(r)) => r.map_err(|e| e.into_query()),
+            Ok(None) | Err(_) => {
+                drop(permit);
+                self.read(f).await
+            }
+        }
     }
 
     async fn write<T, F>(&self, f: F) -> Result<T, QueryError>
@@ -106,7 +134,20 @@ impl QueryService {
     }
 
     /// Runs one handler under the server's time cap and logs its outcome.
-    async fn handle<T>(
+    ///
+    /// The handler's future is boxed: the future tarpc moves around (into the request's
+    /// task and back) is the size of the largest method's: 11.9 KB without the box, 3.4 KB
+    /// with it, copied several times for every call however small the call.
+    fn handle<'a, T: 'a>(
+        &'a self,
+        method: &'static str,
+        fut: impl Future<Output = Result<T, QueryError>> + 'a,
+    ) -> impl Future<Output = Result<T, QueryError>> + 'a {
+        let fut = Box::pin(fut);
+        async move { self.logged(method, fut).await }
+    }
+
+    async fn logged<T>(
         &self,
         method: &'static str,
         fut: impl Future<Output = Result<T, QueryError>>,
@@ -180,7 +221,7 @@ impl Horace for QueryService {
     async fn file_info(self, _: context::Context, f: FileRef) -> Result<FileInfo, QueryError> {
         self.handle("file_info", async {
             let t = self.target(&f)?;
-            self.read(move |c| files::info(c, resolve(c, &t)?)).await
+            self.read_point(move |c| files::info_of(c, &t)).await
         })
         .await
     }
@@ -192,7 +233,7 @@ impl Horace for QueryService {
     ) -> Result<Vec<VersionInfo>, QueryError> {
         self.handle("versions", async {
             let t = self.target(&f)?;
-            self.read(move |c| files::versions(c, resolve(c, &t)?))
+            self.read_point(move |c| files::versions(c, resolve(c, &t)?))
                 .await
         })
         .await
