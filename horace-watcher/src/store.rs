@@ -166,23 +166,41 @@ impl Objects {
     pub fn commit_all(&self, objs: Vec<(TempObject, String)>) -> Vec<io::Result<()>> {
         if objs.iter().any(|(t, _)| !t.synced) {
             let t0 = std::time::Instant::now();
-            let synced = rustix::fs::open(
+            let dir = rustix::fs::open(
                 &self.root,
                 OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
                 Mode::empty(),
-            )
-            .and_then(rustix::fs::syncfs);
+            );
+            // FUSE passes syncfs on only where the server implements it (zfs-fuse does
+            // not, and the call then succeeds doing nothing): fsync each copy there
+            // (commit does, for a copy not marked synced).
+            let on_fuse = dir.as_ref().is_ok_and(|d| fs_type(d) == FUSE_SUPER_MAGIC);
+            let synced = if on_fuse {
+                Ok(false)
+            } else {
+                dir.and_then(rustix::fs::syncfs).map(|()| true)
+            };
             tracing::debug!(
                 objects = objs.len(),
                 ms = t0.elapsed().as_millis() as u64,
+                on_fuse,
                 "store batch synced"
             );
-            if let Err(e) = synced {
-                let e = io::Error::from(e);
-                return objs
-                    .into_iter()
-                    .map(|_| Err(io::Error::new(e.kind(), format!("syncfs: {e}"))))
-                    .collect();
+            match synced {
+                Ok(true) => {}
+                Ok(false) => {
+                    return objs
+                        .into_iter()
+                        .map(|(tmp, sha)| self.commit(tmp, &sha))
+                        .collect()
+                }
+                Err(e) => {
+                    let e = io::Error::from(e);
+                    return objs
+                        .into_iter()
+                        .map(|_| Err(io::Error::new(e.kind(), format!("syncfs: {e}"))))
+                        .collect();
+                }
             }
         }
         objs.into_iter()
@@ -261,12 +279,21 @@ pub fn open_dir_beneath(root: &Path, rel_dir: &Path) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
-/// Whether `f` is on OpenZFS (where copy_file_range clones blocks instead of copying).
-fn on_zfs(f: &File) -> bool {
-    const ZFS_SUPER_MAGIC: i64 = 0x2fc1_2fc1;
+/// `statfs` type of OpenZFS (where copy_file_range clones blocks instead of copying).
+const ZFS_SUPER_MAGIC: i64 = 0x2fc1_2fc1;
+/// `statfs` type of every FUSE filesystem (zfs-fuse among them).
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+
+/// The `statfs` type of the filesystem `fd` is on (0 if unknown).
+fn fs_type(fd: impl std::os::fd::AsFd) -> i64 {
     // f_type's integer type differs between architectures.
     #[allow(clippy::unnecessary_cast)]
-    rustix::fs::fstatfs(f).is_ok_and(|s| s.f_type as i64 == ZFS_SUPER_MAGIC)
+    rustix::fs::fstatfs(fd).map_or(0, |s| s.f_type as i64)
+}
+
+/// Whether `f` is on OpenZFS.
+fn on_zfs(f: &File) -> bool {
+    fs_type(f) == ZFS_SUPER_MAGIC
 }
 
 /// Renames `from` to `to` unless `to` exists (`AlreadyExists` then). Falls back to a
