@@ -221,6 +221,12 @@ pub fn render(r: &Report<'_>) -> String {
         }
         let _ = writeln!(s);
     }
+    let _ = writeln!(
+        s,
+        "## Analysis\n\nWhat dominates each figure, what was changed to meet the targets, and \
+         what is left: [benchmarks-analysis.md](benchmarks-analysis.md) (written by hand; \
+         this page is generated)."
+    );
     s
 }
 
