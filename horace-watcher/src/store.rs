@@ -161,54 +161,47 @@ impl Objects {
     }
 
     /// Moves a batch of temp objects into place under their names: copies not yet fsynced
-    /// are made durable first by one `syncfs` of the store's filesystem. One result per
+    /// are made durable first by one `syncfs` of the store's filesystem (or, where that
+    /// cannot be trusted, fsynced one by one in [`Objects::commit`]). One result per
     /// object, in order.
     pub fn commit_all(&self, objs: Vec<(TempObject, String)>) -> Vec<io::Result<()>> {
-        if objs.iter().any(|(t, _)| !t.synced) {
-            let t0 = std::time::Instant::now();
-            let dir = rustix::fs::open(
-                &self.root,
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-                Mode::empty(),
-            );
-            // FUSE passes syncfs on only where the server implements it (zfs-fuse does
-            // not, and the call then succeeds doing nothing): fsync each copy there
-            // (commit does, for a copy not marked synced).
-            let on_fuse = dir.as_ref().is_ok_and(|d| fs_type(d) == FUSE_SUPER_MAGIC);
-            let synced = if on_fuse {
-                Ok(false)
-            } else {
-                dir.and_then(rustix::fs::syncfs).map(|()| true)
-            };
-            tracing::debug!(
-                objects = objs.len(),
-                ms = t0.elapsed().as_millis() as u64,
-                on_fuse,
-                "store batch synced"
-            );
-            match synced {
-                Ok(true) => {}
-                Ok(false) => {
-                    return objs
-                        .into_iter()
-                        .map(|(tmp, sha)| self.commit(tmp, &sha))
-                        .collect()
-                }
+        let synced = if objs.iter().any(|(t, _)| !t.synced) {
+            match self.sync_filesystem() {
+                Ok(synced) => synced,
                 Err(e) => {
-                    let e = io::Error::from(e);
                     return objs
                         .into_iter()
                         .map(|_| Err(io::Error::new(e.kind(), format!("syncfs: {e}"))))
-                        .collect();
+                        .collect()
                 }
             }
-        }
+        } else {
+            false
+        };
         objs.into_iter()
             .map(|(mut tmp, sha)| {
-                tmp.synced = true;
+                tmp.synced |= synced;
                 self.commit(tmp, &sha)
             })
             .collect()
+    }
+
+    /// Makes everything written to the store's filesystem durable with one `syncfs`.
+    /// Returns false, syncing nothing, on FUSE: it passes syncfs on only where the server
+    /// implements it (zfs-fuse does not, and the call then succeeds doing nothing).
+    fn sync_filesystem(&self) -> io::Result<bool> {
+        let t0 = std::time::Instant::now();
+        let dir = rustix::fs::open(
+            &self.root,
+            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        if fs_type(&dir) == FUSE_SUPER_MAGIC {
+            return Ok(false);
+        }
+        rustix::fs::syncfs(&dir)?;
+        tracing::debug!(ms = t0.elapsed().as_millis() as u64, "store synced");
+        Ok(true)
     }
 
     /// Moves a temp object into place under its name (keeping an existing one: same name,
