@@ -286,25 +286,30 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_version_1_catalog_migrates_and_keeps_its_path_index() {
+    /// A version 1 catalog holding what `insert` adds, opened (and so migrated) by
+    /// `open_writer`, which must bring it to the latest version.
+    fn migrated_from_v1(insert: &str) -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = catalog_path(dir.path());
         {
             let old = Connection::open(&path).unwrap();
             old.execute_batch(MIGRATIONS[0]).unwrap();
             old.pragma_update(None, "user_version", 1).unwrap();
-            old.execute(
-                "INSERT INTO files(path, owner, created_ns, updated_ns) VALUES ('a/old.txt', 'a', 1, 1)",
-                [],
-            )
-            .unwrap();
+            old.execute(insert, []).unwrap();
         }
         let conn = open_writer(&path).unwrap();
         let v: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
+        (dir, conn)
+    }
+
+    #[test]
+    fn a_version_1_catalog_migrates_and_keeps_its_path_index() {
+        let (_dir, conn) = migrated_from_v1(
+            "INSERT INTO files(path, owner, created_ns, updated_ns) VALUES ('a/old.txt', 'a', 1, 1)",
+        );
         let c = ops::NewContent {
             sha256: "0".repeat(64),
             fp: Default::default(),
@@ -337,23 +342,9 @@ mod tests {
 
     #[test]
     fn a_version_1_catalog_gets_the_covering_search_indexes() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = catalog_path(dir.path());
-        {
-            let old = Connection::open(&path).unwrap();
-            old.execute_batch(MIGRATIONS[0]).unwrap();
-            old.pragma_update(None, "user_version", 1).unwrap();
-            old.execute(
-                "INSERT INTO files(path, owner, size, created_ns, updated_ns) VALUES ('a/x', 'a', 7, 1, 2)",
-                [],
-            )
-            .unwrap();
-        }
-        let conn = open_writer(&path).unwrap();
-        let v: i64 = conn
-            .query_row("PRAGMA user_version", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(v as usize, MIGRATIONS.len());
+        let (_dir, conn) = migrated_from_v1(
+            "INSERT INTO files(path, owner, size, created_ns, updated_ns) VALUES ('a/x', 'a', 7, 1, 2)",
+        );
         let mut st = conn
             .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'files' AND sql IS NOT NULL ORDER BY name")
             .unwrap();
