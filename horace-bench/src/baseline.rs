@@ -34,6 +34,21 @@ pub fn find_xargs_sha256sum(root: &Path) -> anyhow::Result<Duration> {
     Ok(took)
 }
 
+/// Times `find ROOT -type f -printf '%s %T@ %C@ %i\n'`: a walk that stats every file for
+/// the fingerprint the watcher compares on restart (size, mtime, ctime, inode).
+pub fn find_stat_walk(root: &Path) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    let out = Command::new("find")
+        .arg(root)
+        .args(["-type", "f", "-printf", "%s %T@ %C@ %i\\n"])
+        .stdout(Stdio::null())
+        .status()
+        .context("cannot run find")?;
+    let took = t0.elapsed();
+    anyhow::ensure!(out.success(), "find -printf failed ({out})");
+    Ok(took)
+}
+
 /// CPU time (user + system) of the children this process has waited for so far (and of
 /// their waited-for descendants), seconds.
 pub fn children_cpu_secs() -> f64 {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use horace_client::{Client, ClientError, FileRef, SearchQuery};
 
-use crate::baseline::{children_cpu_secs, find_xargs_sha256sum};
+use crate::baseline::{children_cpu_secs, find_stat_walk, find_xargs_sha256sum};
 use crate::daemon::{cpu_secs, scan_time, Watcher};
 use crate::data::{make_tree, mean, percentile};
 use crate::report::{count, ms, Figure};
@@ -115,16 +115,7 @@ pub async fn run(
     // 2. Restart with nothing changed.
     eprintln!("bench: 2. restart");
     w.stop()?;
-    let stat_walk = {
-        let t0 = Instant::now();
-        let out = std::process::Command::new("find")
-            .arg(&files)
-            .args(["-type", "f", "-printf", "%s %T@ %C@ %i\\n"])
-            .stdout(std::process::Stdio::null())
-            .status()?;
-        anyhow::ensure!(out.success(), "find -printf failed");
-        t0.elapsed()
-    };
+    let stat_walk = find_stat_walk(&files)?;
     let mut w = Watcher::start(&files, &meta)?;
     let (st, wall) = w.wait_ready(Duration::from_millis(10), LONG).await?;
     figs.push(restart_figure(

@@ -331,16 +331,7 @@ pub async fn run(p: &Params, work: &Path, figs: &mut Vec<Figure>) -> anyhow::Res
     let (_, empty_rss) = memory_kib(w.pid())?;
     w.stop()?;
 
-    let stat_walk = {
-        let t = Instant::now();
-        let ok = std::process::Command::new("find")
-            .arg(&root)
-            .args(["-type", "f", "-printf", "%s %T@ %C@ %i\\n"])
-            .stdout(std::process::Stdio::null())
-            .status()?;
-        anyhow::ensure!(ok.success(), "find failed");
-        t.elapsed()
-    };
+    let stat_walk = crate::baseline::find_stat_walk(&root)?;
     let mut w = Watcher::start(&root, &meta)?;
     let (st, wall): (StatusReport, Duration) = w
         .wait_ready(Duration::from_millis(100), Duration::from_secs(3600))
