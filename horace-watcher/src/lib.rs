@@ -24,6 +24,14 @@ use tokio_util::sync::CancellationToken;
 
 pub use config::Config;
 
+/// Now, unix nanoseconds (the clock of file timestamps and of the catalog's times).
+pub fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(0)
+}
+
 /// What every task of the watcher shares: configuration, the catalog's one writer and its
 /// readers, health figures, and the shutdown signal.
 pub struct Context {

@@ -13,6 +13,7 @@ use globset::{Glob, GlobSet, GlobSetBuilder};
 
 use crate::catalog::ops::{NewContent, Row};
 use crate::hash::{self, Fingerprint};
+use crate::now_ns;
 use crate::store::{Objects, TempObject};
 
 /// Names of the sync barrier's cookie files (in the root; never cataloged).
@@ -83,6 +84,11 @@ pub enum Probe {
     NotRegular,
     /// The file changed while it was read: look again shortly.
     Changing,
+    /// The file changed after the time given to the probe, while its directory was
+    /// watched: the inotify events of that change are still queued (a close-after-write
+    /// comes when the writer closes it), so they, not this probe, catalog it. Reading it
+    /// now could catch a rewrite between its truncate and its write.
+    Covered,
     /// Reading failed (permission, I/O): retry with backoff.
     Failed(String),
 }
@@ -102,7 +108,7 @@ impl Prober {
     /// Looks at `rel`, then settles the copy in the store: see [`Prober::probe_unsettled`]
     /// and [`Prober::settle`].
     pub fn probe(&self, rel: &Path, known: Option<&Row>, compare: Compare) -> Probe {
-        self.settle(vec![self.probe_unsettled(rel, known, compare, true)])
+        self.settle(vec![self.probe_unsettled(rel, known, compare, true, None)])
             .remove(0)
     }
 
@@ -131,12 +137,17 @@ impl Prober {
     /// hashes it in place when too big) and makes sure it did not change meanwhile. The
     /// copy, if any, is returned with its checksum for [`Prober::settle`]; it is fsynced
     /// now if `fsync` (a batch of one), else with its batch in `settle`.
+    ///
+    /// With `covered_after` (unix ns; the directory was watched from then on, and the
+    /// events from then on are still to be handled), a file whose ctime is later (and not
+    /// in the future: a clock set back) is [`Probe::Covered`] and not read.
     pub fn probe_unsettled(
         &self,
         rel: &Path,
         known: Option<&Row>,
         compare: Compare,
         fsync: bool,
+        covered_after: Option<i64>,
     ) -> (Probe, Option<(TempObject, String)>) {
         let p = |probe: Probe| (probe, None);
         let abs = self.root.join(rel);
@@ -164,6 +175,9 @@ impl Prober {
                     restored_from: None,
                 }));
             }
+        }
+        if covered_after.is_some_and(|t| fp.ctime_ns > t && fp.ctime_ns <= now_ns()) {
+            return p(Probe::Covered);
         }
         let store = fp.size as u64 <= self.max_stored;
         // Read through a descriptor opened beneath the root with no symlink followed in
@@ -400,5 +414,24 @@ mod tests {
             Probe::NotRegular
         ));
         assert_eq!(par_map(&[1, 2, 3, 4, 5], 2, |x| x * 2), [2, 4, 6, 8, 10]);
+    }
+
+    #[test]
+    fn a_change_after_covered_after_is_left_to_its_events() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), "x").unwrap();
+        let ctime = Fingerprint::of(&std::fs::metadata(d.path().join("f")).unwrap()).ctime_ns;
+        let p = Prober {
+            root: d.path().to_path_buf(),
+            objects: Objects::open(&d.path().join("m")).unwrap(),
+            max_stored: 1 << 20,
+        };
+        let probe = |after| {
+            p.probe_unsettled(Path::new("f"), None, Compare::Strict, true, after)
+                .0
+        };
+        assert!(matches!(probe(Some(ctime - 1)), Probe::Covered));
+        assert!(matches!(probe(Some(ctime)), Probe::Hashed(_)), "not later");
+        assert!(matches!(probe(None), Probe::Hashed(_)));
     }
 }

@@ -123,10 +123,4 @@ pub fn summary(conn: &Connection, id: i64) -> Res<FileSummary> {
     Ok(s)
 }
 
-/// Now, unix nanoseconds.
-pub fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+pub use crate::now_ns;

@@ -71,6 +71,15 @@ pub enum Op {
     },
     /// A sync barrier's cookie file was written.
     Cookie(u64),
+    /// A path due in the retry queue: a [`Op::Check`] with `Compare::Strict`, except
+    /// that a change after `covered_after` is left to its own events (see
+    /// `Probe::Covered`).
+    Recheck {
+        /// The file.
+        rel: PathBuf,
+        /// Unix ns; `None` to read it whatever its ctime.
+        covered_after: Option<i64>,
+    },
 }
 
 /// Messages to the watch loop.

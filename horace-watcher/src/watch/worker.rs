@@ -85,13 +85,7 @@ pub(super) struct Worker {
     versions: VersionsConfig,
 }
 
-/// Unix nanoseconds now.
-pub(crate) fn now_ns() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as i64)
-        .unwrap_or(0)
-}
+pub(crate) use crate::now_ns;
 
 fn dev_of(p: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
@@ -230,21 +224,14 @@ impl Worker {
             }
         }
         let now = Instant::now();
-        let due: Vec<PathBuf> = self
-            .retries
-            .iter()
-            .filter(|(_, r)| r.due <= now)
-            .map(|(p, _)| p.clone())
-            .collect();
-        for p in due {
-            ops.push((
-                Op::Check {
-                    rel: p,
-                    compare: Compare::Strict,
-                },
-                now,
-            ));
-        }
+        let due = self.retries.iter().filter(|(_, r)| r.due <= now);
+        ops.extend(due.map(|(p, r)| {
+            let op = Op::Recheck {
+                rel: p.clone(),
+                covered_after: r.covered_after,
+            };
+            (op, now)
+        }));
         self.apply_batch(ops);
         // After an unmount nothing reports the remount (the watches went with the old
         // mount): look once per loop tick, and reconcile (re-adding the watches) when the

@@ -3,7 +3,9 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use horace_watcher::catalog::{self, Readers, Writer};
 use horace_watcher::store::{restore_version, RestoreError};
@@ -21,11 +23,27 @@ struct Running {
     meta: PathBuf,
 }
 
+/// Starts the watch loop and waits until its startup scan is done (as a service's
+/// clients wait for READY=1).
 async fn start(tweak: impl FnOnce(&mut Config)) -> Running {
+    let r = launch(tweak, |_| {}).await;
+    let mut waited = 0;
+    while !r.ctx.status.ready.load(Ordering::Relaxed) {
+        assert!(waited < 3000, "the startup scan never finished");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    r
+}
+
+/// Starts the watch loop on a tree `seed` fills first; returns while the startup scan
+/// runs.
+async fn launch(tweak: impl FnOnce(&mut Config), seed: impl FnOnce(&Path)) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
     fs::create_dir_all(&files).unwrap();
     fs::create_dir_all(&meta).unwrap();
+    seed(&files);
     let mut config = Config::for_dirs(&files, &meta);
     tweak(&mut config);
     let db = catalog::catalog_path(&meta);
@@ -92,11 +110,7 @@ async fn sync_waits_for_earlier_writes_and_leaves_no_trace() {
         .unwrap()
         .flatten()
         .all(|e| !e.file_name().to_string_lossy().starts_with(".horace")));
-    assert!(r
-        .ctx
-        .status
-        .ready
-        .load(std::sync::atomic::Ordering::Relaxed));
+    assert!(r.ctx.status.ready.load(Ordering::Relaxed));
     r.watch.shutdown().await;
     assert!(matches!(r.watch.sync().await, Err(WatchError::Stopped)));
 }
@@ -199,7 +213,7 @@ async fn retention_prunes_old_content_and_restore_reports_it() {
         let mut waited = 0;
         while current_sha(&r.meta, "p.txt").as_deref() != Some(want.as_str()) {
             assert!(waited < 300, "version {i} never cataloged");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            tokio::time::sleep(Duration::from_millis(100)).await;
             waited += 1;
         }
     }
@@ -233,5 +247,58 @@ async fn big_files_are_cataloged_without_content() {
     catalog_equals_disk(&r.files, &r.meta);
     let big = file_row(&r.meta, "big.bin").unwrap().0;
     assert!(!versions(&r.meta, big)[0].3);
+    r.watch.shutdown().await;
+}
+
+/// A file rewritten while the startup scan is hashing is left to its close-after-write:
+/// the scan must not catalog it between the truncate and the write (an empty version
+/// nobody saved).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewrite_during_the_scan_is_cataloged_from_its_close_not_half_done() {
+    let seed = |files: &Path| {
+        // The walk lists the root's files before sub/: the scan's threads (at most 16)
+        // hash these sparse files (not stored: over the size limit) first, and reach
+        // sub/doc.txt long after the walk ended.
+        for i in 0..24 {
+            let f = fs::File::create(files.join(format!("{i}.img"))).unwrap();
+            f.set_len(8 << 20).unwrap();
+        }
+        fs::create_dir(files.join("sub")).unwrap();
+        fs::write(files.join("sub/doc.txt"), "old").unwrap();
+    };
+    let r = launch(|c| c.versions.max_stored_file_size = 1000, seed).await;
+    let mut waited = 0;
+    while r.ctx.status.detail().last_scan.is_none() {
+        assert!(waited < 3000, "the startup scan never started");
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        waited += 1;
+    }
+    // The walk of three directory entries is over long before this; the hashing is not.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let doc = r.files.join("sub/doc.txt");
+    let mut writer = fs::File::create(&doc).unwrap();
+    let hashing = !r.ctx.status.ready.load(Ordering::Relaxed);
+    let mut waited = 0;
+    while !r.ctx.status.ready.load(Ordering::Relaxed) {
+        assert!(waited < 3000, "the startup scan never finished");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        waited += 1;
+    }
+    std::io::Write::write_all(&mut writer, b"new").unwrap();
+    drop(writer);
+    r.watch.sync().await.unwrap();
+    catalog_equals_disk(&r.files, &r.meta);
+    let id = file_row(&r.meta, "sub/doc.txt").unwrap().0;
+    let shas: Vec<String> = versions(&r.meta, id).into_iter().map(|v| v.1).collect();
+    assert!(
+        !shas.contains(&sha_hex(b"")),
+        "a half-done rewrite was cataloged: {shas:?}"
+    );
+    assert_eq!(shas.last(), Some(&sha_hex(b"new")));
+    assert!(shas.len() <= 2, "{shas:?}");
+    assert!(
+        hashing,
+        "the scan ended before the rewrite began: the test proves nothing"
+    );
     r.watch.shutdown().await;
 }

@@ -105,6 +105,16 @@ fn final_path(p: &Path, i: usize, renames: &[(usize, PathBuf, PathBuf, bool)]) -
     cur
 }
 
+/// One path to probe in a batch.
+struct Job {
+    /// The strongest comparison asked for.
+    compare: Compare,
+    /// The checked paths that end up at this one.
+    origins: Vec<PathBuf>,
+    /// See [`Op::Recheck`]: `None` when any of them must be read.
+    covered_after: Option<i64>,
+}
+
 fn stronger(a: Compare, b: Compare) -> Compare {
     match (a, b) {
         (Compare::Force, _) | (_, Compare::Force) => Compare::Force,
@@ -166,37 +176,48 @@ impl Worker {
             .filter(|r| !r.3)
             .map(|(_, from, to, _)| (to.clone(), from.clone()))
             .collect();
-        let mut jobs: HashMap<PathBuf, (Compare, Vec<PathBuf>)> = HashMap::new();
+        // A path only rechecked from the retry queue may be left to its events (see
+        // `Probe::Covered`); one an event asks about is read.
+        let mut jobs: HashMap<PathBuf, Job> = HashMap::new();
         let mut finals: Vec<Option<PathBuf>> = Vec::with_capacity(list.len());
         for (i, op) in list.iter().enumerate() {
-            if let Op::Check { rel, compare } = op {
-                let f = final_path(rel, i, &renames);
-                let e = jobs.entry(f.clone()).or_insert((*compare, Vec::new()));
-                e.0 = stronger(e.0, *compare);
-                e.1.push(rel.clone());
-                finals.push(Some(f));
-            } else {
-                finals.push(None);
-            }
+            let (rel, compare, covered_after) = match op {
+                Op::Check { rel, compare } => (rel, *compare, None),
+                Op::Recheck { rel, covered_after } => (rel, Compare::Strict, *covered_after),
+                _ => {
+                    finals.push(None);
+                    continue;
+                }
+            };
+            let f = final_path(rel, i, &renames);
+            let e = jobs.entry(f.clone()).or_insert(Job {
+                compare,
+                origins: Vec::new(),
+                covered_after,
+            });
+            e.compare = stronger(e.compare, compare);
+            // Both must allow it; the later time leaves less to the events.
+            e.covered_after = e.covered_after.zip(covered_after).map(|(a, b)| a.max(b));
+            e.origins.push(rel.clone());
+            finals.push(Some(f));
         }
         let wanted: Vec<PathBuf> = jobs
             .values()
-            .flat_map(|(_, origins)| origins.iter().flat_map(|p| [Some(p), alias.get(p)]))
+            .flat_map(|j| j.origins.iter().flat_map(|p| [Some(p), alias.get(p)]))
             .flatten()
             .cloned()
             .collect();
         let rows = self.lookup_rows(wanted);
-        let jobs: Vec<(PathBuf, Compare, Vec<PathBuf>)> =
-            jobs.into_iter().map(|(f, (c, o))| (f, c, o)).collect();
+        let jobs: Vec<(PathBuf, Job)> = jobs.into_iter().collect();
         let prober = &self.prober;
         // A single file is fsynced on its own; a batch is synced at once in `settle`.
         let fsync_each = jobs.len() == 1;
-        let probes = par_map(&jobs, threads(), |(f, cmp, origins)| {
-            let row = origins.iter().find_map(|p| {
+        let probes = par_map(&jobs, threads(), |(f, job)| {
+            let row = job.origins.iter().find_map(|p| {
                 rows.get(p)
                     .or_else(|| alias.get(p).and_then(|a| rows.get(a)))
             });
-            prober.probe_unsettled(f, row, *cmp, fsync_each)
+            prober.probe_unsettled(f, row, job.compare, fsync_each, job.covered_after)
         });
         let probes = prober.settle(probes);
         let hashed = probes
@@ -206,13 +227,13 @@ impl Worker {
         let results: HashMap<PathBuf, (Probe, Vec<PathBuf>)> = jobs
             .into_iter()
             .zip(probes)
-            .map(|((f, _, origins), probe)| (f, (probe, origins)))
+            .map(|((f, job), probe)| (f, (probe, job.origins)))
             .collect();
 
         let mut items = Vec::with_capacity(list.len());
         for (op, f) in list.into_iter().zip(finals) {
             items.push(match op {
-                Op::Check { rel, .. } => {
+                Op::Check { rel, .. } | Op::Recheck { rel, .. } => {
                     let f = f.expect("final path of a check");
                     let probe = results
                         .get(&f)
@@ -253,7 +274,7 @@ impl Worker {
         let now = Instant::now();
         for (f, (probe, origins)) in results {
             let why = match probe {
-                Probe::Hashed(_) | Probe::Unchanged(_) => {
+                Probe::Hashed(_) | Probe::Unchanged(_) | Probe::Covered => {
                     self.note_success(&f);
                     continue;
                 }

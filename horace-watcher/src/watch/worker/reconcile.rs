@@ -47,6 +47,8 @@ fn join_settled(h: Settling) -> (Vec<PathBuf>, Vec<Probe>) {
 struct Tally {
     hashed: u64,
     bytes: u64,
+    /// Changed during the scan: left to their events.
+    covered: u64,
 }
 
 /// A scan transaction queued on the catalog writer.
@@ -84,6 +86,12 @@ impl Worker {
         if unwatched {
             self.unwatched.store(true, Ordering::Relaxed);
         }
+        // Every directory is watched by now (its watch was added before it was listed),
+        // and the events from now on wait in the queue until this scan is done: a file
+        // that changes while the scan hashes (a service writing during a long first scan)
+        // is left to them, so the scan does not catalog half a rewrite. Not when a watch
+        // is missing: those changes bring no event.
+        let covered_after = (root_ok && !unwatched).then(now_ns);
         // A lean index (path → fingerprint) instead of whole rows: a scan of a million
         // files must not hold a million checksums. Entries are removed as the walk finds
         // them; what is left and present was deleted meanwhile.
@@ -129,7 +137,8 @@ impl Worker {
             };
             let prober = &self.prober;
             let probes = par_map(chunk, threads(), |(rel, _)| {
-                prober.probe_unsettled(rel, rows.get(rel), Compare::Strict, false)
+                let row = rows.get(rel);
+                prober.probe_unsettled(rel, row, Compare::Strict, false, covered_after)
             });
             let settled = settling.take().map(join_settled);
             let paths = chunk.iter().map(|(rel, _)| rel.clone()).collect();
@@ -155,7 +164,11 @@ impl Worker {
         if let Some(settled) = settling.take().map(join_settled) {
             self.record(settled, &mut tally, &mut items);
         }
-        let (hashed, bytes) = (tally.hashed, tally.bytes);
+        let Tally {
+            hashed,
+            bytes,
+            covered,
+        } = tally;
         deleted += self.finish_scan_tx(in_flight.take());
         st.files_hashed.fetch_add(hashed, Ordering::Relaxed);
 
@@ -187,6 +200,7 @@ impl Worker {
             files = files_seen,
             dirs = walked.dirs,
             hashed,
+            left_to_events = covered,
             deleted,
             secs = format!("{secs:.3}"),
             files_per_s = (hashed as f64 / secs.max(1e-6)) as u64,
@@ -209,6 +223,10 @@ impl Worker {
                 Probe::Hashed(c) => {
                     tally.hashed += 1;
                     tally.bytes += c.fp.size as u64;
+                    self.note_success(&rel);
+                }
+                Probe::Covered => {
+                    tally.covered += 1;
                     self.note_success(&rel);
                 }
                 Probe::Unchanged(_) | Probe::NotRegular | Probe::Missing => self.note_success(&rel),

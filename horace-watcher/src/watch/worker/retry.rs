@@ -1,7 +1,9 @@
 //! The retry queue: a path whose cataloging failed (permission denied, I/O error) is
 //! looked at again with exponential backoff, logged once with its cause, and listed in
 //! `status.detail.failures` while it keeps failing; a file that changed while it was read
-//! is looked at again shortly.
+//! is looked at again shortly, unless it changed again meanwhile: that change brings its
+//! own events (a close-after-write when the writer closes it), and reading the file in
+//! between could catch a rewrite between its truncate and its write.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -13,6 +15,9 @@ use crate::path::escape;
 pub(super) struct Retry {
     pub attempts: u32,
     pub due: Instant,
+    /// For a file that was changing: when that was seen (unix ns). A later ctime is a
+    /// later change, covered by its own events.
+    pub covered_after: Option<i64>,
 }
 
 impl Worker {
@@ -20,8 +25,10 @@ impl Worker {
         let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
             attempts: 0,
             due: Instant::now(),
+            covered_after: None,
         });
         r.attempts += 1;
+        r.covered_after = None;
         let backoff = Duration::from_millis(500)
             .saturating_mul(1 << r.attempts.min(10))
             .min(Duration::from_secs(300));
@@ -42,8 +49,10 @@ impl Worker {
         let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
             attempts: 0,
             due: Instant::now(),
+            covered_after: None,
         });
         r.due = Instant::now() + Duration::from_millis(200);
+        r.covered_after = Some(crate::now_ns());
     }
 
     pub(super) fn note_success(&mut self, rel: &Path) {
