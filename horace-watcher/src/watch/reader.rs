@@ -181,6 +181,14 @@ impl Reader {
         if m.contains(EventMask::CREATE) {
             if is_dir {
                 self.add_tree(&rel, ops);
+            } else if !ignored && self.is_hard_link(&rel) {
+                // A new name for an existing file (`ln`, `cp -al`, `rsync --link-dest`)
+                // brings no close-after-write: its content is all there now. A file
+                // created by open(2) has one link and is read at its close instead.
+                ops.push(Some(Op::Check {
+                    rel,
+                    compare: Compare::Strict,
+                }));
             }
         } else if m.contains(EventMask::CLOSE_WRITE) {
             // Always read: on a filesystem with coarse timestamps a same-size rewrite
@@ -230,6 +238,13 @@ impl Reader {
                 None => {}
             }
         }
+    }
+
+    /// Whether `rel` is a regular file with more than one name.
+    fn is_hard_link(&self, rel: &Path) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::symlink_metadata(self.ctx.config.files_root.join(rel))
+            .is_ok_and(|md| md.is_file() && md.nlink() > 1)
     }
 
     fn paired(

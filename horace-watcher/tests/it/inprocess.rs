@@ -302,3 +302,26 @@ async fn a_rewrite_during_the_scan_is_cataloged_from_its_close_not_half_done() {
     );
     r.watch.shutdown().await;
 }
+
+/// A hard link made in the tree (`ln`, `cp -al`, `rsync --link-dest`) has no
+/// close-after-write of its own: the create event catalogs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hard_link_is_cataloged_at_its_creation() {
+    let r = start(|_| {}).await;
+    fs::write(r.files.join("a.txt"), "shared").unwrap();
+    fs::write(r.files.join("publish.tmp"), "published").unwrap();
+    r.watch.sync().await.unwrap();
+    fs::create_dir(r.files.join("backup")).unwrap();
+    r.watch.sync().await.unwrap();
+    fs::hard_link(r.files.join("a.txt"), r.files.join("backup/a.txt")).unwrap();
+    // Publishing by link: the temp name is ignored, the final one is not.
+    fs::hard_link(r.files.join("publish.tmp"), r.files.join("final.txt")).unwrap();
+    r.watch.sync().await.unwrap();
+    fs::remove_file(r.files.join("publish.tmp")).unwrap();
+    r.watch.sync().await.unwrap();
+    catalog_equals_disk(&r.files, &r.meta);
+    let id = file_row(&r.meta, "backup/a.txt").unwrap().0;
+    assert_eq!(versions(&r.meta, id)[0].1, sha_hex(b"shared"));
+    assert!(file_row(&r.meta, "final.txt").is_some());
+    r.watch.shutdown().await;
+}
