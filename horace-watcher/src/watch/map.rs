@@ -121,6 +121,15 @@ pub fn add_watch_counted(map: &WatchMap, status: &Status, dir: &Path) -> bool {
         {
             true
         }
+        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
+            Status::bump(&status.watch_failures);
+            tracing::error!(
+                dir = %dir.display(),
+                cause = "the inotify watch limit is reached: raise the sysctl fs.inotify.max_user_watches (one watch per directory)",
+                "cannot watch directory; it will be rescanned periodically"
+            );
+            false
+        }
         Err(e) => {
             Status::bump(&status.watch_failures);
             tracing::error!(dir = %dir.display(), cause = %e, "cannot watch directory; it will be rescanned periodically");

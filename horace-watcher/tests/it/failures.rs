@@ -110,3 +110,44 @@ fn sighup_reloads_ignore_patterns_and_keeps_the_old_config_when_bad() {
     );
     w.stop();
 }
+
+/// Over the inotify watch limit (set to 8 in a user namespace of the watcher's own, so
+/// the machine's limit is untouched): the watcher still starts, its startup scan
+/// catalogs every file, it reports the directories it could not watch with the sysctl to
+/// raise, and writes where it does watch are cataloged as usual.
+#[test]
+fn over_the_watch_limit_the_scan_still_catalogs_and_the_limit_is_named() {
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir(&files).unwrap();
+    fs::create_dir(&meta).unwrap();
+    for i in 0..20 {
+        fs::create_dir(files.join(format!("d{i:02}"))).unwrap();
+        fs::write(files.join(format!("d{i:02}/f.txt")), format!("{i}")).unwrap();
+    }
+    let mut cmd = std::process::Command::new("unshare");
+    cmd.args([
+        "--user",
+        "--map-root-user",
+        "sh",
+        "-c",
+        "echo 8 > /proc/sys/user/max_inotify_watches && exec \"$0\" \"$@\"",
+        env!("CARGO_BIN_EXE_horace-watcher"),
+    ]);
+    let mut w = Watcher::start_cmd(cmd, &files, &meta, &[]);
+    let status = w
+        .notify
+        .wait_for(Duration::ZERO, |l| l.starts_with("STATUS=Watching"))
+        .unwrap();
+    assert_eq!(status, "STATUS=Watching 20 files in 8 directories");
+    let log = w.log();
+    assert_eq!(
+        log.matches("cannot watch directory").count(),
+        21 - 8,
+        "one line per directory not watched:\n{log}"
+    );
+    assert!(log.contains("fs.inotify.max_user_watches"), "{log}");
+    w.barrier();
+    catalog_equals_disk(&files, &meta);
+    w.stop();
+}
