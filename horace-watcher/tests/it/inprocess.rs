@@ -259,9 +259,9 @@ async fn a_rewrite_during_the_scan_is_cataloged_from_its_close_not_half_done() {
         // The walk lists the root's files before sub/: the scan's threads (at most 16)
         // hash these sparse files (not stored: over the size limit) first, and reach
         // sub/doc.txt long after the walk ended.
-        for i in 0..24 {
+        for i in 0..64 {
             let f = fs::File::create(files.join(format!("{i}.img"))).unwrap();
-            f.set_len(8 << 20).unwrap();
+            f.set_len(4 << 20).unwrap();
         }
         fs::create_dir(files.join("sub")).unwrap();
         fs::write(files.join("sub/doc.txt"), "old").unwrap();
@@ -273,8 +273,9 @@ async fn a_rewrite_during_the_scan_is_cataloged_from_its_close_not_half_done() {
         tokio::time::sleep(Duration::from_millis(1)).await;
         waited += 1;
     }
-    // The walk of three directory entries is over long before this; the hashing is not.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The walk of 66 directory entries is over long before this; the hashing of 256 MiB
+    // (about 3 s in a debug build) is not.
+    tokio::time::sleep(Duration::from_millis(300)).await;
     let doc = r.files.join("sub/doc.txt");
     let mut writer = fs::File::create(&doc).unwrap();
     let hashing = !r.ctx.status.ready.load(Ordering::Relaxed);
