@@ -14,13 +14,15 @@ use crate::snapshots::tick::{tick, SnapshotOps, TickOutcome};
 const DS: &str = "tank/files";
 
 /// zfsd over an in-memory snapshot list: names from the clock, creation = the clock,
-/// destroys all-or-nothing and only of `horace_` snapshots.
+/// destroys only of existing `horace_` snapshots (one bad name: none), in order, stopping
+/// at a pinned one (as zfs stops at a snapshot with a dependent clone).
 #[derive(Default)]
 struct SimZfs {
     snaps: Mutex<Vec<SnapshotInfo>>,
     now: Mutex<i64>,
     fail_create: Mutex<bool>,
     destroyed: Mutex<Vec<String>>,
+    pinned: Mutex<BTreeSet<String>>,
 }
 
 impl SimZfs {
@@ -83,9 +85,18 @@ impl SnapshotOps for SimZfs {
                 return Err(format!("refusing {n}"));
             }
         }
-        snaps.retain(|s| !names.contains(&s.name));
-        self.destroyed.lock().unwrap().extend(names.iter().cloned());
-        Ok(names.to_vec())
+        let mut done = Vec::new();
+        for n in names {
+            if self.pinned.lock().unwrap().contains(n) {
+                return Err(format!(
+                    "destroying {n}: snapshot has dependent clones; already destroyed: {done:?}"
+                ));
+            }
+            snaps.retain(|s| &s.name != n);
+            self.destroyed.lock().unwrap().push(n.clone());
+            done.push(n.clone());
+        }
+        Ok(done)
     }
 }
 
@@ -119,7 +130,16 @@ fn step(sim: &SimZfs, p: &Policy, now: i64) -> TickOutcome {
         labels,
         dry.create.iter().map(|l| l.as_str()).collect::<Vec<_>>()
     );
-    assert_eq!(out.destroyed, dry.destroy);
+    // What zfs refused is reported, the rest destroyed, in plan order.
+    let refused = |d: &String| out.refused.iter().any(|m| m.contains(d.as_str()));
+    let went: Vec<&String> = dry.destroy.iter().filter(|d| !refused(d)).collect();
+    assert_eq!(
+        out.destroyed.iter().collect::<Vec<_>>(),
+        went,
+        "{:?}",
+        out.refused
+    );
+    assert_eq!(out.destroyed.len() + out.refused.len(), dry.destroy.len());
     let newest = before
         .iter()
         .filter(|s| s.name.contains("@horace_"))
@@ -461,3 +481,40 @@ fn the_test_knob_shrinks_every_period_in_proportion() {
 
 #[path = "retention_props.rs"]
 mod properties;
+
+#[test]
+fn a_snapshot_zfs_cannot_destroy_does_not_stop_the_rest_of_pruning() {
+    let sim = SimZfs::default();
+    let p = policy([2, 0, 0, 0]);
+    let mut t = utc(2026, 5, 1, 0, 5);
+    for _ in 0..3 {
+        step(&sim, &p, t);
+        t += 3600;
+    }
+    // An operator clones the oldest hourly; two more hours pass.
+    let oldest = sim.of_label(Label::Hourly)[0].name.clone();
+    sim.pinned.lock().unwrap().insert(oldest.clone());
+    step(&sim, &p, t);
+    let out = step(&sim, &p, t + 3600);
+    assert!(!out.destroyed.contains(&oldest), "{:?}", out.destroyed);
+    assert!(!out.destroyed.is_empty(), "the others are pruned");
+    assert_eq!(out.refused.len(), 1, "{:?}", out.refused);
+    assert!(out.refused[0].contains(&oldest) && out.refused[0].contains("dependent clones"));
+    let hourly: Vec<String> = sim
+        .of_label(Label::Hourly)
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+    assert_eq!(
+        hourly.len(),
+        3,
+        "the pinned one and the two newest: {hourly:?}"
+    );
+    assert_eq!(hourly[0], oldest);
+    // The clone is gone: the next tick destroys it.
+    sim.pinned.lock().unwrap().clear();
+    let out = step(&sim, &p, t + 3600 + 600);
+    assert_eq!(out.destroyed, [oldest]);
+    assert!(out.refused.is_empty());
+    assert_eq!(sim.of_label(Label::Hourly).len(), 2);
+}

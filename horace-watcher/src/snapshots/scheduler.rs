@@ -185,7 +185,10 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
                     match result {
                         Ok(out) => {
                             health.ok(&ctx);
-                            health.prune(&ctx, out.plan.prune_refused.as_deref());
+                            let refused = out.plan.prune_refused.clone().or_else(|| {
+                                (!out.refused.is_empty()).then(|| out.refused.join("; "))
+                            });
+                            health.prune(&ctx, refused.as_deref());
                             for name in &out.created {
                                 tracing::info!(snapshot = %name, "snapshot taken");
                             }

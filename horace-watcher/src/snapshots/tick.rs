@@ -37,6 +37,9 @@ pub(crate) struct TickOutcome {
     pub created: Vec<String>,
     /// Full names destroyed.
     pub destroyed: Vec<String>,
+    /// Planned destroys zfsd refused (a dependent clone, a hold), with its message. The
+    /// rest of the plan went ahead; these are tried again next tick.
+    pub refused: Vec<String>,
     /// The dataset's snapshots afterwards (for the catalog's mirror).
     pub snapshots: Vec<SnapshotInfo>,
 }
@@ -60,7 +63,9 @@ impl std::fmt::Display for TickError {
 
 /// Lists `dataset`'s snapshots, plans at `now`, creates the due snapshots, and destroys
 /// the planned ones in one batch (only if every create succeeded, so no label drops below
-/// its count), then lists again.
+/// its count), then lists again. zfsd stops a batch at the first snapshot it cannot
+/// destroy; the rest are then destroyed one by one, so one snapshot an operator cloned or
+/// held does not stop all pruning.
 pub(crate) async fn tick(
     ops: &impl SnapshotOps,
     policy: &Policy,
@@ -85,12 +90,31 @@ pub(crate) async fn tick(
             .map_err(|m| err("create", m, &created))?;
         created.push(name);
     }
+    let mut refused = Vec::new();
     let destroyed = if plan.destroy.is_empty() {
         Vec::new()
     } else {
-        ops.destroy(dataset, &plan.destroy)
-            .await
-            .map_err(|m| err("destroy", m, &created))?
+        match ops.destroy(dataset, &plan.destroy).await {
+            Ok(done) => done,
+            Err(_) => {
+                let left = ops
+                    .list(dataset)
+                    .await
+                    .map_err(|m| err("list", m, &created))?;
+                let mut done = Vec::new();
+                for name in &plan.destroy {
+                    if !left.iter().any(|s| &s.name == name) {
+                        done.push(name.clone());
+                        continue;
+                    }
+                    match ops.destroy(dataset, std::slice::from_ref(name)).await {
+                        Ok(d) => done.extend(d),
+                        Err(m) => refused.push(m),
+                    }
+                }
+                done
+            }
+        }
     };
     let snapshots = if created.is_empty() && destroyed.is_empty() {
         before
@@ -103,6 +127,7 @@ pub(crate) async fn tick(
         plan,
         created,
         destroyed,
+        refused,
         snapshots,
     })
 }

@@ -378,3 +378,49 @@ async fn a_deleted_catalog_is_restored_from_its_backup_with_history() {
     assert_eq!(after.len(), 3, "{after:?}");
     assert_eq!(s.catalog_active(), s.disk());
 }
+
+/// A snapshot an operator cloned cannot be destroyed: pruning goes on around it, status
+/// names it with zfs's reason, and once the clone is gone the next tick prunes it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cloned_snapshot_is_kept_and_reported_and_the_rest_is_pruned() {
+    let mut s = Setup::new("");
+    s.enable_snapshots("hourly = 2\ndaily = 0\nweekly = 0\nmonthly = 0\ntest_hour_seconds = 2\n");
+    s.start_watcher();
+    let client = s.client().await;
+    let hourlies = || -> Vec<String> {
+        s.zfs_list()
+            .into_iter()
+            .filter(|n| n.ends_with("_hourly"))
+            .collect()
+    };
+    assert!(eventually(Duration::from_secs(30), || async { !hourlies().is_empty() }).await);
+    let pinned = hourlies()[0].clone();
+    let clone = format!("{}-clone", s.dataset);
+    // Not mounted: zfs-fuse keeps a fresh mount busy for a while.
+    horace_tests::zfs(&["clone", "-o", "mountpoint=none", &pinned, &clone]);
+
+    // Hours pass: the cloned snapshot stays and is reported, newer ones come and go.
+    let seen = std::sync::Mutex::new(BTreeSet::new());
+    let reported = eventually(Duration::from_secs(60), || async {
+        let n = {
+            let mut seen = seen.lock().unwrap();
+            seen.extend(hourlies());
+            seen.len()
+        };
+        let refused = client.status().await.unwrap().prune_refused;
+        n >= 5 && refused.is_some_and(|r| r.contains(&pinned) && r.contains("clone"))
+    })
+    .await;
+    let seen = seen.into_inner().unwrap();
+    let list = hourlies();
+    assert!(reported, "seen {seen:?}, now {list:?}\n{}", s.log());
+    assert!(list.contains(&pinned), "{list:?}");
+    assert!(list.len() <= 4, "pruning went on around it: {list:?}");
+
+    horace_tests::zfs(&["destroy", &clone]);
+    let pruned = eventually(Duration::from_secs(30), || async {
+        !hourlies().contains(&pinned) && client.status().await.unwrap().prune_refused.is_none()
+    })
+    .await;
+    assert!(pruned, "{:?}\n{}", hourlies(), s.log());
+}
