@@ -71,9 +71,9 @@ pub enum Op {
     },
     /// A sync barrier's cookie file was written.
     Cookie(u64),
-    /// A path due in the retry queue: a [`Op::Check`] with `Compare::Strict`, except
-    /// that a change after `covered_after` is left to its own events (see
-    /// `Probe::Covered`).
+    /// A path found by listing a new directory, or due in the retry queue: a
+    /// [`Op::Check`] with `Compare::Strict`, except that a change after `covered_after`
+    /// is left to its own events (see `Probe::Covered`).
     Recheck {
         /// The file.
         rel: PathBuf,

@@ -295,18 +295,23 @@ impl Reader {
     }
 
     /// A directory appeared (created or moved in): watch it and everything below, then
-    /// list it, so files written before the watch existed are not missed.
+    /// list it, so files written before the watch existed are not missed. A file that
+    /// changes after the listing is left to the events of that change (a writer still
+    /// filling it is read at its close, not half-way).
     fn add_tree(&self, rel: &Path, ops: &mut Vec<Option<Op>>) {
         let status = &self.ctx.status;
+        let mut watched = true;
         let walked = scan::walk(&self.ctx.config.files_root, rel, &self.ignore, |d| {
             if !add_watch_counted(&self.map, status, d) {
                 self.unwatched.store(true, Ordering::Relaxed);
+                watched = false;
             }
         });
+        let covered_after = watched.then(crate::now_ns);
         for (f, _) in walked.files {
-            ops.push(Some(Op::Check {
+            ops.push(Some(Op::Recheck {
                 rel: f,
-                compare: Compare::Strict,
+                covered_after,
             }));
         }
     }

@@ -135,16 +135,23 @@ fn offline_changes_are_caught_and_a_second_start_hashes_nothing() {
     assert_eq!(field(&scan, "files"), Some(5), "{scan}");
 }
 
-/// Restores `fs.inotify.max_queued_events` when dropped.
-struct QueueLimit(String);
+/// Restores `fs.inotify.max_queued_events` when dropped; meanwhile no other test of this
+/// binary starts a watcher ([`crate::util::INOTIFY_INIT`]).
+struct QueueLimit(
+    String,
+    #[allow(dead_code)] std::sync::RwLockWriteGuard<'static, ()>,
+);
 
 impl QueueLimit {
     const PATH: &'static str = "/proc/sys/fs/inotify/max_queued_events";
 
     fn lower(to: u32) -> Self {
+        let alone = crate::util::INOTIFY_INIT
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         let old = fs::read_to_string(Self::PATH).unwrap().trim().to_string();
         fs::write(Self::PATH, to.to_string()).unwrap();
-        Self(old)
+        Self(old, alone)
     }
 }
 
@@ -164,7 +171,7 @@ fn queue_overflow_reconciles_to_the_disk() {
     // while the watcher starts (machine-wide, hence as briefly as possible).
     let mut w = {
         let _limit = QueueLimit::lower(16);
-        Watcher::start(&files, &meta)
+        Watcher::start_holding_inotify_init(&files, &meta)
     };
     for d in 0..100 {
         let sub = files.join(format!("d{d:03}"));

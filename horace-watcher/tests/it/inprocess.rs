@@ -38,6 +38,7 @@ async fn start(tweak: impl FnOnce(&mut Config)) -> Running {
 
 /// Starts the watch loop on a tree `seed` fills first; returns while the startup scan
 /// runs.
+#[allow(clippy::await_holding_lock)] // a test-only gate; see util::INOTIFY_INIT
 async fn launch(tweak: impl FnOnce(&mut Config), seed: impl FnOnce(&Path)) -> Running {
     let dir = tempfile::tempdir().unwrap();
     let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
@@ -55,7 +56,11 @@ async fn launch(tweak: impl FnOnce(&mut Config), seed: impl FnOnce(&Path)) -> Ru
         status: Default::default(),
         cancel: CancellationToken::new(),
     });
-    let (watch, _task) = watch::start(ctx.clone()).await.unwrap();
+    // Held until `watch::start` returns: it creates the inotify instance.
+    let (watch, _task) = {
+        let _init = crate::util::inotify_init_guard();
+        watch::start(ctx.clone()).await.unwrap()
+    };
     Running {
         ctx,
         watch,
@@ -119,6 +124,8 @@ async fn sync_waits_for_earlier_writes_and_leaves_no_trace() {
 async fn register_catalogs_now_and_is_idempotent() {
     let r = start(|_| {}).await;
     fs::create_dir_all(r.files.join("svc")).unwrap();
+    // Watched before the in-place write (see lifecycle's "mkdir" step).
+    r.watch.sync().await.unwrap();
     fs::write(r.files.join("svc/r.txt"), "now").unwrap();
     let id = r.watch.register(PathBuf::from("svc/r.txt")).await.unwrap();
     assert_eq!(

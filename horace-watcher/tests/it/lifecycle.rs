@@ -23,6 +23,9 @@ fn lifecycle(files: &Path, meta: &Path, outside: &Path) {
     step(&mut w, "empty");
 
     fs::create_dir(files.join("svc")).unwrap();
+    // Watched before the write: an in-place write into a directory the watcher is still
+    // listing can be read between its open and its write (an empty version first).
+    step(&mut w, "mkdir");
     fs::write(files.join("svc/a.txt"), "one").unwrap();
     step(&mut w, "create");
     let (id, status, v) = file_row(meta, "svc/a.txt").unwrap();

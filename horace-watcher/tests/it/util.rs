@@ -21,6 +21,16 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use horace_tests::{open_catalog_ro as open_catalog, sha256_hex as sha_hex};
 
+/// Held (shared) while a watcher creates its inotify instance, and exclusively by the
+/// test that lowers the machine-wide `fs.inotify.max_queued_events` (taken at
+/// `inotify_init`): no other test's watcher starts with the lowered limit.
+pub static INOTIFY_INIT: std::sync::RwLock<()> = std::sync::RwLock::new(());
+
+/// A shared hold of [`INOTIFY_INIT`].
+pub fn inotify_init_guard() -> std::sync::RwLockReadGuard<'static, ()> {
+    INOTIFY_INIT.read().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Name of the barrier file in the files root.
 pub const BARRIER: &str = "zz-barrier";
 
@@ -55,7 +65,18 @@ impl Watcher {
     }
 
     /// Starts `cmd` (the watcher binary, possibly behind `setpriv`) with the usual flags.
-    pub fn start_cmd(mut cmd: Command, files: &Path, meta: &Path, env: &[(&str, &str)]) -> Self {
+    pub fn start_cmd(cmd: Command, files: &Path, meta: &Path, env: &[(&str, &str)]) -> Self {
+        let _init = inotify_init_guard();
+        Self::spawn_ready(cmd, files, meta, env)
+    }
+
+    /// Like [`Watcher::start`], for the caller that holds [`INOTIFY_INIT`] exclusively.
+    pub fn start_holding_inotify_init(files: &Path, meta: &Path) -> Self {
+        let cmd = Command::new(env!("CARGO_BIN_EXE_horace-watcher"));
+        Self::spawn_ready(cmd, files, meta, &[])
+    }
+
+    fn spawn_ready(mut cmd: Command, files: &Path, meta: &Path, env: &[(&str, &str)]) -> Self {
         let scratch = horace_tests::shared_tempdir();
         // The watcher may run as another uid and binds its query socket here.
         fs::set_permissions(

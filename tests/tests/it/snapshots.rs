@@ -354,14 +354,15 @@ async fn a_deleted_catalog_is_restored_from_its_backup_with_history() {
     })
     .await;
     assert!(backed_up, "no backup with both versions\n{}", s.log());
+    drop(client);
+    // Counted once stopped: a backup just renamed into place is pruned a moment later.
+    s.stop_watcher();
     let kept = std::fs::read_dir(&backups)
         .unwrap()
         .flatten()
         .filter(|e| e.file_name().to_string_lossy().ends_with(".db"))
         .count();
     assert!(kept <= 2, "backups_keep = 2, found {kept}");
-    drop(client);
-    s.stop_watcher();
 
     for side in ["", "-wal", "-shm"] {
         let _ = std::fs::remove_file(s.meta.join(format!("catalog.db{side}")));

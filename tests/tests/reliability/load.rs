@@ -199,6 +199,8 @@ async fn sustained_mixed_load() {
         peak_rss / 1024
     );
     assert!(peak_wal / 1048576 <= MAX_WAL_MIB, "WAL {} bytes", peak_wal);
-    assert!(p99 < Duration::from_secs(2), "query p99 {p99:?}");
+    // A bound against a pathology (a query stuck behind the writer), not a speed target:
+    // the figures are in the benchmarks; this is a debug build on a loaded machine.
+    assert!(p99 < Duration::from_secs(10), "query p99 {p99:?}");
     w.stop();
 }
