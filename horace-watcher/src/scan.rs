@@ -276,11 +276,23 @@ pub struct Walked {
 /// Walks the tree under `root` without following symlinks. `before_list` runs for each
 /// directory before it is listed (the watcher adds its inotify watch there, so nothing
 /// created while the walk runs is missed).
-pub fn walk(
+pub fn walk(root: &Path, start: &Path, ignore: &Ignore, before_list: impl FnMut(&Path)) -> Walked {
+    let mut files = Vec::new();
+    let mut w = walk_each(root, start, ignore, before_list, |rel, fp| {
+        files.push((rel, fp))
+    });
+    w.files = files;
+    w
+}
+
+/// Like [`walk`], handing each file to `on_file` as it is found instead of collecting
+/// them (`files` stays empty): a scan of a million files compares as it goes.
+pub fn walk_each(
     root: &Path,
     start: &Path,
     ignore: &Ignore,
     mut before_list: impl FnMut(&Path),
+    mut on_file: impl FnMut(PathBuf, Fingerprint),
 ) -> Walked {
     let mut w = Walked::default();
     let mut stack = vec![start.to_path_buf()];
@@ -304,7 +316,7 @@ pub fn walk(
                 stack.push(rel);
             } else if ft.is_file() && !ignore.is_ignored(&entry.file_name()) {
                 if let Ok(md) = std::fs::symlink_metadata(entry.path()) {
-                    w.files.push((rel, Fingerprint::of(&md)));
+                    on_file(rel, Fingerprint::of(&md));
                 }
             }
         }

@@ -78,11 +78,37 @@ impl Worker {
         let root_ok = root.is_dir() && dev_of(&root) == self.root_dev;
         self.root_away = (!root_ok).then(|| dev_of(&root));
 
+        // A lean index (path → fingerprint) instead of whole rows: a scan of a million
+        // files must not hold a million checksums. Read before the walk (only this loop
+        // changes paths and fingerprints in the catalog), so the walk compares each file
+        // as it finds it instead of holding the whole tree: entries are removed as they
+        // are found; what is left and present was deleted meanwhile.
+        let mut index = match self.ctx.readers.with_blocking(ops::scan_index) {
+            Ok(Ok(index)) => index,
+            other => {
+                tracing::error!(result = ?other.map(|r| r.map(|v| v.len())), "cannot read the catalog; scan abandoned");
+                return;
+            }
+        };
         let mut unwatched = false;
         let map = self.map.clone();
-        let walked = scan::walk(&root, std::path::Path::new(""), &self.ignore, |d| {
-            unwatched |= !add_watch_counted(&map, st, d);
-        });
+        let mut files_seen = 0u64;
+        // Each path to look at, and whether the catalog has a row for it (only those are
+        // looked up: on a first scan, none).
+        let mut todo: Vec<(PathBuf, bool)> = Vec::new();
+        let walked = scan::walk_each(
+            &root,
+            std::path::Path::new(""),
+            &self.ignore,
+            |d| unwatched |= !add_watch_counted(&map, st, d),
+            |rel, fp| {
+                files_seen += 1;
+                match index.remove(&escape(&rel)) {
+                    Some(e) if e.present && e.current && e.fp.same_strict(&fp) => {}
+                    known => todo.push((rel, known.is_some())),
+                }
+            },
+        );
         if unwatched {
             self.unwatched.store(true, Ordering::Relaxed);
         }
@@ -92,26 +118,6 @@ impl Worker {
         // is left to them, so the scan does not catalog half a rewrite. Not when a watch
         // is missing: those changes bring no event.
         let covered_after = (root_ok && !unwatched).then(now_ns);
-        // A lean index (path → fingerprint) instead of whole rows: a scan of a million
-        // files must not hold a million checksums. Entries are removed as the walk finds
-        // them; what is left and present was deleted meanwhile.
-        let mut index = match self.ctx.readers.with_blocking(ops::scan_index) {
-            Ok(Ok(index)) => index,
-            other => {
-                tracing::error!(result = ?other.map(|r| r.map(|v| v.len())), "cannot read the catalog; scan abandoned");
-                return;
-            }
-        };
-        let files_seen = walked.files.len() as u64;
-        // Each path to look at, and whether the catalog has a row for it (only those are
-        // looked up: on a first scan, none).
-        let mut todo: Vec<(PathBuf, bool)> = Vec::new();
-        for (rel, fp) in walked.files {
-            match index.remove(&escape(&rel)) {
-                Some(e) if e.present && e.current && e.fp.same_strict(&fp) => {}
-                known => todo.push((rel, known.is_some())),
-            }
-        }
 
         let total = todo.len();
         let mut tally = Tally::default();
