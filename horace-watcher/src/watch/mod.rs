@@ -238,6 +238,7 @@ pub async fn start(
         stop: stop.clone(),
         ctx: ctx.clone(),
         unwatched: unwatched.clone(),
+        created: Default::default(),
     };
     let reader_thread = std::thread::Builder::new()
         .name("inotify-reader".into())

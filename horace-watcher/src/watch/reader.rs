@@ -7,6 +7,7 @@
 //! `write(2)` of a writer would queue an event. Here the mask holds only what cataloging
 //! needs: close-after-write, moved-from/to, create (directories), delete, attribute change.
 
+use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::AsRawFd;
@@ -27,6 +28,8 @@ use crate::Context;
 
 /// The events subscribed on every directory. No `IN_OPEN`/`IN_ACCESS`/`IN_MODIFY`/
 /// `IN_CLOSE_NOWRITE`: the watcher's own reads produce no event. Symlinks are not followed.
+/// Not `IN_EXCL_UNLINK`: an `O_TMPFILE` is a child that was never linked, and its
+/// close-after-write is how a file linked in from one is seen complete.
 pub const MASK: WatchMask = WatchMask::CLOSE_WRITE
     .union(WatchMask::MOVED_FROM)
     .union(WatchMask::MOVED_TO)
@@ -34,8 +37,7 @@ pub const MASK: WatchMask = WatchMask::CLOSE_WRITE
     .union(WatchMask::DELETE)
     .union(WatchMask::ATTRIB)
     .union(WatchMask::ONLYDIR)
-    .union(WatchMask::DONT_FOLLOW)
-    .union(WatchMask::EXCL_UNLINK);
+    .union(WatchMask::DONT_FOLLOW);
 
 /// How long the first half of a rename waits for its second half.
 const PAIR_WAIT: Duration = Duration::from_millis(20);
@@ -66,6 +68,52 @@ pub struct Reader {
     pub ctx: Arc<Context>,
     /// Set when a watch could not be added: the loop then rescans periodically.
     pub unwatched: Arc<AtomicBool>,
+    /// Files created lately, by inode.
+    pub created: RecentCreates,
+}
+
+/// The files created lately, by inode: a file written through `O_TMPFILE` and linked into
+/// the tree (`linkat`) appears by a create event under its name, but its close-after-write
+/// comes under the name `#<inode>`.
+#[derive(Default)]
+pub struct RecentCreates {
+    by_ino: HashMap<u64, PathBuf>,
+    order: VecDeque<u64>,
+}
+
+impl RecentCreates {
+    /// How many are remembered (the close follows the link at once in practice).
+    const CAP: usize = 4096;
+
+    fn note(&mut self, ino: u64, rel: PathBuf) {
+        if self.by_ino.insert(ino, rel).is_none() {
+            self.order.push_back(ino);
+            if self.order.len() > Self::CAP {
+                if let Some(old) = self.order.pop_front() {
+                    self.by_ino.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// The path created for `name` when it is an `O_TMPFILE`'s `#<inode>`.
+    fn linked_tmpfile(&mut self, name: &OsStr) -> Option<PathBuf> {
+        if !is_tmpfile_name(name) {
+            return None;
+        }
+        let ino: u64 = std::str::from_utf8(&name.as_bytes()[1..])
+            .ok()?
+            .parse()
+            .ok()?;
+        self.by_ino.remove(&ino)
+    }
+}
+
+/// Whether `name` has the form the kernel gives an `O_TMPFILE`: `#` and the inode number.
+fn is_tmpfile_name(name: &OsStr) -> bool {
+    name.as_bytes()
+        .strip_prefix(b"#")
+        .is_some_and(|d| !d.is_empty() && d.iter().all(u8::is_ascii_digit))
 }
 
 impl Reader {
@@ -134,7 +182,7 @@ impl Reader {
     }
 
     fn handle(
-        &self,
+        &mut self,
         ev: inotify::EventOwned,
         ops: &mut Vec<Option<Op>>,
         pending: &mut Vec<PendingFrom>,
@@ -181,19 +229,19 @@ impl Reader {
         if m.contains(EventMask::CREATE) {
             if is_dir {
                 self.add_tree(&rel, ops);
-            } else if !ignored && self.is_hard_link(&rel) {
-                // A new name for an existing file (`ln`, `cp -al`, `rsync --link-dest`)
-                // brings no close-after-write: its content is all there now. A file
-                // created by open(2) has one link and is read at its close instead.
-                ops.push(Some(Op::Check {
-                    rel,
-                    compare: Compare::Strict,
-                }));
+            } else if !ignored {
+                self.created_file(rel, ops);
             }
         } else if m.contains(EventMask::CLOSE_WRITE) {
             // Always read: on a filesystem with coarse timestamps a same-size rewrite
             // leaves the fingerprint unchanged.
             if !ignored {
+                let rel = match self.created.linked_tmpfile(&name) {
+                    Some(linked) => linked,
+                    // An `O_TMPFILE` never linked in (scratch space): nothing to catalog.
+                    None if is_tmpfile_name(&name) && !self.exists(&rel) => return,
+                    None => rel,
+                };
                 ops.push(Some(Op::Check {
                     rel,
                     compare: Compare::Force,
@@ -240,11 +288,30 @@ impl Reader {
         }
     }
 
-    /// Whether `rel` is a regular file with more than one name.
-    fn is_hard_link(&self, rel: &Path) -> bool {
+    fn exists(&self, rel: &Path) -> bool {
+        std::fs::symlink_metadata(self.ctx.config.files_root.join(rel)).is_ok()
+    }
+
+    /// A file appeared. A new name for an existing file (`ln`, `cp -al`,
+    /// `rsync --link-dest`) brings no close-after-write: its content is all there now, so
+    /// it is read at once. A file created by open(2) (one link) is read at its close, and
+    /// so is one linked in from an `O_TMPFILE` (remembered by inode for that close).
+    fn created_file(&mut self, rel: PathBuf, ops: &mut Vec<Option<Op>>) {
         use std::os::unix::fs::MetadataExt;
-        std::fs::symlink_metadata(self.ctx.config.files_root.join(rel))
-            .is_ok_and(|md| md.is_file() && md.nlink() > 1)
+        let Ok(md) = std::fs::symlink_metadata(self.ctx.config.files_root.join(&rel)) else {
+            return;
+        };
+        if !md.is_file() {
+            return;
+        }
+        if md.nlink() > 1 {
+            ops.push(Some(Op::Check {
+                rel,
+                compare: Compare::Strict,
+            }));
+        } else {
+            self.created.note(md.ino(), rel);
+        }
     }
 
     fn paired(

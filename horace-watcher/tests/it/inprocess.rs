@@ -333,3 +333,52 @@ async fn a_hard_link_is_cataloged_at_its_creation() {
     assert!(file_row(&r.meta, "final.txt").is_some());
     r.watch.shutdown().await;
 }
+
+/// A file written through `O_TMPFILE` and linked into the tree (`linkat`, the atomic
+/// create of systemd and others): its create event names it, its close-after-write comes
+/// as `#<inode>`. It is cataloged with what it holds at that close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_linked_in_from_o_tmpfile_is_cataloged_at_its_close() {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let r = start(|_| {}).await;
+    fs::create_dir(r.files.join("out")).unwrap();
+    r.watch.sync().await.unwrap();
+    let dir = CString::new(r.files.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a plain open(2); the descriptor is owned below.
+    let fd = unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY, 0o644) };
+    assert!(fd >= 0, "O_TMPFILE: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    std::io::Write::write_all(&mut file, b"written unnamed, ").unwrap();
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap();
+    let to = CString::new(r.files.join("out/report.txt").as_os_str().as_bytes()).unwrap();
+    // SAFETY: both paths are NUL-terminated C strings that outlive the call.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    assert_eq!(rc, 0, "linkat: {}", std::io::Error::last_os_error());
+    std::io::Write::write_all(&mut file, b"finished after the link").unwrap();
+    drop(file);
+    // Scratch space never linked in: its close names a file that does not exist.
+    // SAFETY: as above.
+    let scratch = unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | libc::O_RDWR, 0o600) };
+    assert!(scratch >= 0);
+    // SAFETY: a fresh descriptor, owned here.
+    let mut scratch = fs::File::from(unsafe { OwnedFd::from_raw_fd(scratch) });
+    std::io::Write::write_all(&mut scratch, b"scratch").unwrap();
+    drop(scratch);
+    r.watch.sync().await.unwrap();
+    catalog_equals_disk(&r.files, &r.meta);
+    let id = file_row(&r.meta, "out/report.txt").expect("cataloged").0;
+    let shas: Vec<String> = versions(&r.meta, id).into_iter().map(|v| v.1).collect();
+    assert_eq!(shas, [sha_hex(b"written unnamed, finished after the link")]);
+    r.watch.shutdown().await;
+}
