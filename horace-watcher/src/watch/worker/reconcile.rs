@@ -81,7 +81,7 @@ impl Worker {
         // A lean index (path → fingerprint) instead of whole rows: a scan of a million
         // files must not hold a million checksums. Read before the walk (only this loop
         // changes paths and fingerprints in the catalog), so the walk compares each file
-        // as it finds it instead of holding the whole tree: entries are removed as they
+        // as it finds it instead of holding the whole tree: entries are taken as they
         // are found; what is left and present was deleted meanwhile.
         let mut index = match self.ctx.readers.with_blocking(ops::scan_index) {
             Ok(Ok(index)) => index,
@@ -103,7 +103,7 @@ impl Worker {
             |d| unwatched |= !add_watch_counted(&map, st, d),
             |rel, fp| {
                 files_seen += 1;
-                match index.remove(&escape(&rel)) {
+                match index.take(&escape(&rel)) {
                     Some(e) if e.present && e.current && e.fp.same_strict(&fp) => {}
                     known => todo.push((rel, known.is_some())),
                 }
@@ -181,7 +181,7 @@ impl Worker {
         if root_ok {
             items.extend(
                 index
-                    .into_iter()
+                    .untaken()
                     .filter(|(_, e)| e.present)
                     .filter_map(|(path, _)| unescape(&path))
                     .filter(|p| !walked.unreadable.iter().any(|u| p.starts_with(u)))
