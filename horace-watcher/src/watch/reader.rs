@@ -5,7 +5,8 @@
 //! Uses the `inotify` crate directly rather than `notify` 8: notify's inotify backend
 //! always subscribes `IN_OPEN` and `IN_MODIFY`, so every read by the hasher and every
 //! `write(2)` of a writer would queue an event. Here the mask holds only what cataloging
-//! needs: close-after-write, moved-from/to, create (directories), delete, attribute change.
+//! needs: close-after-write, moved-from/to, create (directories, hard links, files linked
+//! in from an `O_TMPFILE`), delete, attribute change.
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
