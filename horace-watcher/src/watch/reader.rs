@@ -73,13 +73,24 @@ pub struct Reader {
     pub created: RecentCreates,
 }
 
-/// The files created lately, by inode: a file written through `O_TMPFILE` and linked into
-/// the tree (`linkat`) appears by a create event under its name, but its close-after-write
-/// comes under the name `#<inode>`.
+/// How long a created file waits for its close-after-write before it is looked at anyway
+/// (a link whose other name was already removed when the create was read: maildir's
+/// `link(tmp/x, new/x); unlink(tmp/x)`).
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// The files created lately (one link each when seen).
+///
+/// By inode: a file written through `O_TMPFILE` and linked into the tree (`linkat`)
+/// appears by a create event under its name, but its close-after-write comes under the
+/// name `#<inode>`. By path, until its close (or delete, or move) is seen: a create with
+/// no close is a link whose first name went before the create was read, and is looked at
+/// after [`CLOSE_GRACE`], as a file that changed since would be left to its own events.
 #[derive(Default)]
 pub struct RecentCreates {
     by_ino: HashMap<u64, PathBuf>,
     order: VecDeque<u64>,
+    /// Path → (look at it then, unix ns when the create was read).
+    unclosed: HashMap<PathBuf, (Instant, i64)>,
 }
 
 impl RecentCreates {
@@ -87,6 +98,10 @@ impl RecentCreates {
     const CAP: usize = 4096;
 
     fn note(&mut self, ino: u64, rel: PathBuf) {
+        if self.unclosed.len() < Self::CAP {
+            let due = Instant::now() + CLOSE_GRACE;
+            self.unclosed.insert(rel.clone(), (due, crate::now_ns()));
+        }
         if self.by_ino.insert(ino, rel).is_none() {
             self.order.push_back(ino);
             if self.order.len() > Self::CAP {
@@ -95,6 +110,30 @@ impl RecentCreates {
                 }
             }
         }
+    }
+
+    /// `rel` was closed after writing, deleted or moved away: nothing to wait for.
+    fn settled(&mut self, rel: &Path) {
+        if !self.unclosed.is_empty() {
+            self.unclosed.remove(rel);
+        }
+    }
+
+    /// The creates whose grace ran out, with when each was read; forgotten.
+    fn overdue(&mut self) -> Vec<(PathBuf, i64)> {
+        if self.unclosed.is_empty() {
+            return Vec::new();
+        }
+        let now = Instant::now();
+        let due: Vec<PathBuf> = self
+            .unclosed
+            .iter()
+            .filter(|(_, (at, _))| *at <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        due.into_iter()
+            .filter_map(|p| self.unclosed.remove(&p).map(|(_, ns)| (p, ns)))
+            .collect()
     }
 
     /// The path created for `name` when it is an `O_TMPFILE`'s `#<inode>`.
@@ -154,6 +193,7 @@ impl Reader {
             for p in stale {
                 self.moved_out(p, &mut ops);
             }
+            self.unclosed_creates(&mut ops);
             if pending.is_empty() {
                 self.send(&mut ops);
             }
@@ -243,6 +283,7 @@ impl Reader {
                     None if is_tmpfile_name(&name) && !self.exists(&rel) => return,
                     None => rel,
                 };
+                self.created.settled(&rel);
                 ops.push(Some(Op::Check {
                     rel,
                     compare: Compare::Force,
@@ -258,11 +299,17 @@ impl Reader {
         } else if m.contains(EventMask::DELETE) {
             if is_dir {
                 self.map.remove_under(&rel);
+            } else {
+                self.created.settled(&rel);
             }
             if !ignored {
                 ops.push(Some(Op::Remove { rel, dir: is_dir }));
             }
         } else if m.contains(EventMask::MOVED_FROM) {
+            if !is_dir {
+                // Its new name is read at the move (or it left the tree).
+                self.created.settled(&rel);
+            }
             ops.push(None);
             let slot = ops.len() - 1;
             pending.push(PendingFrom {
@@ -285,6 +332,22 @@ impl Reader {
                     compare: Compare::Strict,
                 })),
                 None => {}
+            }
+        }
+    }
+
+    /// Queues a look at each created file that got no close in its grace period and has
+    /// content (an empty one is a writer that has not started: its close will come).
+    fn unclosed_creates(&mut self, ops: &mut Vec<Option<Op>>) {
+        for (rel, read_ns) in self.created.overdue() {
+            let root = &self.ctx.config.files_root;
+            let has_content = std::fs::symlink_metadata(root.join(&rel))
+                .is_ok_and(|md| md.is_file() && md.len() > 0);
+            if has_content {
+                ops.push(Some(Op::Recheck {
+                    rel,
+                    covered_after: Some(read_ns),
+                }));
             }
         }
     }

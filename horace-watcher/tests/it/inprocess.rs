@@ -382,3 +382,67 @@ async fn a_file_linked_in_from_o_tmpfile_is_cataloged_at_its_close() {
     assert_eq!(shas, [sha_hex(b"written unnamed, finished after the link")]);
     r.watch.shutdown().await;
 }
+
+/// A create that no close follows is looked at after a grace period: maildir's
+/// `link(tmp/x, new/x); unlink(tmp/x)` when the link count is back to one before the
+/// create is read, and (made deterministic here) a file linked in from an `O_TMPFILE`
+/// whose descriptor stays open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_create_without_a_close_is_cataloged_after_a_grace_period() {
+    use std::ffi::CString;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::ffi::OsStrExt;
+    let r = start(|_| {}).await;
+    for d in ["tmp", "new", "out"] {
+        fs::create_dir(r.files.join(d)).unwrap();
+    }
+    r.watch.sync().await.unwrap();
+    // Maildir delivery: which way the race goes does not matter, the mail is cataloged.
+    for i in 0..20 {
+        let (tmp, new) = (format!("tmp/m{i}"), format!("new/m{i}"));
+        fs::write(r.files.join(&tmp), format!("mail {i}")).unwrap();
+        fs::hard_link(r.files.join(&tmp), r.files.join(&new)).unwrap();
+        fs::remove_file(r.files.join(&tmp)).unwrap();
+    }
+    // Linked in from an O_TMPFILE that is not closed yet.
+    let dir = CString::new(r.files.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a plain open(2); the descriptor is owned below.
+    let fd = unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY, 0o644) };
+    assert!(fd >= 0, "O_TMPFILE: {}", std::io::Error::last_os_error());
+    // SAFETY: fd is a fresh descriptor nothing else owns.
+    let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    std::io::Write::write_all(&mut file, b"complete before the link").unwrap();
+    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap();
+    let to = CString::new(r.files.join("out/held.txt").as_os_str().as_bytes()).unwrap();
+    // SAFETY: both paths are NUL-terminated C strings that outlive the call.
+    let rc = unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    };
+    assert_eq!(rc, 0, "linkat: {}", std::io::Error::last_os_error());
+    let mut waited = 0;
+    while file_row(&r.meta, "out/held.txt").is_none() {
+        assert!(waited < 100, "the held O_TMPFILE link was never cataloged");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    drop(file);
+    r.watch.sync().await.unwrap();
+    catalog_equals_disk(&r.files, &r.meta);
+    let id = file_row(&r.meta, "out/held.txt").unwrap().0;
+    assert_eq!(versions(&r.meta, id).len(), 1, "its close adds no version");
+    for i in 0..20 {
+        let (id, status, _) = file_row(&r.meta, &format!("new/m{i}")).unwrap();
+        assert_eq!(status, "active");
+        assert_eq!(
+            versions(&r.meta, id)[0].1,
+            sha_hex(format!("mail {i}").as_bytes())
+        );
+    }
+    r.watch.shutdown().await;
+}
