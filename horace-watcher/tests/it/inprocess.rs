@@ -334,26 +334,25 @@ async fn a_hard_link_is_cataloged_at_its_creation() {
     r.watch.shutdown().await;
 }
 
-/// A file written through `O_TMPFILE` and linked into the tree (`linkat`, the atomic
-/// create of systemd and others): its create event names it, its close-after-write comes
-/// as `#<inode>`. It is cataloged with what it holds at that close.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_file_linked_in_from_o_tmpfile_is_cataloged_at_its_close() {
-    use std::ffi::CString;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+/// An unnamed file (`O_TMPFILE`, with `flags`) in directory `dir`, open for writing.
+fn o_tmpfile(dir: &Path, flags: i32) -> fs::File {
+    use std::os::fd::{FromRawFd, OwnedFd};
     use std::os::unix::ffi::OsStrExt;
-    let r = start(|_| {}).await;
-    fs::create_dir(r.files.join("out")).unwrap();
-    r.watch.sync().await.unwrap();
-    let dir = CString::new(r.files.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a plain open(2); the descriptor is owned below.
-    let fd = unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY, 0o644) };
+    let dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+    // SAFETY: a plain open(2) of a NUL-terminated path; the descriptor is owned below.
+    let fd = unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | flags, 0o644) };
     assert!(fd >= 0, "O_TMPFILE: {}", std::io::Error::last_os_error());
     // SAFETY: fd is a fresh descriptor nothing else owns.
-    let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-    std::io::Write::write_all(&mut file, b"written unnamed, ").unwrap();
+    fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Gives the unnamed `file` the name `to` (`linkat` through /proc/self/fd).
+fn link_in(file: &fs::File, to: &Path) {
+    use std::ffi::CString;
+    use std::os::fd::AsRawFd;
+    use std::os::unix::ffi::OsStrExt;
     let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap();
-    let to = CString::new(r.files.join("out/report.txt").as_os_str().as_bytes()).unwrap();
+    let to = CString::new(to.as_os_str().as_bytes()).unwrap();
     // SAFETY: both paths are NUL-terminated C strings that outlive the call.
     let rc = unsafe {
         libc::linkat(
@@ -365,14 +364,23 @@ async fn a_file_linked_in_from_o_tmpfile_is_cataloged_at_its_close() {
         )
     };
     assert_eq!(rc, 0, "linkat: {}", std::io::Error::last_os_error());
+}
+
+/// A file written through `O_TMPFILE` and linked into the tree (`linkat`, the atomic
+/// create of systemd and others): its create event names it, its close-after-write comes
+/// as `#<inode>`. It is cataloged with what it holds at that close.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_linked_in_from_o_tmpfile_is_cataloged_at_its_close() {
+    let r = start(|_| {}).await;
+    fs::create_dir(r.files.join("out")).unwrap();
+    r.watch.sync().await.unwrap();
+    let mut file = o_tmpfile(&r.files, libc::O_WRONLY);
+    std::io::Write::write_all(&mut file, b"written unnamed, ").unwrap();
+    link_in(&file, &r.files.join("out/report.txt"));
     std::io::Write::write_all(&mut file, b"finished after the link").unwrap();
     drop(file);
     // Scratch space never linked in: its close names a file that does not exist.
-    // SAFETY: as above.
-    let scratch = unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | libc::O_RDWR, 0o600) };
-    assert!(scratch >= 0);
-    // SAFETY: a fresh descriptor, owned here.
-    let mut scratch = fs::File::from(unsafe { OwnedFd::from_raw_fd(scratch) });
+    let mut scratch = o_tmpfile(&r.files, libc::O_RDWR);
     std::io::Write::write_all(&mut scratch, b"scratch").unwrap();
     drop(scratch);
     r.watch.sync().await.unwrap();
@@ -389,9 +397,6 @@ async fn a_file_linked_in_from_o_tmpfile_is_cataloged_at_its_close() {
 /// whose descriptor stays open.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_create_without_a_close_is_cataloged_after_a_grace_period() {
-    use std::ffi::CString;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-    use std::os::unix::ffi::OsStrExt;
     let r = start(|_| {}).await;
     for d in ["tmp", "new", "out"] {
         fs::create_dir(r.files.join(d)).unwrap();
@@ -405,26 +410,9 @@ async fn a_create_without_a_close_is_cataloged_after_a_grace_period() {
         fs::remove_file(r.files.join(&tmp)).unwrap();
     }
     // Linked in from an O_TMPFILE that is not closed yet.
-    let dir = CString::new(r.files.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a plain open(2); the descriptor is owned below.
-    let fd = unsafe { libc::open(dir.as_ptr(), libc::O_TMPFILE | libc::O_WRONLY, 0o644) };
-    assert!(fd >= 0, "O_TMPFILE: {}", std::io::Error::last_os_error());
-    // SAFETY: fd is a fresh descriptor nothing else owns.
-    let mut file = fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    let mut file = o_tmpfile(&r.files, libc::O_WRONLY);
     std::io::Write::write_all(&mut file, b"complete before the link").unwrap();
-    let from = CString::new(format!("/proc/self/fd/{}", file.as_raw_fd())).unwrap();
-    let to = CString::new(r.files.join("out/held.txt").as_os_str().as_bytes()).unwrap();
-    // SAFETY: both paths are NUL-terminated C strings that outlive the call.
-    let rc = unsafe {
-        libc::linkat(
-            libc::AT_FDCWD,
-            from.as_ptr(),
-            libc::AT_FDCWD,
-            to.as_ptr(),
-            libc::AT_SYMLINK_FOLLOW,
-        )
-    };
-    assert_eq!(rc, 0, "linkat: {}", std::io::Error::last_os_error());
+    link_in(&file, &r.files.join("out/held.txt"));
     let mut waited = 0;
     while file_row(&r.meta, "out/held.txt").is_none() {
         assert!(waited < 100, "the held O_TMPFILE link was never cataloged");
