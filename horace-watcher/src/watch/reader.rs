@@ -119,12 +119,11 @@ impl RecentCreates {
         }
     }
 
-    /// The creates whose grace ran out, with when each was read; forgotten.
-    fn overdue(&mut self) -> Vec<(PathBuf, i64)> {
+    /// The creates whose grace ran out by `now`, with when each was read; forgotten.
+    fn overdue(&mut self, now: Instant) -> Vec<(PathBuf, i64)> {
         if self.unclosed.is_empty() {
             return Vec::new();
         }
-        let now = Instant::now();
         let due: Vec<PathBuf> = self
             .unclosed
             .iter()
@@ -193,7 +192,7 @@ impl Reader {
             for p in stale {
                 self.moved_out(p, &mut ops);
             }
-            self.unclosed_creates(&mut ops);
+            self.unclosed_creates(&mut ops, now);
             if pending.is_empty() {
                 self.send(&mut ops);
             }
@@ -261,6 +260,9 @@ impl Reader {
         if dir.as_os_str().is_empty() && name.as_bytes().starts_with(COOKIE_PREFIX.as_bytes()) {
             if m.contains(EventMask::CLOSE_WRITE) {
                 if let Some(n) = cookie_number(&name) {
+                    // A sync covers what was written before it: the creates still in
+                    // their grace period are looked at now, ahead of the cookie.
+                    self.unclosed_creates(ops, Instant::now() + CLOSE_GRACE);
                     ops.push(Some(Op::Cookie(n)));
                 }
             }
@@ -336,10 +338,11 @@ impl Reader {
         }
     }
 
-    /// Queues a look at each created file that got no close in its grace period and has
-    /// content (an empty one is a writer that has not started: its close will come).
-    fn unclosed_creates(&mut self, ops: &mut Vec<Option<Op>>) {
-        for (rel, read_ns) in self.created.overdue() {
+    /// Queues a look at each created file whose grace period ends by `by` with no close,
+    /// if it has content (an empty one is a writer that has not started: its close will
+    /// come).
+    fn unclosed_creates(&mut self, ops: &mut Vec<Option<Op>>, by: Instant) {
+        for (rel, read_ns) in self.created.overdue(by) {
             let root = &self.ctx.config.files_root;
             let has_content = std::fs::symlink_metadata(root.join(&rel))
                 .is_ok_and(|md| md.is_file() && md.len() > 0);
