@@ -282,7 +282,7 @@ impl Reader {
                 let rel = match self.created.linked_tmpfile(&name) {
                     Some(linked) => linked,
                     // An `O_TMPFILE` never linked in (scratch space): nothing to catalog.
-                    None if is_tmpfile_name(&name) && !self.exists(&rel) => return,
+                    None if is_tmpfile_name(&name) && self.lstat(&rel).is_err() => return,
                     None => rel,
                 };
                 self.created.settled(&rel);
@@ -343,10 +343,10 @@ impl Reader {
     /// come).
     fn unclosed_creates(&mut self, ops: &mut Vec<Option<Op>>, by: Instant) {
         for (rel, read_ns) in self.created.overdue(by) {
-            let root = &self.ctx.config.files_root;
-            let has_content = std::fs::symlink_metadata(root.join(&rel))
-                .is_ok_and(|md| md.is_file() && md.len() > 0);
-            if has_content {
+            if self
+                .lstat(&rel)
+                .is_ok_and(|md| md.is_file() && md.len() > 0)
+            {
                 ops.push(Some(Op::Recheck {
                     rel,
                     covered_after: Some(read_ns),
@@ -355,8 +355,9 @@ impl Reader {
         }
     }
 
-    fn exists(&self, rel: &Path) -> bool {
-        std::fs::symlink_metadata(self.ctx.config.files_root.join(rel)).is_ok()
+    /// `rel`'s own metadata (a symlink is not followed).
+    fn lstat(&self, rel: &Path) -> io::Result<std::fs::Metadata> {
+        std::fs::symlink_metadata(self.ctx.config.files_root.join(rel))
     }
 
     /// A file appeared. A new name for an existing file (`ln`, `cp -al`,
@@ -365,7 +366,7 @@ impl Reader {
     /// so is one linked in from an `O_TMPFILE` (remembered by inode for that close).
     fn created_file(&mut self, rel: PathBuf, ops: &mut Vec<Option<Op>>) {
         use std::os::unix::fs::MetadataExt;
-        let Ok(md) = std::fs::symlink_metadata(self.ctx.config.files_root.join(&rel)) else {
+        let Ok(md) = self.lstat(&rel) else {
             return;
         };
         if !md.is_file() {
