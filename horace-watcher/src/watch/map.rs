@@ -121,18 +121,16 @@ pub fn add_watch_counted(map: &WatchMap, status: &Status, dir: &Path) -> bool {
         {
             true
         }
-        Err(e) if e.raw_os_error() == Some(libc::ENOSPC) => {
-            Status::bump(&status.watch_failures);
-            tracing::error!(
-                dir = %dir.display(),
-                cause = "the inotify watch limit is reached: raise the sysctl fs.inotify.max_user_watches (one watch per directory)",
-                "cannot watch directory; it will be rescanned periodically"
-            );
-            false
-        }
         Err(e) => {
             Status::bump(&status.watch_failures);
-            tracing::error!(dir = %dir.display(), cause = %e, "cannot watch directory; it will be rescanned periodically");
+            let cause = if e.raw_os_error() == Some(libc::ENOSPC) {
+                "the inotify watch limit is reached: raise the sysctl \
+                 fs.inotify.max_user_watches (one watch per directory)"
+                    .to_string()
+            } else {
+                e.to_string()
+            };
+            tracing::error!(dir = %dir.display(), cause, "cannot watch directory; it will be rescanned periodically");
             false
         }
     }

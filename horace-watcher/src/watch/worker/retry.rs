@@ -21,12 +21,17 @@ pub(super) struct Retry {
 }
 
 impl Worker {
-    pub(super) fn note_failure(&mut self, rel: &Path, why: &str) {
-        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
+    /// `rel`'s entry in the retry queue, made if missing.
+    fn retry_of(&mut self, rel: &Path) -> &mut Retry {
+        self.retries.entry(rel.to_path_buf()).or_insert(Retry {
             attempts: 0,
             due: Instant::now(),
             covered_after: None,
-        });
+        })
+    }
+
+    pub(super) fn note_failure(&mut self, rel: &Path, why: &str) {
+        let r = self.retry_of(rel);
         r.attempts += 1;
         r.covered_after = None;
         let backoff = Duration::from_millis(500)
@@ -46,11 +51,7 @@ impl Worker {
     }
 
     pub(super) fn note_changing(&mut self, rel: &Path) {
-        let r = self.retries.entry(rel.to_path_buf()).or_insert(Retry {
-            attempts: 0,
-            due: Instant::now(),
-            covered_after: None,
-        });
+        let r = self.retry_of(rel);
         r.due = Instant::now() + Duration::from_millis(200);
         r.covered_after = Some(crate::now_ns());
     }
