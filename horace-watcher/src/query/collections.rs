@@ -4,7 +4,8 @@ use horace_client::{CollectionInfo, QueryError};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::files::collection_id;
-use super::sql::{now_ns, resolve, Res, Target};
+use super::sql::{resolve, Res, Target};
+use crate::now_ns;
 
 const INFO_SQL: &str = "SELECT c.id, c.name, c.description, c.created_ns,
     (SELECT count(*) FROM collection_members m WHERE m.collection_id = c.id) FROM collections c";

@@ -5,7 +5,8 @@ use std::path::Path;
 use horace_client::{EventInfo, FileInfo, FileStatus, FileUpdate, QueryError, VersionInfo};
 use rusqlite::{params, Connection};
 
-use super::sql::{fill_tags, not_found_file, now_ns, resolve, summary_row, Fail, Res, Target};
+use super::sql::{fill_tags, not_found_file, resolve, summary_row, Fail, Res, Target};
+use crate::now_ns;
 
 /// Longest tag, purpose, owner, correlation id or collection name, in bytes.
 pub const MAX_FIELD_LEN: usize = 4096;

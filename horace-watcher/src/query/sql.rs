@@ -2,7 +2,7 @@
 //! reference, and the error type that keeps SQLite failures apart from named answers.
 
 use horace_client::{FileStatus, FileSummary, QueryError};
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{Connection, OptionalExtension, Row};
 
 /// A handler failure: a named answer for the caller, or a catalog error (logged, and
 /// answered as [`QueryError::Internal`]).
@@ -111,16 +111,3 @@ pub fn fill_tags(conn: &Connection, files: &mut [FileSummary]) -> Res<()> {
     }
     Ok(())
 }
-
-/// The summary of one file.
-pub fn summary(conn: &Connection, id: i64) -> Res<FileSummary> {
-    let sql = format!("SELECT {SUMMARY_COLUMNS} FROM {SUMMARY_FROM} WHERE f.id = ?1");
-    let mut s = conn
-        .query_row(&sql, params![id], summary_row)
-        .optional()?
-        .ok_or_else(|| Fail::Query(not_found_file(&Target::Id(id))))?;
-    fill_tags(conn, std::slice::from_mut(&mut s))?;
-    Ok(s)
-}
-
-pub use crate::now_ns;

@@ -85,8 +85,6 @@ pub(super) struct Worker {
     versions: VersionsConfig,
 }
 
-pub(crate) use crate::now_ns;
-
 fn dev_of(p: &Path) -> u64 {
     use std::os::unix::fs::MetadataExt;
     std::fs::metadata(p).map(|m| m.dev()).unwrap_or(0)

@@ -8,8 +8,9 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
-use super::{now_ns, threads, Outcome, Worker, CARRY_FOR};
+use super::{threads, Outcome, Worker, CARRY_FOR};
 use crate::catalog::ops;
+use crate::now_ns;
 use crate::path::{escape, owner_of};
 use crate::scan::{par_map, Compare, Probe};
 use crate::watch::Op;

@@ -8,8 +8,9 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::apply::{commit, Item, TxResult};
-use super::{dev_of, now_ns, threads, Worker};
+use super::{dev_of, threads, Worker};
 use crate::catalog::ops;
+use crate::now_ns;
 use crate::path::{escape, unescape};
 use crate::scan::{self, par_map, Compare, Probe};
 use crate::status::{ScanReport, Status};

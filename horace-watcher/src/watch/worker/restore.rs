@@ -5,9 +5,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::{now_ns, Worker};
+use super::Worker;
 use crate::catalog::ops::{self, NewContent};
 use crate::hash;
+use crate::now_ns;
 use crate::path::{escape, owner_of, unescape};
 use crate::scan::Compare;
 use crate::store::{self, RestoreError, RestoreOutcome};
