@@ -8,6 +8,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+mod nesting;
+pub use nesting::Nesting;
+
 /// Default path of the configuration file.
 pub const DEFAULT_CONFIG: &str = "/etc/horace/horace.toml";
 /// Default query socket.
@@ -195,6 +198,16 @@ pub enum ConfigError {
         /// What is wrong, naming the key.
         message: String,
     },
+    /// `files_root` and `metadata_dir` overlap once symlinks and `..` are resolved.
+    #[error("invalid config: {nesting} (files_root resolves to {files_root:?}, metadata_dir to {metadata_dir:?}); they must be disjoint")]
+    Nested {
+        /// Which way they overlap.
+        nesting: Nesting,
+        /// `files_root` resolved.
+        files_root: PathBuf,
+        /// `metadata_dir` resolved.
+        metadata_dir: PathBuf,
+    },
 }
 
 impl Config {
@@ -254,8 +267,14 @@ impl Config {
                 self.metadata_dir
             ));
         }
-        if self.metadata_dir.starts_with(&self.files_root) {
-            return invalid("metadata_dir must not be inside files_root".into());
+        if let Some((nesting, files_root, metadata_dir)) =
+            nesting::nesting(&self.files_root, &self.metadata_dir)
+        {
+            return Err(ConfigError::Nested {
+                nesting,
+                files_root,
+                metadata_dir,
+            });
         }
         if self.snapshots.enabled && self.snapshots.dataset.is_none() {
             return invalid("snapshots.enabled needs snapshots.dataset".into());
