@@ -25,7 +25,8 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("horace: {e:#}");
+            // Error messages can quote names: escaped like every human output.
+            eprintln!("horace: {}", cli::escape(&format!("{e:#}")));
             ExitCode::from(cli::exit_code(&e))
         }
     }

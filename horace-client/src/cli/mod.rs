@@ -149,6 +149,43 @@ async fn collections(client: &Client, out: &mut Out, c: Collections) -> anyhow::
 
 /// Writes a line, passing errors (a broken pipe) up.
 pub fn line(w: &mut impl Write, s: &str) -> std::io::Result<()> {
-    w.write_all(s.as_bytes())?;
+    w.write_all(escape(s).as_bytes())?;
     w.write_all(b"\n")
+}
+
+/// `s` with every character a terminal would act on written out as text: C0 controls
+/// (ESC, BEL, CR, LF, TAB, …), DEL and C1 controls as `\xNN`, and the bidirectional
+/// overrides and isolates as `\u{NNNN}`, so a tenant's file name cannot draw a fake row,
+/// move the cursor or recolour the screen. Human output only; `--json` stays exact.
+pub fn escape(s: &str) -> std::borrow::Cow<'_, str> {
+    let hostile =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(hostile) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if !hostile(c) {
+            out.push(c);
+        } else if (c as u32) < 0x100 {
+            out.push_str(&format!("\\x{:02x}", c as u32));
+        } else {
+            out.push_str(&format!("\\u{{{:04x}}}", c as u32));
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod escape_tests {
+    use super::escape;
+
+    #[test]
+    fn controls_are_written_out() {
+        assert_eq!(escape("plain name.txt"), "plain name.txt");
+        assert_eq!(
+            escape("a\nb\rc\x1b[31md\x07e\x7ff\u{9b}g\u{202e}h\ti"),
+            "a\\x0ab\\x0dc\\x1b[31md\\x07e\\x7ff\\x9bg\\u{202e}h\\x09i"
+        );
+    }
 }

@@ -46,6 +46,12 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 /// Prints rows with columns padded to the widest cell (the last column is not padded).
 fn table(w: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    // Escaped before measuring, so the columns line up with what is printed.
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| super::escape(c).into_owned()).collect())
+        .collect();
+    let rows = &rows[..];
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {

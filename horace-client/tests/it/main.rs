@@ -2,6 +2,7 @@
 //! directory, the real `horace` CLI and the client library over its socket (and TCP).
 
 mod bad_input;
+mod escape;
 mod methods;
 mod rights;
 mod search;
