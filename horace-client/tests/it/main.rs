@@ -6,4 +6,5 @@ mod escape;
 mod methods;
 mod rights;
 mod search;
+mod slots;
 mod util;

@@ -4,8 +4,10 @@
 //! Limits: request frames of at most `wire::MAX_REQUEST_FRAME` bytes (a larger or
 //! undecodable frame closes that connection only), [`MAX_IN_FLIGHT`] requests per
 //! connection, [`service::MAX_CONCURRENT_READS`] catalog reads at once,
-//! [`MAX_CONNECTIONS`] connections ([`MAX_CONNECTIONS_PER_CALLER`] per uid or TCP
-//! address), [`service::MAX_REQUEST_TIME`] per request, result pages of at most 1000 rows,
+//! [`MAX_CONNECTIONS`] Unix connections of non-root uids ([`MAX_CONNECTIONS_PER_CALLER`]
+//! per uid) and [`ROOT_CONNECTIONS`] of root's own, TCP with its own budget
+//! ([`MAX_TCP_CONNECTIONS`], [`MAX_TCP_PER_ADDRESS`] per address) taken only after the token
+//! ([`MAX_PENDING_HANDSHAKES`] at once), [`service::MAX_REQUEST_TIME`] per request, result pages of at most 1000 rows,
 //! and the TCP token handshake within [`HANDSHAKE_TIMEOUT`].
 
 pub mod auth;
@@ -42,12 +44,24 @@ use crate::Context;
 
 /// Most requests one connection may have in flight; more are answered with an error.
 pub const MAX_IN_FLIGHT: usize = 32;
-/// Most simultaneous connections (Unix and TCP together); more are closed at once.
+/// Most simultaneous Unix-socket connections of uids other than root; more are closed at once.
 pub const MAX_CONNECTIONS: usize = 256;
-/// Most simultaneous connections of one uid (Unix) or one address (TCP).
-pub const MAX_CONNECTIONS_PER_CALLER: usize = 64;
+/// Most simultaneous connections of one non-root uid: a quarter of [`MAX_CONNECTIONS`]
+/// would let four uids lock everyone else out, so one uid gets an eighth.
+pub const MAX_CONNECTIONS_PER_CALLER: usize = 32;
+/// Connections root has for itself, whatever the other uids hold: root is never locked
+/// out by them.
+pub const ROOT_CONNECTIONS: usize = 32;
+/// Most simultaneous TCP connections that presented their token (their own budget: TCP
+/// never takes a Unix client's slot), and of one address.
+pub const MAX_TCP_CONNECTIONS: usize = 64;
+/// Most TCP connections of one address.
+pub const MAX_TCP_PER_ADDRESS: usize = 16;
+/// Most TCP connections still presenting their token at once; more are closed at once.
+/// A connection takes a slot only once its token is accepted.
+pub const MAX_PENDING_HANDSHAKES: usize = 32;
 /// How long a TCP client has to present its token.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// The query service's listening sockets, bound before the watcher reports READY=1 so a
 /// client that connects right after start-up finds the socket.
@@ -87,13 +101,17 @@ pub async fn serve(
     let q = &ctx.config.query;
     let Listeners { unix, tcp } = listeners;
     tracing::info!(socket = %q.socket.display(), "query service listening");
-    let slots = Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CALLER);
+    let slots = UnixSlots {
+        others: Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CALLER),
+        root: Slots::new(ROOT_CONNECTIONS, ROOT_CONNECTIONS),
+    };
     let writers = Writers::new(&q.writers);
-    let unix_loop = accept_unix(ctx.clone(), watch.clone(), unix, writers, slots.clone());
+    let unix_loop = accept_unix(ctx.clone(), watch.clone(), unix, writers, slots);
     let tcp_loop = async {
         match tcp {
             Some((l, token)) => {
-                accept_tcp(ctx.clone(), watch.clone(), l, token, slots.clone()).await
+                let slots = Slots::new(MAX_TCP_CONNECTIONS, MAX_TCP_PER_ADDRESS);
+                accept_tcp(ctx.clone(), watch.clone(), l, token, slots).await
             }
             None => std::future::pending().await,
         }
@@ -133,12 +151,18 @@ fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(l)
 }
 
+/// The Unix socket's budgets: root's own, and the one every other uid shares.
+struct UnixSlots {
+    others: Slots,
+    root: Slots,
+}
+
 async fn accept_unix(
     ctx: Arc<Context>,
     watch: WatchHandle,
     l: UnixListener,
     writers: Writers,
-    slots: Slots,
+    slots: UnixSlots,
 ) {
     loop {
         let stream = match l.accept().await {
@@ -159,7 +183,8 @@ async fn accept_unix(
         let PeerKind::Unix { uid, .. } = peer.kind else {
             continue;
         };
-        let Some(slot) = slots.acquire(Caller::Uid(uid)) else {
+        let budget = if uid == 0 { &slots.root } else { &slots.others };
+        let Some(slot) = budget.acquire(Caller::Uid(uid)) else {
             tracing::warn!(peer = %peer, total = MAX_CONNECTIONS, per_caller = MAX_CONNECTIONS_PER_CALLER,
                 "too many query connections; closing a new one");
             continue;
@@ -180,6 +205,7 @@ async fn accept_tcp(
     slots: Slots,
 ) {
     let token = Arc::new(token);
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
     loop {
         let (mut stream, addr) = match l.accept().await {
             Ok(s) => s,
@@ -189,18 +215,26 @@ async fn accept_tcp(
                 continue;
             }
         };
-        let Some(slot) = slots.acquire(Caller::Ip(addr.ip())) else {
-            tracing::warn!(peer = %addr, total = MAX_CONNECTIONS, per_caller = MAX_CONNECTIONS_PER_CALLER,
-                "too many query connections; closing a new one");
+        // Presenting the token takes no connection slot, only one of a few handshake
+        // permits held for at most HANDSHAKE_TIMEOUT.
+        let Ok(pending) = handshakes.clone().try_acquire_owned() else {
+            tracing::warn!(peer = %addr, pending = MAX_PENDING_HANDSHAKES,
+                "too many TCP clients presenting a token; closing a new one");
             continue;
         };
-        let (ctx, watch, token) = (ctx.clone(), watch.clone(), token.clone());
+        let (ctx, watch, token, slots) = (ctx.clone(), watch.clone(), token.clone(), slots.clone());
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let presented =
                 tokio::time::timeout(HANDSHAKE_TIMEOUT, wire::read_token(&mut stream)).await;
+            drop(pending);
             match presented {
                 Ok(Ok(t)) if token_matches(&t, &token) => {
+                    let Some(slot) = slots.acquire(Caller::Ip(addr.ip())) else {
+                        tracing::warn!(peer = %addr, total = MAX_TCP_CONNECTIONS, per_address = MAX_TCP_PER_ADDRESS,
+                            "too many TCP query connections; closing a new one");
+                        return;
+                    };
                     if stream.write_all(&[wire::HANDSHAKE_OK]).await.is_err() {
                         return;
                     }
@@ -209,6 +243,7 @@ async fn accept_tcp(
                         writer: false,
                     };
                     serve_connection(ctx, watch, stream, peer).await;
+                    drop(slot);
                 }
                 Ok(Ok(_)) => tracing::warn!(peer = %addr, "wrong token; connection closed"),
                 Ok(Err(e)) => {
@@ -218,7 +253,6 @@ async fn accept_tcp(
                     tracing::warn!(peer = %addr, "no token within the handshake timeout; connection closed")
                 }
             }
-            drop(slot);
         });
     }
 }
