@@ -264,6 +264,29 @@ pub fn zfs(args: &[&str]) -> String {
     run_ok(Command::new("/usr/sbin/zfs").args(args))
 }
 
+/// Runs `zfs ARGS` like [`zfs`], retrying for up to 30 s while zfs answers "busy".
+///
+/// zfs-fuse holds a dataset busy for a moment after it was created or touched (a clone
+/// made a second ago cannot always be destroyed yet); an operator would try again, so
+/// the test does too instead of failing on the timing.
+pub fn zfs_when_not_busy(args: &[&str]) -> String {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let out = run(Command::new("/usr/sbin/zfs").args(args));
+        let busy = String::from_utf8_lossy(&out.stderr).contains("busy");
+        if out.status.success() || !busy || Instant::now() > deadline {
+            assert!(
+                out.status.success(),
+                "zfs {args:?} failed ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            return String::from_utf8(out.stdout).expect("utf-8 output");
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// A file-backed zfs-fuse pool, destroyed (with its image) on drop.
 pub struct ZfsPool {
     /// Pool name, `hrt<pid>x<n>`.

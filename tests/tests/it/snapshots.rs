@@ -418,7 +418,7 @@ async fn a_cloned_snapshot_is_kept_and_reported_and_the_rest_is_pruned() {
     assert!(list.contains(&pinned), "{list:?}");
     assert!(list.len() <= 4, "pruning went on around it: {list:?}");
 
-    horace_tests::zfs(&["destroy", &clone]);
+    horace_tests::zfs_when_not_busy(&["destroy", &clone]);
     let pruned = eventually(Duration::from_secs(30), || async {
         !hourlies().contains(&pinned) && client.status().await.unwrap().prune_refused.is_none()
     })
