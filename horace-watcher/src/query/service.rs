@@ -192,6 +192,9 @@ fn watch_error(e: WatchError) -> QueryError {
         e @ WatchError::Catalog { .. } => QueryError::InvalidArgument {
             message: e.to_string(),
         },
+        e @ WatchError::Barrier(_) => QueryError::Internal {
+            message: e.to_string(),
+        },
     }
 }
 

@@ -6,13 +6,14 @@
 //! hashes in parallel, and commits each batch in one transaction; [`WatchHandle`] is how
 //! other tasks talk to the loop (sync barrier, register, reconcile, restore, shutdown).
 
+mod cookie;
 pub(crate) mod map;
 pub(crate) mod reader;
 mod worker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -20,7 +21,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::sync::oneshot;
 
-use crate::scan::{Compare, Ignore, COOKIE_PREFIX};
+use crate::scan::{Compare, Ignore};
 use crate::store::{Objects, RestoreError, RestoreOutcome};
 use crate::Context;
 
@@ -41,6 +42,9 @@ pub enum WatchError {
     /// The sync barrier's cookie event did not arrive in time.
     #[error("sync barrier timed out")]
     SyncTimeout,
+    /// The sync barrier's cookie could not be created (files root unwritable or full).
+    #[error("sync barrier failed: {0}")]
+    Barrier(String),
 }
 
 /// One thing that happened on disk, as the reader saw it (paths relative to the root).
@@ -118,7 +122,6 @@ struct Shared {
     ctx: Arc<Context>,
     tx: Sender<Msg>,
     cookies: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
-    seq: AtomicU64,
     done: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -133,36 +136,40 @@ const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl WatchHandle {
     /// Returns once everything written before the call is in the catalog: a cookie file
-    /// `.horace-sync-<n>` is written in the root and its event awaited (events are
+    /// `.horace-sync-<random>` is created in the root and its event awaited (events are
     /// processed in order, so every earlier one is committed); then it is removed.
+    ///
+    /// The root is tenant-writable, so the cookie is created relative to the root's fd
+    /// with `O_CREAT|O_EXCL|O_NOFOLLOW|O_NONBLOCK` under a name nobody can predict: a
+    /// link, FIFO, directory or file planted at a name makes it pick another one; it never
+    /// truncates, follows or blocks on anything a tenant put there.
     pub async fn sync(&self) -> Result<(), WatchError> {
         let s = &self.inner;
         if *s.done.borrow() {
             return Err(WatchError::Stopped);
         }
-        let n = s.seq.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
-        s.cookies
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(n, tx);
-        let path = s.ctx.config.files_root.join(format!("{COOKIE_PREFIX}{n}"));
-        let result = match tokio::fs::write(&path, b"").await {
-            Err(e) => Err(WatchError::Catalog {
-                path: crate::path::escape(&path),
-                why: format!("cannot write sync cookie: {e}"),
-            }),
-            Ok(()) => match tokio::time::timeout(SYNC_TIMEOUT, rx).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(WatchError::Stopped),
-                Err(_) => Err(WatchError::SyncTimeout),
-            },
+        let root = s.ctx.config.files_root.clone();
+        let cookies = s.cookies.clone();
+        let created = tokio::task::spawn_blocking(move || cookie::create(&root, &cookies, tx))
+            .await
+            .map_err(|e| WatchError::Barrier(format!("cookie task failed: {e}")))?;
+        let cookie = created.map_err(|e| {
+            WatchError::Barrier(format!(
+                "cannot create a sync cookie in {}: {e}",
+                crate::path::escape(&s.ctx.config.files_root)
+            ))
+        })?;
+        let result = match tokio::time::timeout(SYNC_TIMEOUT, rx).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(WatchError::Stopped),
+            Err(_) => Err(WatchError::SyncTimeout),
         };
         s.cookies
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .remove(&n);
-        let _ = tokio::fs::remove_file(&path).await;
+            .remove(&cookie.n);
+        let _ = tokio::task::spawn_blocking(move || cookie.remove()).await;
         result
     }
 
@@ -282,7 +289,6 @@ pub async fn start(
             ctx,
             tx,
             cookies,
-            seq: AtomicU64::new(0),
             done: done_rx,
         }),
     };

@@ -259,7 +259,7 @@ impl Reader {
         let is_dir = m.contains(EventMask::ISDIR);
         if dir.as_os_str().is_empty() && name.as_bytes().starts_with(COOKIE_PREFIX.as_bytes()) {
             if m.contains(EventMask::CLOSE_WRITE) {
-                if let Some(n) = cookie_number(&name) {
+                if let Some(n) = super::cookie::number_of(&name) {
                     // A sync covers what was written before it: the creates still in
                     // their grace period are looked at now, ahead of the cookie.
                     self.unclosed_creates(ops, Instant::now() + CLOSE_GRACE);
@@ -462,12 +462,4 @@ fn poll_in(fd: i32, timeout: Duration) -> bool {
     // SAFETY: one valid pollfd for the duration of the call.
     let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
     n > 0
-}
-
-/// Parses a cookie file name's number (for tests and the loop).
-pub fn cookie_number(name: &OsStr) -> Option<u64> {
-    std::str::from_utf8(name.as_bytes().strip_prefix(COOKIE_PREFIX.as_bytes())?)
-        .ok()?
-        .parse()
-        .ok()
 }

@@ -13,6 +13,7 @@ mod e2e;
 mod fixture;
 mod full;
 mod fuzz;
+mod hostile;
 mod kill_watcher;
 mod kill_zfsd;
 mod load;

@@ -1,0 +1,171 @@
+//! Sync cookies: the files the sync barrier creates in the tenant-writable files root.
+//!
+//! A tenant may plant anything at any name there, at any moment. So a cookie's name is
+//! random (64 bits from the kernel), it is created relative to the root's directory fd
+//! with `O_CREAT|O_EXCL|O_NOFOLLOW|O_NONBLOCK` (never following a link, never opening a
+//! FIFO, never truncating an existing file), and it is removed only while the name still
+//! holds the inode created. A name already taken makes it draw another.
+
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rustix::fs::{AtFlags, Mode, OFlags};
+use tokio::sync::oneshot;
+
+use crate::scan::COOKIE_PREFIX;
+
+/// How many names are drawn before giving up (a collision with a planted name is a 2⁻⁶⁴
+/// event per planted name; only a broken random source gets here).
+const ATTEMPTS: usize = 16;
+
+/// A created cookie: the root's fd it was created under, its name and its inode.
+pub(super) struct Cookie {
+    /// The number the reader reports it by.
+    pub n: u64,
+    root: OwnedFd,
+    name: OsString,
+    ino: u64,
+}
+
+/// The cookie file name for `n`.
+pub(crate) fn name_of(n: u64) -> String {
+    format!("{COOKIE_PREFIX}{n:016x}")
+}
+
+/// Parses a cookie file name's number; `None` for any other name.
+pub(crate) fn number_of(name: &std::ffi::OsStr) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let hex = name.as_bytes().strip_prefix(COOKIE_PREFIX.as_bytes())?;
+    if hex.len() != 16 {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
+}
+
+/// 64 random bits from the kernel.
+fn random_u64() -> io::Result<u64> {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        got += rustix::rand::getrandom(&mut buf[got..], rustix::rand::GetRandomFlags::empty())?;
+    }
+    Ok(u64::from_ne_bytes(buf))
+}
+
+/// Creates a cookie in `root` and registers `tx` under its number in `pending` before the
+/// file exists (so its event cannot be missed). Blocking: call off the runtime.
+pub(super) fn create(
+    root: &Path,
+    pending: &Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    tx: oneshot::Sender<()>,
+) -> io::Result<Cookie> {
+    let dir = rustix::fs::open(
+        root,
+        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let flags = OFlags::WRONLY
+        | OFlags::CREATE
+        | OFlags::EXCL
+        | OFlags::NOFOLLOW
+        | OFlags::NONBLOCK
+        | OFlags::CLOEXEC;
+    let mut tx = Some(tx);
+    for _ in 0..ATTEMPTS {
+        let n = random_u64()?;
+        let name = OsString::from(name_of(n));
+        let lock = || pending.lock().unwrap_or_else(|e| e.into_inner());
+        if lock().contains_key(&n) {
+            continue;
+        }
+        lock().insert(n, tx.take().expect("sender kept until inserted"));
+        match rustix::fs::openat(&dir, &name, flags, Mode::from_raw_mode(0o600)) {
+            Ok(fd) => {
+                let ino = rustix::fs::fstat(&fd)?.st_ino;
+                // Closing it is the CLOSE_WRITE the reader waits for.
+                drop(fd);
+                return Ok(Cookie {
+                    n,
+                    root: dir,
+                    name,
+                    ino,
+                });
+            }
+            Err(e) => {
+                tx = lock().remove(&n);
+                if e != rustix::io::Errno::EXIST {
+                    return Err(e.into());
+                }
+                tracing::warn!(
+                    name = %crate::path::escape(Path::new(&name)),
+                    "something was planted at a sync cookie's name; drawing another"
+                );
+            }
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        format!("{ATTEMPTS} cookie names in a row were taken"),
+    ))
+}
+
+impl Cookie {
+    /// Removes the cookie, unless its name now holds something else (a tenant's entry;
+    /// leaving it is harmless: cookie names are never cataloged).
+    pub(super) fn remove(self) {
+        let ours =
+            rustix::fs::statat(&self.root, &self.name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
+                // The inode number alone can be recycled by whatever replaced it.
+                let regular = rustix::fs::FileType::from_raw_mode(st.st_mode)
+                    == rustix::fs::FileType::RegularFile;
+                st.st_ino == self.ino && regular
+            });
+        if ours {
+            let _ = rustix::fs::unlinkat(&self.root, &self.name, AtFlags::empty());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip_and_other_names_are_not_cookies() {
+        for n in [0, 1, 0xdead_beef, u64::MAX] {
+            assert_eq!(number_of(name_of(n).as_ref()), Some(n));
+        }
+        for other in [
+            ".horace-sync-",
+            ".horace-sync-3",
+            ".horace-sync-zzzzzzzzzzzzzzzz",
+            "x",
+        ] {
+            assert_eq!(number_of(other.as_ref()), None, "{other}");
+        }
+    }
+
+    #[test]
+    fn a_planted_link_fifo_or_file_is_never_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("precious");
+        std::fs::write(&target, b"keep me").unwrap();
+        let pending = Mutex::new(HashMap::new());
+        let (tx, _rx) = oneshot::channel();
+        let c = create(dir.path(), &pending, tx).unwrap();
+        assert!(pending.lock().unwrap().contains_key(&c.n));
+        let path = dir.path().join(name_of(c.n));
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 0);
+        // Swapped for a link after creation: removal leaves the link's target alone and
+        // does not remove the tenant's entry.
+        std::fs::remove_file(&path).unwrap();
+        std::os::unix::fs::symlink(&target, &path).unwrap();
+        c.remove();
+        assert!(path.symlink_metadata().is_ok());
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    }
+}

@@ -1,0 +1,118 @@
+//! A hostile tenant against the watcher's own files in the files root (issue 12 item 1):
+//! names planted at the sync cookie's names — links to the catalog, FIFOs, unwritable
+//! files, directories — must neither be written through, nor block, nor fail a `sync`.
+//!
+//! Before the fix, `sync` opened `<root>/.horace-sync-<n>` (n counting from 0) with
+//! O_CREAT|O_TRUNC: the links truncated `catalog.db` to 0 bytes, the FIFOs hung every
+//! `sync` in open(), and a plain unwritable file made it fail.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use horace_tests::{bin_path, command_as, NOBODY};
+
+use crate::fixture::Watcher;
+
+/// The names the old code used, in both its numbering and the new one's shape.
+fn planted_names() -> Vec<String> {
+    let mut names: Vec<String> = (0..300).map(|n| format!(".horace-sync-{n}")).collect();
+    names.extend((0..50u64).map(|n| format!(".horace-sync-{n:016x}")));
+    names
+}
+
+#[test]
+fn planted_links_fifos_and_files_at_cookie_names_change_nothing() {
+    horace_tests::require_root("setpriv");
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(files.join("svc")).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    // The top directory is writable by every tenant, as on a shared NAS dataset.
+    fs::set_permissions(&files, fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::set_permissions(&meta, fs::Permissions::from_mode(0o755)).unwrap();
+    for i in 0..50 {
+        fs::write(files.join(format!("svc/f{i}.txt")), format!("content {i}")).unwrap();
+    }
+    let mut w = Watcher::new(&files, &meta, "");
+    w.start();
+    let catalog = meta.join("catalog.db");
+    let victim = dir.path().join("victim.txt");
+    fs::write(&victim, b"the watcher can write this").unwrap();
+    fs::set_permissions(&victim, fs::Permissions::from_mode(0o666)).unwrap();
+
+    // The tenant plants, as nobody: links to the catalog and to a writable file, FIFOs,
+    // files nobody else may write, directories.
+    let names = planted_names();
+    for (i, name) in names.iter().enumerate() {
+        let path = files.join(name);
+        let (prog, args): (&str, Vec<std::ffi::OsString>) = match i % 5 {
+            0 => ("ln", vec!["-s".into(), catalog.clone().into(), path.into()]),
+            1 => ("ln", vec!["-s".into(), victim.clone().into(), path.into()]),
+            2 => ("mkfifo", vec![path.into()]),
+            3 => ("mkdir", vec![path.into()]),
+            _ => (
+                "sh",
+                vec![
+                    "-c".into(),
+                    format!("umask 777; : > '{}'", path.display()).into(),
+                ],
+            ),
+        };
+        let st = command_as(NOBODY.0, NOBODY.1, &[], prog)
+            .args(&args)
+            .status()
+            .unwrap();
+        assert!(st.success(), "planting {name} with {prog}");
+    }
+    let catalog_len = fs::metadata(&catalog).unwrap().len();
+
+    // Every sync works, quickly, as the tenant and as root.
+    for round in 0..20 {
+        let t = Instant::now();
+        let out = command_as(NOBODY.0, NOBODY.1, &[], bin_path("horace"))
+            .arg("--socket")
+            .arg(&w.socket)
+            .arg("sync")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "sync {round} as nobody: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            w.log()
+        );
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "sync {round} took {:?}",
+            t.elapsed()
+        );
+    }
+    fs::write(files.join("svc/late.txt"), b"written after the plants").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async { w.client().await.sync().await.unwrap() });
+
+    // Nothing planted was written through, replaced or removed.
+    assert_eq!(fs::read(&victim).unwrap(), b"the watcher can write this");
+    assert!(fs::metadata(&catalog).unwrap().len() >= catalog_len);
+    for name in &names {
+        assert!(
+            files.join(name).symlink_metadata().is_ok(),
+            "{name} was removed"
+        );
+    }
+    // No cookie of the watcher's own is left behind, and none is cataloged.
+    let left: Vec<_> = fs::read_dir(&files)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".horace-sync-") && !names.contains(n))
+        .collect();
+    assert!(left.is_empty(), "cookies left behind: {left:?}");
+    w.stop();
+    w.start();
+    let active = w.catalog_active();
+    assert_eq!(active.len(), 51, "history after restart: {active:?}");
+    assert!(active.keys().all(|p| p.starts_with("svc/")), "{active:?}");
+    w.stop();
+}
