@@ -438,6 +438,13 @@ impl Out {
                 "prune",
                 s.prune_refused.clone().unwrap_or_else(|| "ok".into()),
             ),
+            (
+                "store gc",
+                s.collection_held.as_deref().map_or_else(
+                    || "ok".into(),
+                    |why| format!("held: {}", super::escape(why)),
+                ),
+            ),
             ("failures", s.failures.len().to_string()),
         ] {
             super::line(&mut self.w, &format!("{k:<12} {v}"))?;

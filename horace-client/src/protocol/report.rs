@@ -146,4 +146,7 @@ pub struct StatusReport {
     pub last_backup: Option<i64>,
     /// Snapshots in the catalog's mirror.
     pub snapshots: u64,
+    /// Why the content store keeps objects the catalog does not know: the catalog was
+    /// recovered (moved aside, restored from a backup, or started empty). `None` normally.
+    pub collection_held: Option<String>,
 }

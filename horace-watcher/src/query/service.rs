@@ -437,6 +437,8 @@ impl Horace for QueryService {
                 }
             };
             report::live_figures(&self.ctx.status, self.ctx.config.snapshots.enabled, &mut r);
+            r.collection_held =
+                crate::snapshots::backup::collection_held(&self.ctx.config.metadata_dir);
             Ok(r)
         })
         .await

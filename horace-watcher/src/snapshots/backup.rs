@@ -157,12 +157,29 @@ pub fn open_or_recover(config: &Config) -> Result<Connection, CatalogError> {
         why: e.to_string(),
     };
     if existed {
+        // SQLite takes a 0-byte (or header-short) file for a new, empty database: that is
+        // a catalog someone truncated, never one to carry on with.
+        let len = std::fs::metadata(&path).map_err(io)?.len();
+        if len < SQLITE_HEADER_LEN {
+            let aside = format!(".truncated-{}", utc_stamp());
+            tracing::error!(path = %path.display(), bytes = len, moved_to = %format!("{}{aside}", path.display()), "the catalog is empty or truncated; moving it aside");
+            move_aside(&path, &aside).map_err(io)?;
+            hold_collection(
+                config,
+                &format!("catalog.db was {len} bytes (moved aside as catalog.db{aside})"),
+            )?;
+            return recover_from_backups(config, &path, true);
+        }
         match catalog::open_writer(&path) {
             Ok(conn) => return Ok(conn),
             Err(e) if is_corrupt(&e) => {
                 let aside = format!(".corrupt-{}", utc_stamp());
                 tracing::error!(path = %path.display(), error = %e, moved_to = %format!("{}{aside}", path.display()), "the catalog is corrupt; moving it aside");
                 move_aside(&path, &aside).map_err(io)?;
+                hold_collection(
+                    config,
+                    &format!("catalog.db was corrupt ({e}; moved aside as catalog.db{aside})"),
+                )?;
             }
             Err(e) => return Err(e),
         }
@@ -170,9 +187,62 @@ pub fn open_or_recover(config: &Config) -> Result<Connection, CatalogError> {
         // A WAL left behind by a lost catalog must not be applied to a new one.
         move_aside(&path, &format!(".orphan-{}", utc_stamp())).map_err(io)?;
     }
+    if !existed && config.metadata_dir.join("objects").exists() {
+        hold_collection(
+            config,
+            "catalog.db was missing while the content store holds objects",
+        )?;
+    }
+    recover_from_backups(config, &path, existed)
+}
+
+/// SQLite's file header: a database file is never shorter.
+const SQLITE_HEADER_LEN: u64 = 100;
+
+/// The marker that holds the content store's garbage collection after a catalog recovery.
+pub fn collection_hold_path(metadata_dir: &Path) -> PathBuf {
+    metadata_dir.join("collection-held")
+}
+
+/// Why garbage collection of the content store is held, if it is: the catalog was
+/// recovered (from a backup, or empty), so it may know less history than the store holds
+/// objects. The objects are kept until the operator removes the marker (docs/reliability.md).
+pub fn collection_held(metadata_dir: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(collection_hold_path(metadata_dir)).ok()?;
+    Some(text.trim().to_string())
+}
+
+/// Writes the hold marker (durably: a crash right after must not let the next run collect).
+fn hold_collection(config: &Config, why: &str) -> Result<(), CatalogError> {
+    let path = collection_hold_path(&config.metadata_dir);
+    let text = format!(
+        "{why}, at {}: objects the catalog does not know are kept; remove this file to let the \
+         store collect them\n",
+        utc_stamp()
+    );
+    let io = |e: std::io::Error| CatalogError::Unusable {
+        path: path.clone(),
+        why: format!("cannot write the collection hold: {e}"),
+    };
+    let mut old = std::fs::read_to_string(&path).unwrap_or_default();
+    old.push_str(&text);
+    std::fs::write(&path, old).map_err(io)?;
+    std::fs::File::open(&path)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    tracing::warn!(marker = %path.display(), "{}", text.trim());
+    Ok(())
+}
+
+/// Restores the newest usable backup into `path`, or starts an empty catalog.
+fn recover_from_backups(
+    config: &Config,
+    path: &Path,
+    existed: bool,
+) -> Result<Connection, CatalogError> {
     let backups = list_backups(&backups_dir(&config.metadata_dir));
     for b in &backups {
-        match restore_from(b, &path) {
+        match restore_from(b, path) {
             Ok(conn) => {
                 tracing::warn!(
                     backup = %b.display(),
@@ -197,7 +267,7 @@ pub fn open_or_recover(config: &Config) -> Result<Connection, CatalogError> {
              the startup scan catalogs what is on disk"
         );
     }
-    catalog::open_writer(&path)
+    catalog::open_writer(path)
 }
 
 #[cfg(test)]
@@ -277,6 +347,35 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         let conn = open_or_recover(&cfg).unwrap();
         assert_eq!(paths(&conn), ["kept"]);
+    }
+
+    #[test]
+    fn an_emptied_catalog_is_moved_aside_restored_and_holds_collection() {
+        let md = tempfile::tempdir().unwrap();
+        let cfg = config(md.path());
+        let conn = open_or_recover(&cfg).unwrap();
+        assert_eq!(
+            collection_held(md.path()),
+            None,
+            "a first run holds nothing"
+        );
+        insert_file(&conn, "history");
+        vacuum_into(&conn, &backups_dir(md.path())).unwrap();
+        drop(conn);
+        let path = catalog::catalog_path(md.path());
+        for len in [0, 37] {
+            std::fs::write(&path, vec![0; len]).unwrap();
+            let conn = open_or_recover(&cfg).unwrap();
+            assert_eq!(paths(&conn), ["history"], "{len} bytes");
+            let why = collection_held(md.path()).expect("collection held");
+            assert!(why.contains(&format!("{len} bytes")), "{why}");
+        }
+        let kept = std::fs::read_dir(md.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".truncated-"))
+            .count();
+        assert!(kept >= 1, "the truncated catalog is kept");
     }
 
     #[test]

@@ -373,8 +373,15 @@ impl Worker {
             .collect()
     }
 
-    /// Removes objects no stored version references (also those of an earlier run).
+    /// Removes objects no stored version references (also those of an earlier run) —
+    /// unless a catalog recovery holds collection: a recovered catalog may know less
+    /// history than the store has objects, and those are kept.
     fn collect_garbage(&self) {
+        let held = crate::snapshots::backup::collection_held(&self.ctx.config.metadata_dir);
+        if let Some(why) = held {
+            tracing::debug!(%why, "store collection held");
+            return;
+        }
         let Ok(Ok(stored)) = self.ctx.readers.with_blocking(ops::stored_shas) else {
             return;
         };

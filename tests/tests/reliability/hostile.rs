@@ -116,3 +116,79 @@ fn planted_links_fifos_and_files_at_cookie_names_change_nothing() {
     assert!(active.keys().all(|p| p.starts_with("svc/")), "{active:?}");
     w.stop();
 }
+
+/// Objects under the store, by name.
+fn objects(meta: &std::path::Path) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for d in fs::read_dir(meta.join("objects/sha256"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        for o in fs::read_dir(d.path()).into_iter().flatten().flatten() {
+            out.insert(o.file_name().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+/// Issue 12 items 1 and 3: a catalog truncated to 0 bytes (what the cookie attack did) is
+/// moved aside, not taken for a new one, and the store is not collected against it.
+#[test]
+fn a_truncated_catalog_is_kept_aside_and_the_store_is_not_collected() {
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(files.join("svc")).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    for i in 0..20 {
+        fs::write(
+            files.join(format!("svc/f{i}.txt")),
+            format!("old content {i}"),
+        )
+        .unwrap();
+    }
+    let mut w = Watcher::new(&files, &meta, "");
+    w.start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    for i in 0..20 {
+        fs::write(
+            files.join(format!("svc/f{i}.txt")),
+            format!("new content {i}"),
+        )
+        .unwrap();
+    }
+    rt.block_on(async { w.client().await.sync().await.unwrap() });
+    let before = objects(&meta);
+    assert!(before.len() >= 20, "{before:?}");
+    w.stop();
+
+    let catalog = meta.join("catalog.db");
+    fs::write(&catalog, b"").unwrap();
+    let _ = fs::remove_file(meta.join("catalog.db-wal"));
+    w.start();
+    let status = rt.block_on(async {
+        let c = w.client().await;
+        c.sync().await.unwrap();
+        c.status().await.unwrap()
+    });
+    let after = objects(&meta);
+    let lost: Vec<_> = before.difference(&after).collect();
+    assert!(
+        lost.is_empty(),
+        "objects collected against the emptied catalog: {lost:?}"
+    );
+    let held = status
+        .collection_held
+        .expect("status says collection is held");
+    assert!(held.contains("0 bytes"), "{held}");
+    assert!(
+        fs::read_dir(&meta).unwrap().flatten().any(|e| e
+            .file_name()
+            .to_string_lossy()
+            .starts_with("catalog.db.truncated-")),
+        "the truncated catalog is kept aside"
+    );
+    // The current files are cataloged again.
+    assert_eq!(w.catalog_active(), w.disk());
+    w.stop();
+}
