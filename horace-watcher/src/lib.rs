@@ -32,6 +32,16 @@ pub fn now_ns() -> i64 {
         .unwrap_or(0)
 }
 
+/// 64 random bits from the kernel (names in the tenant-writable tree nobody can predict).
+pub(crate) fn random_u64() -> std::io::Result<u64> {
+    let mut buf = [0u8; 8];
+    let mut got = 0;
+    while got < buf.len() {
+        got += rustix::rand::getrandom(&mut buf[got..], rustix::rand::GetRandomFlags::empty())?;
+    }
+    Ok(u64::from_ne_bytes(buf))
+}
+
 /// What every task of the watcher shares: configuration, the catalog's one writer and its
 /// readers, health figures, and the shutdown signal.
 pub struct Context {

@@ -15,7 +15,7 @@ use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rustix::fs::{AtFlags, Mode, OFlags, RenameFlags, ResolveFlags};
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RenameFlags, ResolveFlags};
 use rustix::io::Errno;
 
 use crate::hash::{self, Digested, Fingerprint};
@@ -350,17 +350,8 @@ pub fn write_over(
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let dir = open_dir_beneath(root, rel.parent().unwrap_or(Path::new("")))?;
-    let mode = match rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => Mode::from_raw_mode(st.st_mode & 0o7777),
-        Err(_) => Mode::from_raw_mode(0o644),
-    };
-    let tmp_name = format!(
-        ".horace-restore-{}-{}",
-        std::process::id(),
-        TMP_SEQ.fetch_add(1, Ordering::Relaxed)
-    );
-    let flags = OFlags::CREATE | OFlags::EXCL | OFlags::RDWR | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::openat(&dir, tmp_name.as_str(), flags, mode)?;
+    let mode = restore_mode(rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).ok());
+    let (fd, tmp_name) = create_restore_temp(&dir, mode)?;
     let mut out = File::from(fd);
     let result = (|| {
         rustix::fs::fchmod(&out, mode)?;
@@ -383,6 +374,42 @@ pub fn write_over(
         let _ = rustix::fs::unlinkat(&dir, tmp_name.as_str(), AtFlags::empty());
     }
     result
+}
+
+/// The mode a restored file gets: the permission bits of the regular file it replaces;
+/// `0644` when the name holds no regular file (absent, or a symlink, whose lstat mode is
+/// 0777 and must never become the file's), never with setuid/setgid.
+fn restore_mode(st: Option<rustix::fs::Stat>) -> Mode {
+    match st {
+        Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+            Mode::from_raw_mode(st.st_mode & 0o1777)
+        }
+        _ => Mode::from_raw_mode(0o644),
+    }
+}
+
+/// Creates the restore's temp file in `dir` under a random `.horace-restore-<hex>` name,
+/// `O_CREAT|O_EXCL|O_NOFOLLOW|O_NONBLOCK`: whatever a tenant planted at a name (link,
+/// FIFO, directory, file) makes it draw another, never write through or block.
+fn create_restore_temp(dir: &OwnedFd, mode: Mode) -> io::Result<(OwnedFd, String)> {
+    let flags = OFlags::CREATE
+        | OFlags::EXCL
+        | OFlags::RDWR
+        | OFlags::NOFOLLOW
+        | OFlags::NONBLOCK
+        | OFlags::CLOEXEC;
+    for _ in 0..16 {
+        let name = format!(".horace-restore-{:016x}", crate::random_u64()?);
+        match rustix::fs::openat(dir, name.as_str(), flags, mode) {
+            Ok(fd) => return Ok((fd, name)),
+            Err(Errno::EXIST) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "16 restore temp names in a row were taken",
+    ))
 }
 
 #[cfg(test)]
@@ -441,5 +468,34 @@ mod tests {
         assert_eq!(fp.size, 3);
         assert_eq!(d.len, 3);
         assert_eq!(std::fs::read_dir(root.join("real")).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_restore_over_a_symlink_is_not_world_writable_and_keeps_a_file_mode() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir_all(&root).unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"keep").unwrap();
+        std::os::unix::fs::symlink(&target, root.join("f")).unwrap();
+        let content = dir.path().join("c");
+        std::fs::write(&content, b"new").unwrap();
+        let sha = hash::digest_file(&content).unwrap().sha256;
+        write_over(&root, Path::new("f"), &content, &sha).unwrap();
+        let md = std::fs::symlink_metadata(root.join("f")).unwrap();
+        assert!(md.is_file(), "the link itself was replaced");
+        assert_eq!(md.permissions().mode() & 0o7777, 0o644);
+        assert_eq!(std::fs::read(&target).unwrap(), b"keep");
+        // A regular file keeps its bits (here group-writable).
+        std::fs::set_permissions(root.join("f"), std::fs::Permissions::from_mode(0o660)).unwrap();
+        write_over(&root, Path::new("f"), &content, &sha).unwrap();
+        let mode = std::fs::metadata(root.join("f"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o7777, 0o660);
+        // Only the file and the link target's directory: no temp left behind.
+        assert_eq!(std::fs::read_dir(&root).unwrap().count(), 1);
     }
 }

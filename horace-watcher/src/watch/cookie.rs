@@ -46,16 +46,6 @@ pub(crate) fn number_of(name: &std::ffi::OsStr) -> Option<u64> {
     u64::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()
 }
 
-/// 64 random bits from the kernel.
-fn random_u64() -> io::Result<u64> {
-    let mut buf = [0u8; 8];
-    let mut got = 0;
-    while got < buf.len() {
-        got += rustix::rand::getrandom(&mut buf[got..], rustix::rand::GetRandomFlags::empty())?;
-    }
-    Ok(u64::from_ne_bytes(buf))
-}
-
 /// Creates a cookie in `root` and registers `tx` under its number in `pending` before the
 /// file exists (so its event cannot be missed). Blocking: call off the runtime.
 pub(super) fn create(
@@ -76,7 +66,7 @@ pub(super) fn create(
         | OFlags::CLOEXEC;
     let mut tx = Some(tx);
     for _ in 0..ATTEMPTS {
-        let n = random_u64()?;
+        let n = crate::random_u64()?;
         let name = OsString::from(name_of(n));
         let lock = || pending.lock().unwrap_or_else(|e| e.into_inner());
         if lock().contains_key(&n) {
