@@ -63,6 +63,16 @@ pub enum QueryError {
         /// What failed.
         message: String,
     },
+    /// The restore found its version but could not write it back; nothing was replaced.
+    #[error("restore of {path} failed: {kind}: {message}")]
+    RestoreFailed {
+        /// The file's path, escaped.
+        path: String,
+        /// Why, by kind.
+        kind: RestoreFailure,
+        /// The system's message.
+        message: String,
+    },
     /// horace-zfsd, which the answer needs, did not answer (not running, or the bus is
     /// away).
     #[error(
@@ -72,6 +82,39 @@ pub enum QueryError {
         /// The D-Bus error.
         message: String,
     },
+}
+
+/// Why a restore could not write the file back (see [`QueryError::RestoreFailed`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RestoreFailure {
+    /// A directory is at the file's path now.
+    IsDirectory,
+    /// The file's directory is gone, or was replaced by a link or a file.
+    DirectoryMissing,
+    /// The dataset or a quota is full (ENOSPC, EDQUOT).
+    NoSpace,
+    /// The watcher may not write there (EACCES, EPERM, a read-only dataset).
+    PermissionDenied,
+    /// No temp name could be created next to the file (every one drawn was taken).
+    Conflict,
+    /// The stored content does not hash to the version's checksum.
+    Damaged,
+    /// Another I/O error; the message says which.
+    Io,
+}
+
+impl std::fmt::Display for RestoreFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::IsDirectory => "a directory is at the path",
+            Self::DirectoryMissing => "its directory is gone or was replaced",
+            Self::NoSpace => "no space left",
+            Self::PermissionDenied => "permission denied",
+            Self::Conflict => "no free temp name",
+            Self::Damaged => "stored content is damaged",
+            Self::Io => "I/O error",
+        })
+    }
 }
 
 /// Why a [`crate::Client`] call failed.

@@ -48,5 +48,5 @@ pub mod protocol;
 pub mod wire;
 
 pub use client::{default_socket, Client, DEFAULT_SOCKET, DEFAULT_TIMEOUT, SOCKET_ENV};
-pub use error::{ClientError, QueryError};
+pub use error::{ClientError, QueryError, RestoreFailure};
 pub use protocol::*;

@@ -42,9 +42,40 @@ pub enum RestoreError {
         /// Snapshots taken while it was current, oldest first.
         snapshots: Vec<String>,
     },
+    /// Writing the file back failed; nothing was replaced.
+    #[error("restore of {path} failed: {kind}: {message}")]
+    Write {
+        /// The file's path, escaped.
+        path: String,
+        /// Why, by kind.
+        kind: horace_client::RestoreFailure,
+        /// The system's message.
+        message: String,
+    },
     /// Reading or writing failed.
     #[error("restore failed: {0}")]
     Io(String),
+}
+
+impl RestoreError {
+    /// Names a failure of [`write_over`] on `path` by its cause.
+    pub fn write(path: String, e: &io::Error) -> Self {
+        use horace_client::RestoreFailure as F;
+        let kind = match (e.kind(), e.raw_os_error()) {
+            (_, Some(libc::EISDIR)) => F::IsDirectory,
+            (_, Some(libc::ENOENT | libc::ENOTDIR | libc::ELOOP)) => F::DirectoryMissing,
+            (_, Some(libc::ENOSPC | libc::EDQUOT)) => F::NoSpace,
+            (_, Some(libc::EACCES | libc::EPERM | libc::EROFS)) => F::PermissionDenied,
+            (io::ErrorKind::AlreadyExists, _) => F::Conflict,
+            (io::ErrorKind::InvalidData, _) => F::Damaged,
+            _ => F::Io,
+        };
+        Self::Write {
+            path,
+            kind,
+            message: e.to_string(),
+        }
+    }
 }
 
 /// The result of a restore.

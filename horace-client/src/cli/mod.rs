@@ -21,6 +21,8 @@ pub const EXIT_NOT_FOUND: u8 = 3;
 pub const EXIT_DENIED: u8 = 4;
 /// Exit code when the query service cannot be reached.
 pub const EXIT_CONNECT: u8 = 5;
+/// Exit code when a restore could not write the file back (`RestoreFailed`).
+pub const EXIT_RESTORE_FAILED: u8 = 6;
 
 /// Whether the error is a closed stdout (`horace … | head`), which is not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -39,6 +41,7 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         ))
         | Some(ClientError::Unauthenticated) => EXIT_DENIED,
         Some(ClientError::Connect { .. }) => EXIT_CONNECT,
+        Some(ClientError::Query(QueryError::RestoreFailed { .. })) => EXIT_RESTORE_FAILED,
         _ => EXIT_ERROR,
     }
 }

@@ -271,6 +271,9 @@ impl Horace for QueryService {
                     Err(QueryError::NotFound { what: format!("version {version} of file #{file_id}") })
                 }
                 Err(RestoreError::ContentPruned { version, snapshots }) => Err(QueryError::ContentPruned { version, snapshots }),
+                Err(RestoreError::Write { path, kind, message }) => {
+                    Err(QueryError::RestoreFailed { path, kind, message })
+                }
                 Err(e @ RestoreError::Io(_)) => Err(internal(e)),
             }
         })

@@ -192,3 +192,59 @@ fn a_truncated_catalog_is_kept_aside_and_the_store_is_not_collected() {
     assert_eq!(w.catalog_active(), w.disk());
     w.stop();
 }
+
+/// Issue 12 item 2: a restore that cannot write names why (not `Internal`), and the CLI
+/// exits with its own code (6).
+#[test]
+fn restore_failures_are_named_with_their_exit_code() {
+    use horace_client::{ClientError, FileRef, QueryError, RestoreFailure};
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(files.join("a")).unwrap();
+    fs::create_dir_all(files.join("b")).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    fs::write(files.join("a/f.txt"), b"one").unwrap();
+    fs::write(files.join("b/g.txt"), b"one").unwrap();
+    let mut w = Watcher::new(&files, &meta, "");
+    w.start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = rt.block_on(w.client());
+    fs::write(files.join("a/f.txt"), b"two").unwrap();
+    fs::write(files.join("b/g.txt"), b"two").unwrap();
+    rt.block_on(client.sync()).unwrap();
+
+    // A directory where the file was; a directory swapped for a link out of the tree.
+    fs::remove_file(files.join("a/f.txt")).unwrap();
+    fs::create_dir(files.join("a/f.txt")).unwrap();
+    fs::write(files.join("a/f.txt/inside"), b"x").unwrap();
+    let outside = dir.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::rename(files.join("b"), dir.path().join("b-moved")).unwrap();
+    std::os::unix::fs::symlink(&outside, files.join("b")).unwrap();
+    rt.block_on(client.sync()).unwrap();
+
+    for (path, want) in [
+        ("a/f.txt", RestoreFailure::IsDirectory),
+        ("b/g.txt", RestoreFailure::DirectoryMissing),
+    ] {
+        let got = rt.block_on(client.restore_version(FileRef::Path(path.into()), 1));
+        match got {
+            Err(ClientError::Query(QueryError::RestoreFailed { kind, .. })) => {
+                assert_eq!(kind, want, "{path}")
+            }
+            other => panic!("{path}: {other:?}\n{}", w.log()),
+        }
+    }
+    assert_eq!(fs::read_dir(&outside).unwrap().count(), 0, "wrote outside");
+    assert_eq!(fs::read(files.join("a/f.txt/inside")).unwrap(), b"x");
+    let out = std::process::Command::new(bin_path("horace"))
+        .arg("--socket")
+        .arg(&w.socket)
+        .args(["restore", "a/f.txt", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{stderr}");
+    assert!(stderr.contains("a directory is at the path"), "{stderr}");
+    w.stop();
+}

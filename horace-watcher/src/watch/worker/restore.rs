@@ -80,8 +80,8 @@ impl Worker {
             }
             objects.commit(tmp, &sha).map_err(io_err)?;
         }
-        let (fp, d) =
-            store::write_over(&root, &rel, &objects.path_of(&sha), &sha).map_err(io_err)?;
+        let (fp, d) = store::write_over(&root, &rel, &objects.path_of(&sha), &sha)
+            .map_err(|e| RestoreError::write(row.path.clone(), &e))?;
         let c = NewContent {
             sha256: sha,
             fp,
