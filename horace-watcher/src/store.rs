@@ -382,7 +382,8 @@ pub fn write_over(
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let dir = open_dir_beneath(root, rel.parent().unwrap_or(Path::new("")))?;
     let mode = restore_mode(rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).ok());
-    let (fd, tmp_name) = create_restore_temp(&dir, mode)?;
+    let (fd, n) = create_own_file(&dir, restore_temp_name, mode, |_| true)?;
+    let tmp_name = restore_temp_name(n);
     let mut out = File::from(fd);
     let result = (|| {
         rustix::fs::fchmod(&out, mode)?;
@@ -412,35 +413,58 @@ pub fn write_over(
 /// 0777 and must never become the file's), never with setuid/setgid.
 fn restore_mode(st: Option<rustix::fs::Stat>) -> Mode {
     match st {
-        Some(st) if rustix::fs::FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
+        Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
             Mode::from_raw_mode(st.st_mode & 0o1777)
         }
         _ => Mode::from_raw_mode(0o644),
     }
 }
 
-/// Creates the restore's temp file in `dir` under a random `.horace-restore-<hex>` name,
+/// How many random names [`create_own_file`] draws before giving up (a collision with a
+/// planted name is a 2⁻⁶⁴ event per planted name; only a broken random source gets here).
+const OWN_FILE_ATTEMPTS: usize = 16;
+
+/// Creates a file of the watcher's own (a restore temp, a sync cookie) in `dir`, a
+/// directory fd in the tenant-writable tree, under `name_of(n)` for a random `n`, with
 /// `O_CREAT|O_EXCL|O_NOFOLLOW|O_NONBLOCK`: whatever a tenant planted at a name (link,
-/// FIFO, directory, file) makes it draw another, never write through or block.
-fn create_restore_temp(dir: &OwnedFd, mode: Mode) -> io::Result<(OwnedFd, String)> {
+/// FIFO, directory, file) makes it draw another, never write through or block. A number
+/// `claim` refuses is drawn again too. Returns the open file and its number.
+pub fn create_own_file(
+    dir: &OwnedFd,
+    name_of: impl Fn(u64) -> String,
+    mode: Mode,
+    mut claim: impl FnMut(u64) -> bool,
+) -> io::Result<(OwnedFd, u64)> {
     let flags = OFlags::CREATE
         | OFlags::EXCL
         | OFlags::RDWR
         | OFlags::NOFOLLOW
         | OFlags::NONBLOCK
         | OFlags::CLOEXEC;
-    for _ in 0..16 {
-        let name = format!(".horace-restore-{:016x}", crate::random_u64()?);
+    for _ in 0..OWN_FILE_ATTEMPTS {
+        let n = crate::random_u64()?;
+        if !claim(n) {
+            continue;
+        }
+        let name = name_of(n);
         match rustix::fs::openat(dir, name.as_str(), flags, mode) {
-            Ok(fd) => return Ok((fd, name)),
-            Err(Errno::EXIST) => continue,
+            Ok(fd) => return Ok((fd, n)),
+            Err(Errno::EXIST) => tracing::warn!(
+                name = %crate::path::escape(Path::new(&name)),
+                "something was planted at a name of the watcher's own; drawing another"
+            ),
             Err(e) => return Err(e.into()),
         }
     }
     Err(io::Error::new(
         io::ErrorKind::AlreadyExists,
-        "16 restore temp names in a row were taken",
+        format!("{OWN_FILE_ATTEMPTS} names in a row were taken"),
     ))
+}
+
+/// The name of restore temp `n`.
+fn restore_temp_name(n: u64) -> String {
+    format!(".horace-restore-{n:016x}")
 }
 
 #[cfg(test)]

@@ -1,10 +1,10 @@
 //! Sync cookies: the files the sync barrier creates in the tenant-writable files root.
 //!
-//! A tenant may plant anything at any name there, at any moment. So a cookie's name is
-//! random (64 bits from the kernel), it is created relative to the root's directory fd
-//! with `O_CREAT|O_EXCL|O_NOFOLLOW|O_NONBLOCK` (never following a link, never opening a
-//! FIFO, never truncating an existing file), and it is removed only while the name still
-//! holds the inode created. A name already taken makes it draw another.
+//! A tenant may plant anything at any name there, at any moment. So a cookie is created
+//! like every file of the watcher's own in the tree ([`crate::store::create_own_file`]:
+//! a random name, relative to the root's directory fd, `O_CREAT|O_EXCL|O_NOFOLLOW|
+//! O_NONBLOCK`, another name drawn when one is taken), and it is removed only while the
+//! name still holds the inode created.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -13,14 +13,10 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Mutex;
 
-use rustix::fs::{AtFlags, Mode, OFlags};
+use rustix::fs::{AtFlags, FileType, Mode};
 use tokio::sync::oneshot;
 
 use crate::scan::COOKIE_PREFIX;
-
-/// How many names are drawn before giving up (a collision with a planted name is a 2⁻⁶⁴
-/// event per planted name; only a broken random source gets here).
-const ATTEMPTS: usize = 16;
 
 /// A created cookie: the root's fd it was created under, its name and its inode.
 pub(super) struct Cookie {
@@ -47,60 +43,28 @@ pub(crate) fn number_of(name: &std::ffi::OsStr) -> Option<u64> {
 }
 
 /// Creates a cookie in `root` and registers `tx` under its number in `pending` before the
-/// file exists (so its event cannot be missed). Blocking: call off the runtime.
+/// file is closed (the reader acts on its CLOSE_WRITE, so the event cannot be missed).
+/// Blocking: call off the runtime.
 pub(super) fn create(
     root: &Path,
     pending: &Mutex<HashMap<u64, oneshot::Sender<()>>>,
     tx: oneshot::Sender<()>,
 ) -> io::Result<Cookie> {
-    let dir = rustix::fs::open(
-        root,
-        OFlags::DIRECTORY | OFlags::RDONLY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let flags = OFlags::WRONLY
-        | OFlags::CREATE
-        | OFlags::EXCL
-        | OFlags::NOFOLLOW
-        | OFlags::NONBLOCK
-        | OFlags::CLOEXEC;
-    let mut tx = Some(tx);
-    for _ in 0..ATTEMPTS {
-        let n = crate::random_u64()?;
-        let name = OsString::from(name_of(n));
-        let lock = || pending.lock().unwrap_or_else(|e| e.into_inner());
-        if lock().contains_key(&n) {
-            continue;
-        }
-        lock().insert(n, tx.take().expect("sender kept until inserted"));
-        match rustix::fs::openat(&dir, &name, flags, Mode::from_raw_mode(0o600)) {
-            Ok(fd) => {
-                let ino = rustix::fs::fstat(&fd)?.st_ino;
-                // Closing it is the CLOSE_WRITE the reader waits for.
-                drop(fd);
-                return Ok(Cookie {
-                    n,
-                    root: dir,
-                    name,
-                    ino,
-                });
-            }
-            Err(e) => {
-                tx = lock().remove(&n);
-                if e != rustix::io::Errno::EXIST {
-                    return Err(e.into());
-                }
-                tracing::warn!(
-                    name = %crate::path::escape(Path::new(&name)),
-                    "something was planted at a sync cookie's name; drawing another"
-                );
-            }
-        }
-    }
-    Err(io::Error::new(
-        io::ErrorKind::AlreadyExists,
-        format!("{ATTEMPTS} cookie names in a row were taken"),
-    ))
+    let lock = || pending.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = crate::store::open_dir_beneath(root, Path::new(""))?;
+    let (fd, n) = crate::store::create_own_file(&dir, name_of, Mode::from_raw_mode(0o600), |n| {
+        !lock().contains_key(&n)
+    })?;
+    let ino = rustix::fs::fstat(&fd)?.st_ino;
+    lock().insert(n, tx);
+    // Closing it is the CLOSE_WRITE the reader waits for.
+    drop(fd);
+    Ok(Cookie {
+        n,
+        root: dir,
+        name: name_of(n).into(),
+        ino,
+    })
 }
 
 impl Cookie {
@@ -110,8 +74,7 @@ impl Cookie {
         let ours =
             rustix::fs::statat(&self.root, &self.name, AtFlags::SYMLINK_NOFOLLOW).is_ok_and(|st| {
                 // The inode number alone can be recycled by whatever replaced it.
-                let regular = rustix::fs::FileType::from_raw_mode(st.st_mode)
-                    == rustix::fs::FileType::RegularFile;
+                let regular = FileType::from_raw_mode(st.st_mode) == FileType::RegularFile;
                 st.st_ino == self.ino && regular
             });
         if ours {
