@@ -6,6 +6,7 @@
 //! (`catalog.db.corrupt-<UTC>`), restores the newest backup that opens and passes
 //! `quick_check`, and leaves the rest to the watcher's startup reconcile scan.
 
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -160,40 +161,60 @@ pub fn open_or_recover(config: &Config) -> Result<Connection, CatalogError> {
         // SQLite takes a 0-byte (or header-short) file for a new, empty database: that is
         // a catalog someone truncated, never one to carry on with.
         let len = std::fs::metadata(&path).map_err(io)?.len();
-        if len < SQLITE_HEADER_LEN {
-            let aside = format!(".truncated-{}", utc_stamp());
-            tracing::error!(path = %path.display(), bytes = len, moved_to = %format!("{}{aside}", path.display()), "the catalog is empty or truncated; moving it aside");
-            move_aside(&path, &aside).map_err(io)?;
-            hold_collection(
-                config,
-                &format!("catalog.db was {len} bytes (moved aside as catalog.db{aside})"),
-            )?;
-            return recover_from_backups(config, &path, true);
-        }
-        match catalog::open_writer(&path) {
-            Ok(conn) => return Ok(conn),
-            Err(e) if is_corrupt(&e) => {
-                let aside = format!(".corrupt-{}", utc_stamp());
-                tracing::error!(path = %path.display(), error = %e, moved_to = %format!("{}{aside}", path.display()), "the catalog is corrupt; moving it aside");
-                move_aside(&path, &aside).map_err(io)?;
-                hold_collection(
-                    config,
-                    &format!("catalog.db was corrupt ({e}; moved aside as catalog.db{aside})"),
-                )?;
+        let (damage, why) = if len < SQLITE_HEADER_LEN {
+            ("truncated", format!("{len} bytes"))
+        } else {
+            match catalog::open_writer(&path) {
+                Ok(conn) => return Ok(conn),
+                Err(e) if is_corrupt(&e) => ("corrupt", e.to_string()),
+                Err(e) => return Err(e),
             }
-            Err(e) => return Err(e),
-        }
+        };
+        let aside = format!(".{damage}-{}", utc_stamp());
+        tracing::error!(path = %path.display(), error = %why, moved_to = %format!("{}{aside}", path.display()), "the catalog is {damage}; moving it aside");
+        move_aside(&path, &aside).map_err(io)?;
+        hold_collection(
+            config,
+            &format!("catalog.db was {damage} ({why}; moved aside as catalog.db{aside})"),
+        )?;
     } else {
         // A WAL left behind by a lost catalog must not be applied to a new one.
         move_aside(&path, &format!(".orphan-{}", utc_stamp())).map_err(io)?;
+        if config.metadata_dir.join("objects").exists() {
+            hold_collection(
+                config,
+                "catalog.db was missing while the content store holds objects",
+            )?;
+        }
     }
-    if !existed && config.metadata_dir.join("objects").exists() {
-        hold_collection(
-            config,
-            "catalog.db was missing while the content store holds objects",
-        )?;
+    let backups = list_backups(&backups_dir(&config.metadata_dir));
+    for b in &backups {
+        match restore_from(b, &path) {
+            Ok(conn) => {
+                tracing::warn!(
+                    backup = %b.display(),
+                    "catalog {} restored from the newest usable backup; the startup scan catalogs \
+                     what changed since (intermediate versions after the backup are not known)",
+                    if existed { "was corrupt and is" } else { "was missing and is" }
+                );
+                return Ok(conn);
+            }
+            Err(e) => {
+                tracing::warn!(backup = %b.display(), error = %e, "backup unusable; trying an older one")
+            }
+        }
     }
-    recover_from_backups(config, &path, existed)
+    let first_run = !existed && backups.is_empty() && !config.metadata_dir.join("objects").exists();
+    if first_run {
+        tracing::info!(path = %path.display(), "creating a new catalog");
+    } else {
+        tracing::warn!(
+            path = %path.display(),
+            "no usable catalog backup: starting an empty catalog; history before now is lost, \
+             the startup scan catalogs what is on disk"
+        );
+    }
+    catalog::open_writer(&path)
 }
 
 /// SQLite's file header: a database file is never shorter.
@@ -224,50 +245,16 @@ fn hold_collection(config: &Config, why: &str) -> Result<(), CatalogError> {
         path: path.clone(),
         why: format!("cannot write the collection hold: {e}"),
     };
-    let mut old = std::fs::read_to_string(&path).unwrap_or_default();
-    old.push_str(&text);
-    std::fs::write(&path, old).map_err(io)?;
-    std::fs::File::open(&path)
-        .and_then(|f| f.sync_all())
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(io)?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
         .map_err(io)?;
     tracing::warn!(marker = %path.display(), "{}", text.trim());
     Ok(())
-}
-
-/// Restores the newest usable backup into `path`, or starts an empty catalog.
-fn recover_from_backups(
-    config: &Config,
-    path: &Path,
-    existed: bool,
-) -> Result<Connection, CatalogError> {
-    let backups = list_backups(&backups_dir(&config.metadata_dir));
-    for b in &backups {
-        match restore_from(b, path) {
-            Ok(conn) => {
-                tracing::warn!(
-                    backup = %b.display(),
-                    "catalog {} restored from the newest usable backup; the startup scan catalogs \
-                     what changed since (intermediate versions after the backup are not known)",
-                    if existed { "was corrupt and is" } else { "was missing and is" }
-                );
-                return Ok(conn);
-            }
-            Err(e) => {
-                tracing::warn!(backup = %b.display(), error = %e, "backup unusable; trying an older one")
-            }
-        }
-    }
-    let first_run = !existed && backups.is_empty() && !config.metadata_dir.join("objects").exists();
-    if first_run {
-        tracing::info!(path = %path.display(), "creating a new catalog");
-    } else {
-        tracing::warn!(
-            path = %path.display(),
-            "no usable catalog backup: starting an empty catalog; history before now is lost, \
-             the startup scan catalogs what is on disk"
-        );
-    }
-    catalog::open_writer(path)
 }
 
 #[cfg(test)]
