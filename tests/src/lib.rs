@@ -81,6 +81,11 @@ pub fn run(cmd: &mut Command) -> Output {
 /// Runs a command and panics with its stderr unless it succeeds; returns stdout.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = run(cmd);
+    expect_success(cmd, out)
+}
+
+/// Panics with `cmd`'s stderr unless `out` (its output) is a success; returns stdout.
+fn expect_success(cmd: &Command, out: Output) -> String {
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}): {}{}",
@@ -271,17 +276,13 @@ pub fn zfs(args: &[&str]) -> String {
 /// the test does too instead of failing on the timing.
 pub fn zfs_when_not_busy(args: &[&str]) -> String {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut cmd = Command::new("/usr/sbin/zfs");
+    cmd.args(args);
     loop {
-        let out = run(Command::new("/usr/sbin/zfs").args(args));
+        let out = run(&mut cmd);
         let busy = String::from_utf8_lossy(&out.stderr).contains("busy");
         if out.status.success() || !busy || Instant::now() > deadline {
-            assert!(
-                out.status.success(),
-                "zfs {args:?} failed ({}): {}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
-            return String::from_utf8(out.stdout).expect("utf-8 output");
+            return expect_success(&cmd, out);
         }
         std::thread::sleep(Duration::from_millis(500));
     }

@@ -7,7 +7,7 @@ use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::time::Duration;
 
-use crate::fixture::{open_ro, Watcher};
+use crate::fixture::{catalog_kept_aside, open_ro, Watcher};
 
 /// How the catalog file is damaged.
 #[derive(Debug, Clone, Copy)]
@@ -100,10 +100,7 @@ async fn a_damaged_catalog_is_recovered_from_backup_and_scan() {
             "{how:?}: not recovered\n{log}"
         );
         assert!(
-            fs::read_dir(&meta).unwrap().flatten().any(|e| e
-                .file_name()
-                .to_string_lossy()
-                .starts_with("catalog.db.corrupt-")),
+            catalog_kept_aside(&meta, "corrupt"),
             "{how:?}: the damaged file was not kept aside"
         );
         w.assert_consistent(&format!("{how:?}"));

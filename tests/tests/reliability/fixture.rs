@@ -217,25 +217,49 @@ pub fn assert_store_sound(conn: &Connection, meta: &Path) {
             p.display()
         );
     }
-    let objects = meta.join("objects/sha256");
-    for d in fs::read_dir(&objects).into_iter().flatten().flatten() {
+    for name in object_names(meta) {
+        if name.len() == 64 {
+            let p = meta
+                .join("objects/sha256")
+                .join(&name[..2])
+                .join(&name[2..]);
+            let bytes = fs::read(&p).unwrap();
+            assert_eq!(
+                sha256_hex(&bytes),
+                name,
+                "object {} is corrupt",
+                p.display()
+            );
+        }
+    }
+}
+
+/// The names of the content store's objects (`ab` + `cdef…`, as their hashes read).
+pub fn object_names(meta: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for d in fs::read_dir(meta.join("objects/sha256"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
         for o in fs::read_dir(d.path()).into_iter().flatten().flatten() {
-            let name = format!(
+            out.insert(format!(
                 "{}{}",
                 d.file_name().to_string_lossy(),
                 o.file_name().to_string_lossy()
-            );
-            if name.len() == 64 {
-                let bytes = fs::read(o.path()).unwrap();
-                assert_eq!(
-                    sha256_hex(&bytes),
-                    name,
-                    "object {} is corrupt",
-                    o.path().display()
-                );
-            }
+            ));
         }
     }
+    out
+}
+
+/// Whether a damaged catalog was kept aside in `meta` as `catalog.db.<kind>-<stamp>`.
+pub fn catalog_kept_aside(meta: &Path, kind: &str) -> bool {
+    let prefix = format!("catalog.db.{kind}-");
+    fs::read_dir(meta)
+        .unwrap()
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with(&prefix))
 }
 
 /// Regular, not ignored files under `root` (symlinks not followed): path → sha256;

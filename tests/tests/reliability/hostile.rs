@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use horace_tests::{bin_path, command_as, NOBODY};
 
-use crate::fixture::Watcher;
+use crate::fixture::{catalog_kept_aside, object_names, Watcher};
 
 /// The names the old code used, in both its numbering and the new one's shape.
 fn planted_names() -> Vec<String> {
@@ -117,21 +117,6 @@ fn planted_links_fifos_and_files_at_cookie_names_change_nothing() {
     w.stop();
 }
 
-/// Objects under the store, by name.
-fn objects(meta: &std::path::Path) -> std::collections::BTreeSet<String> {
-    let mut out = std::collections::BTreeSet::new();
-    for d in fs::read_dir(meta.join("objects/sha256"))
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        for o in fs::read_dir(d.path()).into_iter().flatten().flatten() {
-            out.insert(o.file_name().to_string_lossy().into_owned());
-        }
-    }
-    out
-}
-
 /// Issue 12 items 1 and 3: a catalog truncated to 0 bytes (what the cookie attack did) is
 /// moved aside, not taken for a new one, and the store is not collected against it.
 #[test]
@@ -158,7 +143,7 @@ fn a_truncated_catalog_is_kept_aside_and_the_store_is_not_collected() {
         .unwrap();
     }
     rt.block_on(async { w.client().await.sync().await.unwrap() });
-    let before = objects(&meta);
+    let before = object_names(&meta);
     assert!(before.len() >= 20, "{before:?}");
     w.stop();
 
@@ -171,7 +156,7 @@ fn a_truncated_catalog_is_kept_aside_and_the_store_is_not_collected() {
         c.sync().await.unwrap();
         c.status().await.unwrap()
     });
-    let after = objects(&meta);
+    let after = object_names(&meta);
     let lost: Vec<_> = before.difference(&after).collect();
     assert!(
         lost.is_empty(),
@@ -182,10 +167,7 @@ fn a_truncated_catalog_is_kept_aside_and_the_store_is_not_collected() {
         .expect("status says collection is held");
     assert!(held.contains("0 bytes"), "{held}");
     assert!(
-        fs::read_dir(&meta).unwrap().flatten().any(|e| e
-            .file_name()
-            .to_string_lossy()
-            .starts_with("catalog.db.truncated-")),
+        catalog_kept_aside(&meta, "truncated"),
         "the truncated catalog is kept aside"
     );
     // The current files are cataloged again.
