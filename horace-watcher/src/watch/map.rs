@@ -11,10 +11,21 @@ use inotify::{WatchDescriptor, Watches};
 use super::reader::MASK;
 use crate::status::Status;
 
+/// One watch: the directory it stands for, and when it was last added.
+struct Entry {
+    path: PathBuf,
+    wd: WatchDescriptor,
+    stamp: u64,
+}
+
 #[derive(Default)]
 struct Maps {
-    by_wd: HashMap<i32, PathBuf>,
-    by_path: HashMap<PathBuf, WatchDescriptor>,
+    /// By watch descriptor id: the one index. Two descriptors can name the same path for
+    /// a moment (a directory replaced while its old one is moved out), so everything
+    /// that goes by path walks this map.
+    by_wd: HashMap<i32, Entry>,
+    /// Counts [`WatchMap::add_dir`] calls.
+    stamp: u64,
 }
 
 /// Which directory (relative to the root) each watch descriptor stands for.
@@ -42,14 +53,20 @@ impl WatchMap {
         let mut g = self.lock();
         let (watches, maps) = &mut *g;
         let wd = watches.add(self.root.join(rel), MASK)?;
-        let id = wd.get_watch_descriptor_id();
-        if let Some(old) = maps.by_wd.insert(id, rel.to_path_buf()) {
-            if old != rel {
-                maps.by_path.remove(&old);
-            }
-        }
-        maps.by_path.insert(rel.to_path_buf(), wd);
+        maps.stamp += 1;
+        let entry = Entry {
+            path: rel.to_path_buf(),
+            wd: wd.clone(),
+            stamp: maps.stamp,
+        };
+        maps.by_wd.insert(wd.get_watch_descriptor_id(), entry);
         Ok(())
+    }
+
+    /// The number of [`WatchMap::add_dir`] calls so far: watches added or refreshed after
+    /// this have a greater stamp (see [`WatchMap::remove_under_before`]).
+    pub(super) fn stamp(&self) -> u64 {
+        self.lock().1.stamp
     }
 
     /// Number of directories watched.
@@ -59,53 +76,43 @@ impl WatchMap {
     }
 
     pub(super) fn resolve(&self, wd: i32) -> Option<PathBuf> {
-        self.lock().1.by_wd.get(&wd).cloned()
+        self.lock().1.by_wd.get(&wd).map(|e| e.path.clone())
     }
 
     pub(super) fn forget_wd(&self, wd: i32) {
-        let mut g = self.lock();
-        if let Some(p) = g.1.by_wd.remove(&wd) {
-            if g.1
-                .by_path
-                .get(&p)
-                .is_some_and(|w| w.get_watch_descriptor_id() == wd)
-            {
-                g.1.by_path.remove(&p);
-            }
-        }
+        self.lock().1.by_wd.remove(&wd);
     }
 
     pub(super) fn rename_prefix(&self, from: &Path, to: &Path) {
         let mut g = self.lock();
-        let maps = &mut g.1;
-        let moved: Vec<PathBuf> = maps
-            .by_path
-            .keys()
-            .filter(|p| p.starts_with(from))
-            .cloned()
-            .collect();
-        for old in moved {
-            let new = to.join(old.strip_prefix(from).expect("prefix"));
-            let wd = maps.by_path.remove(&old).expect("present");
-            maps.by_wd.insert(wd.get_watch_descriptor_id(), new.clone());
-            maps.by_path.insert(new, wd);
+        for e in g.1.by_wd.values_mut() {
+            if let Ok(rest) = e.path.strip_prefix(from) {
+                e.path = to.join(rest);
+            }
         }
     }
 
-    /// Stops watching `rel` and everything below (moved out of the tree or deleted).
+    /// Stops watching `rel` and everything below (deleted).
     pub(super) fn remove_under(&self, rel: &Path) {
+        self.remove_under_before(rel, u64::MAX);
+    }
+
+    /// Stops watching `rel` and everything below (moved out of the tree), except the
+    /// watches added or refreshed after `stamp`: a directory moved out and back in at
+    /// once is listed and watched again (as moved in) before its move out is known (no
+    /// partner came), and keeps those watches.
+    pub(super) fn remove_under_before(&self, rel: &Path, stamp: u64) {
         let mut g = self.lock();
         let (watches, maps) = &mut *g;
-        let gone: Vec<PathBuf> = maps
-            .by_path
-            .keys()
-            .filter(|p| p.starts_with(rel))
-            .cloned()
+        let gone: Vec<i32> = maps
+            .by_wd
+            .iter()
+            .filter(|(_, e)| e.path.starts_with(rel) && e.stamp <= stamp)
+            .map(|(id, _)| *id)
             .collect();
-        for p in gone {
-            if let Some(wd) = maps.by_path.remove(&p) {
-                maps.by_wd.remove(&wd.get_watch_descriptor_id());
-                let _ = watches.remove(wd);
+        for id in gone {
+            if let Some(e) = maps.by_wd.remove(&id) {
+                let _ = watches.remove(e.wd);
             }
         }
     }

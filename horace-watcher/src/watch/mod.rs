@@ -13,7 +13,7 @@ mod worker;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -73,7 +73,8 @@ pub enum Op {
         /// Whether a directory went.
         dir: bool,
     },
-    /// A sync barrier's cookie file was written.
+    /// A cookie file was written (a sync's, or a reconcile scan's own barrier): every
+    /// event before it has been read.
     Cookie(u64),
     /// A path found by listing a new directory, or due in the retry queue: a
     /// [`Op::Check`] with `Compare::Strict`, except that a change after `covered_after`
@@ -237,6 +238,7 @@ pub async fn start(
         .push(tx.clone());
     let stop = Arc::new(AtomicBool::new(false));
     let unwatched = Arc::new(AtomicBool::new(false));
+    let scan_epoch = Arc::new(AtomicU64::new(0));
     let reader = reader::Reader {
         inotify,
         map: map.clone(),
@@ -246,6 +248,8 @@ pub async fn start(
         ctx: ctx.clone(),
         unwatched: unwatched.clone(),
         created: Default::default(),
+        scan_epoch: scan_epoch.clone(),
+        window: Default::default(),
     };
     let reader_thread = std::thread::Builder::new()
         .name("inotify-reader".into())
@@ -264,6 +268,7 @@ pub async fn start(
         unwatched,
         reader_stop: stop,
         reader_thread,
+        scan_epoch,
     });
     std::thread::Builder::new()
         .name("watch-loop".into())

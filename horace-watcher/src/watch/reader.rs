@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -51,6 +51,25 @@ struct PendingFrom {
     dir: bool,
     ignored: bool,
     at: Instant,
+    /// The watch map's stamp then (see [`WatchMap::remove_under_before`]).
+    stamp: u64,
+}
+
+/// Whether a listing of the tree may have missed a directory renamed while it ran.
+///
+/// A listing goes by path: a directory renamed before the listing reaches it is not
+/// listed (nor watched) under either name, and one renamed after it was listed but before
+/// its files were read has none of them read. Listings are the reconcile scan (on the
+/// watch loop, while [`Reader::scan_epoch`] is odd) and [`Reader::add_tree`] (here). Every
+/// rename done during a listing is in the inotify queue by the time the listing ends, so
+/// once the queue has been read empty after the last listing ended, the window closes;
+/// until then, the destination of each directory rename is listed again.
+#[derive(Debug, Default)]
+pub struct ListingWindow {
+    /// A listing ran since the queue was last read empty.
+    open: bool,
+    /// The scan epoch when the window last closed.
+    epoch: u64,
 }
 
 /// The reader thread's state.
@@ -71,6 +90,11 @@ pub struct Reader {
     pub unwatched: Arc<AtomicBool>,
     /// Files created lately, by inode.
     pub created: RecentCreates,
+    /// Odd while the watch loop's reconcile scan lists and reads the tree; bumped at its
+    /// start and its end.
+    pub scan_epoch: Arc<AtomicU64>,
+    /// See [`ListingWindow`].
+    pub window: ListingWindow,
 }
 
 /// How long a created file waits for its close-after-write before it is looked at anyway
@@ -164,13 +188,24 @@ impl Reader {
         let mut buf = vec![0u8; 256 * 1024];
         let mut pending: Vec<PendingFrom> = Vec::new();
         let mut ops: Vec<Option<Op>> = Vec::new();
+        let fd = self.inotify.as_raw_fd();
         while !self.stop.load(Ordering::Relaxed) {
             let timeout = if pending.is_empty() {
                 Duration::from_millis(200)
             } else {
                 PAIR_WAIT
             };
-            if poll_in(self.inotify.as_raw_fd(), timeout) {
+            // Loaded before the queue is found empty below: a scan that ended by then
+            // queued all its renames before.
+            let epoch = self.scan_epoch.load(Ordering::SeqCst);
+            if epoch != self.window.epoch || epoch % 2 == 1 {
+                self.window.open = true;
+            }
+            // Every event queued before this instant has been read (a rename's second
+            // half is queued right after its first).
+            let seen_until;
+            if poll_in(fd, timeout) {
+                seen_until = Instant::now();
                 match self.inotify.read_events(&mut buf) {
                     Ok(events) => {
                         let events: Vec<_> = events.map(|e| e.to_owned()).collect();
@@ -184,19 +219,33 @@ impl Reader {
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }
+            } else {
+                seen_until = Instant::now();
             }
-            let now = Instant::now();
-            let (stale, keep): (Vec<_>, Vec<_>) =
-                pending.into_iter().partition(|p| now - p.at >= PAIR_WAIT);
+            if self.window.open && epoch % 2 == 0 && !poll_in(fd, Duration::ZERO) {
+                self.window = ListingWindow { open: false, epoch };
+            }
+            // A moved-from is taken as a move out of the tree only once a read that began
+            // PAIR_WAIT after it brought no partner (handling a batch can take longer
+            // than PAIR_WAIT when it lists new directories).
+            let (stale, keep): (Vec<_>, Vec<_>) = pending
+                .into_iter()
+                .partition(|p| seen_until.saturating_duration_since(p.at) >= PAIR_WAIT);
             pending = keep;
             for p in stale {
                 self.moved_out(p, &mut ops);
             }
-            self.unclosed_creates(&mut ops, now);
+            self.unclosed_creates(&mut ops, Instant::now());
             if pending.is_empty() {
                 self.send(&mut ops);
             }
         }
+    }
+
+    /// Whether a listing may have missed renames (see [`ListingWindow`]).
+    fn unsettled(&self) -> bool {
+        let epoch = self.scan_epoch.load(Ordering::SeqCst);
+        self.window.open || epoch != self.window.epoch || epoch % 2 == 1
     }
 
     fn send(&self, ops: &mut Vec<Option<Op>>) {
@@ -321,6 +370,7 @@ impl Reader {
                 dir: is_dir,
                 ignored,
                 at: Instant::now(),
+                stamp: self.map.stamp(),
             });
         } else if m.contains(EventMask::MOVED_TO) {
             match pending.iter().position(|p| p.cookie == ev.cookie) {
@@ -383,7 +433,7 @@ impl Reader {
     }
 
     fn paired(
-        &self,
+        &mut self,
         from: PendingFrom,
         to: PathBuf,
         is_dir: bool,
@@ -392,11 +442,18 @@ impl Reader {
     ) {
         if is_dir {
             self.map.rename_prefix(&from.rel, &to);
+            let relist = self.unsettled();
             ops.push(Some(Op::Rename {
                 from: from.rel,
-                to,
+                to: to.clone(),
                 dir: true,
             }));
+            // Renamed while a listing ran: what it missed under either name is listed
+            // (and watched) now.
+            if relist {
+                tracing::debug!(dir = %to.display(), "directory renamed during a listing; listing it again");
+                self.add_tree(&to, ops);
+            }
             return;
         }
         ops.push(match (from.ignored, ignored) {
@@ -419,7 +476,7 @@ impl Reader {
 
     fn moved_out(&self, p: PendingFrom, ops: &mut [Option<Op>]) {
         if p.dir {
-            self.map.remove_under(&p.rel);
+            self.map.remove_under_before(&p.rel, p.stamp);
         }
         if !p.ignored {
             ops[p.slot] = Some(Op::Remove {
@@ -433,7 +490,8 @@ impl Reader {
     /// list it, so files written before the watch existed are not missed. A file that
     /// changes after the listing is left to the events of that change (a writer still
     /// filling it is read at its close, not half-way).
-    fn add_tree(&self, rel: &Path, ops: &mut Vec<Option<Op>>) {
+    fn add_tree(&mut self, rel: &Path, ops: &mut Vec<Option<Op>>) {
+        self.window.open = true;
         let status = &self.ctx.status;
         let mut watched = true;
         let walked = scan::walk(&self.ctx.config.files_root, rel, &self.ignore, |d| {

@@ -2,9 +2,9 @@
 //! reader's operations (hash in parallel, then one transaction per batch), keeps the retry
 //! queue, answers sync cookies, register and restore, and prunes the content store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -47,6 +47,7 @@ mod apply;
 mod reconcile;
 mod restore;
 mod retry;
+mod settle;
 
 pub(super) struct Parts {
     pub ctx: Arc<Context>,
@@ -59,6 +60,7 @@ pub(super) struct Parts {
     pub unwatched: Arc<AtomicBool>,
     pub reader_stop: Arc<AtomicBool>,
     pub reader_thread: std::thread::JoinHandle<()>,
+    pub scan_epoch: Arc<AtomicU64>,
 }
 
 pub(super) struct Worker {
@@ -83,6 +85,12 @@ pub(super) struct Worker {
     inflight: u64,
     /// `[versions]` in force (reloadable).
     versions: VersionsConfig,
+    /// Odd while a reconcile scan lists and reads the tree (the reader then lists the
+    /// destination of every directory rename again; see `reader::ListingWindow`).
+    scan_epoch: Arc<AtomicU64>,
+    /// Messages taken from `rx` and not handled yet (a scan's barrier applies the events
+    /// that follow it first), in order.
+    inbox: VecDeque<Msg>,
 }
 
 fn dev_of(p: &Path) -> u64 {
@@ -115,6 +123,8 @@ impl Worker {
             last_rescan: Instant::now(),
             inflight: 0,
             versions: p.ctx.config.versions.clone(),
+            scan_epoch: p.scan_epoch,
+            inbox: VecDeque::new(),
             ctx: p.ctx,
         }
     }
@@ -150,12 +160,14 @@ impl Worker {
                 .next_due()
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_millis(1));
-            let first = match self.rx.recv_timeout(timeout) {
-                Ok(m) => Some(m),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => break,
-            };
-            let mut msgs: Vec<Msg> = first.into_iter().collect();
+            let mut msgs: Vec<Msg> = self.inbox.drain(..).collect();
+            if msgs.is_empty() {
+                match self.rx.recv_timeout(timeout) {
+                    Ok(m) => msgs.push(m),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+            }
             while msgs.len() < 256 {
                 match self.rx.try_recv() {
                     Ok(m) => msgs.push(m),
@@ -168,7 +180,8 @@ impl Worker {
                 if let Some(t) = self.reader_thread.take() {
                     let _ = t.join();
                 }
-                let rest: Vec<Msg> = self.rx.try_iter().collect();
+                let mut rest: Vec<Msg> = self.inbox.drain(..).collect();
+                rest.extend(self.rx.try_iter());
                 self.process(rest);
                 break;
             }
@@ -192,7 +205,8 @@ impl Worker {
         let mut shutdown = false;
         // One reconcile covers every earlier request: run only the last one.
         let last_reconcile = msgs.iter().rposition(|m| matches!(m, Msg::Reconcile(_)));
-        for (i, m) in msgs.into_iter().enumerate() {
+        let mut msgs = msgs.into_iter().enumerate();
+        while let Some((i, m)) = msgs.next() {
             match m {
                 Msg::Reconcile(reason) if Some(i) != last_reconcile => {
                     tracing::debug!(reason, "reconcile request folded into a later one");
@@ -207,7 +221,15 @@ impl Worker {
                 other => {
                     self.apply_batch(std::mem::take(&mut ops));
                     match other {
-                        Msg::Reconcile(reason) => self.reconcile(&reason),
+                        Msg::Reconcile(reason) => {
+                            // Later messages go first to the inbox: the scan's barrier
+                            // applies the events among them in order.
+                            let rest: Vec<Msg> = msgs.by_ref().map(|(_, m)| m).collect();
+                            for m in rest.into_iter().rev() {
+                                self.inbox.push_front(m);
+                            }
+                            self.reconcile(&reason);
+                        }
                         Msg::Register(rel, reply) => {
                             let _ = reply.send(self.register(&rel));
                         }

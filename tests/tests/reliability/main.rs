@@ -19,5 +19,6 @@ mod kill_zfsd;
 mod load;
 mod restore_race;
 mod root;
+mod scan_renames;
 mod socket;
 mod writers;

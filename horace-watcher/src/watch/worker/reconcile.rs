@@ -1,7 +1,8 @@
 //! The reconcile scan: at startup, after a queue overflow, a failed watch, an unmount or a
 //! rollback. Walks the tree (adding watches before listing each directory), hashes in
-//! parallel what differs from the catalog by size, mtime, ctime or inode, and marks files
-//! that are gone deleted.
+//! parallel what differs from the catalog by size, mtime, ctime or inode; the files it did
+//! not find are candidates for deletion, settled in `settle.rs` (what was renamed while
+//! the scan ran is not among the deleted).
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -97,6 +98,9 @@ impl Worker {
         // Each path to look at, and whether the catalog has a row for it (only those are
         // looked up: on a first scan, none).
         let mut todo: Vec<(PathBuf, bool)> = Vec::new();
+        // Odd from here until the last file is read: the reader lists again each directory
+        // renamed meanwhile (the walk goes by path and misses it under both names).
+        self.scan_epoch.fetch_add(1, Ordering::SeqCst);
         let walked = scan::walk_each(
             &root,
             std::path::Path::new(""),
@@ -126,6 +130,7 @@ impl Worker {
         let mut last_report = Instant::now();
         let mut items = Vec::new();
         let mut deleted = 0u64;
+        let mut candidates = Vec::new();
         // A pipeline of three: while chunk k is hashed and copied, the copies of chunk k-1
         // are synced and moved into the store on another thread, and the catalog writer
         // commits the part before.
@@ -152,7 +157,7 @@ impl Worker {
             let prober = self.prober.clone();
             settling = Some(std::thread::spawn(move || (paths, prober.settle(probes))));
             if let Some(settled) = settled {
-                self.record(settled, &mut tally, &mut items);
+                self.record(settled, &mut tally, &mut items, &mut candidates);
             }
             if items.len() >= TX_ITEMS {
                 deleted += self.finish_scan_tx(in_flight.take());
@@ -169,8 +174,9 @@ impl Worker {
             }
         }
         if let Some(settled) = settling.take().map(join_settled) {
-            self.record(settled, &mut tally, &mut items);
+            self.record(settled, &mut tally, &mut items, &mut candidates);
         }
+        self.scan_epoch.fetch_add(1, Ordering::SeqCst);
         let Tally {
             hashed,
             bytes,
@@ -179,19 +185,19 @@ impl Worker {
         deleted += self.finish_scan_tx(in_flight.take());
         st.files_hashed.fetch_add(hashed, Ordering::Relaxed);
 
+        deleted += self.finish_scan_tx(self.submit_scan_tx(items));
         if root_ok {
-            items.extend(
+            candidates.extend(
                 index
                     .untaken()
                     .filter(|(_, e)| e.present)
                     .filter_map(|(path, _)| unescape(&path))
-                    .filter(|p| !walked.unreadable.iter().any(|u| p.starts_with(u)))
-                    .map(|p| Item::Remove(p, false)),
+                    .filter(|p| !walked.unreadable.iter().any(|u| p.starts_with(u))),
             );
+            deleted += self.settle(candidates);
         } else {
             tracing::error!(root = %root.display(), "files root is missing or another filesystem (unmounted?); not marking files deleted");
         }
-        deleted += self.finish_scan_tx(self.submit_scan_tx(items));
         let secs = t0.elapsed().as_secs_f64();
         let report = ScanReport {
             reason: reason.into(),
@@ -218,12 +224,14 @@ impl Worker {
         release_freed_memory();
     }
 
-    /// Notes the probes of a settled chunk (retry queue, tally) and queues them as items.
+    /// Notes the probes of a settled chunk (retry queue, tally) and queues them as items;
+    /// a path that is not a regular file now becomes a removal candidate.
     fn record(
         &mut self,
         (paths, probes): (Vec<PathBuf>, Vec<Probe>),
         tally: &mut Tally,
         items: &mut Vec<Item>,
+        candidates: &mut Vec<PathBuf>,
     ) {
         for (rel, probe) in paths.into_iter().zip(probes) {
             match &probe {
@@ -236,7 +244,12 @@ impl Worker {
                     tally.covered += 1;
                     self.note_success(&rel);
                 }
-                Probe::Unchanged(_) | Probe::NotRegular | Probe::Missing => self.note_success(&rel),
+                Probe::NotRegular => {
+                    self.note_success(&rel);
+                    candidates.push(rel);
+                    continue;
+                }
+                Probe::Unchanged(_) | Probe::Missing => self.note_success(&rel),
                 Probe::Changing => self.note_changing(&rel),
                 Probe::Failed(why) => self.note_failure(&rel, why),
             }
@@ -245,7 +258,7 @@ impl Worker {
     }
 
     /// Queues scan results as one transaction on the catalog writer.
-    fn submit_scan_tx(&self, items: Vec<Item>) -> Option<PendingTx> {
+    pub(super) fn submit_scan_tx(&self, items: Vec<Item>) -> Option<PendingTx> {
         if items.is_empty() {
             return None;
         }
@@ -265,7 +278,7 @@ impl Worker {
     }
 
     /// Waits for a queued scan transaction; returns how many files it marked deleted.
-    fn finish_scan_tx(&self, pending: Option<PendingTx>) -> u64 {
+    pub(super) fn finish_scan_tx(&self, pending: Option<PendingTx>) -> u64 {
         let Some(rx) = pending else { return 0 };
         match rx.blocking_recv() {
             Ok(Ok(tx)) => {
