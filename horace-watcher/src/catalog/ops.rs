@@ -337,6 +337,16 @@ pub fn mark_deleted(conn: &Connection, path: &str, now: i64) -> rusqlite::Result
     Ok(id)
 }
 
+/// The paths of the present files under directory `dir`.
+pub fn present_under(conn: &Connection, dir: &str) -> rusqlite::Result<Vec<String>> {
+    let (lo, hi) = under(dir);
+    conn.prepare_cached(
+        "SELECT path FROM files WHERE path > ?1 AND path < ?2 AND status != 'deleted' ORDER BY path",
+    )?
+    .query_map(params![lo, hi], |r| r.get(0))?
+    .collect()
+}
+
 /// Marks every present file under directory `dir` deleted. Returns how many.
 pub fn mark_deleted_under(conn: &Connection, dir: &str, now: i64) -> rusqlite::Result<usize> {
     let (lo, hi) = under(dir);
@@ -349,6 +359,34 @@ pub fn mark_deleted_under(conn: &Connection, dir: &str, now: i64) -> rusqlite::R
         "UPDATE files SET status = 'deleted', deleted_ns = ?3, updated_ns = ?3 WHERE path > ?1 AND path < ?2 AND status != 'deleted'",
         params![lo, hi, now],
     )
+}
+
+/// Drops `dst` when it is `src` itself cataloged a moment early under its new name: the
+/// same inode and content, and no history of its own (one version, a `created` event, no
+/// tags or collections). A reconcile scan that walks a directory already renamed finds
+/// its files at the new paths before the rename's event moves their rows there; without
+/// this the rename would end their history and the twins would start a new one.
+/// Returns whether it was dropped (the rename then proceeds as onto a free path).
+fn drop_twin(conn: &Connection, src: &Row, dst: &Row) -> rusqlite::Result<bool> {
+    let twin = dst.is_present()
+        && dst.id != src.id
+        && dst.fp.inode == src.fp.inode
+        && dst.sha256.is_some()
+        && dst.sha256 == src.sha256;
+    if !twin {
+        return Ok(false);
+    }
+    let own_history: bool = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM versions WHERE file_id = ?1) != 1              OR EXISTS (SELECT 1 FROM events WHERE file_id = ?1 AND kind != 'created')              OR EXISTS (SELECT 1 FROM tags WHERE file_id = ?1)              OR EXISTS (SELECT 1 FROM collection_members WHERE file_id = ?1)",
+        )?
+        .query_row([dst.id], |r| r.get(0))?;
+    if own_history {
+        return Ok(false);
+    }
+    conn.prepare_cached("DELETE FROM files WHERE id = ?1")?
+        .execute([dst.id])?;
+    Ok(true)
 }
 
 /// Gives the row at `dst` the current content of `src` (a new version unless equal) and
@@ -383,8 +421,10 @@ pub fn rename_file(
         return Ok(None);
     };
     if let Some(dst) = row_by_path(conn, to)? {
-        adopt(conn, &src, to, now)?;
-        return Ok(Some(dst.id));
+        if !drop_twin(conn, &src, &dst)? {
+            adopt(conn, &src, to, now)?;
+            return Ok(Some(dst.id));
+        }
     }
     conn.prepare_cached("UPDATE files SET path = ?2, owner = ?3, updated_ns = ?4 WHERE id = ?1")?
         .execute(params![src.id, to, owner, now])?;
@@ -407,7 +447,11 @@ pub fn rename_dir(conn: &Connection, from: &str, to: &str, now: i64) -> rusqlite
         rows.collect::<rusqlite::Result<_>>()?
     };
     for (src_id, dst_path) in collisions {
-        if let Some(src) = row_by_id(conn, src_id)? {
+        let (Some(src), Some(dst)) = (row_by_id(conn, src_id)?, row_by_path(conn, &dst_path)?)
+        else {
+            continue;
+        };
+        if !drop_twin(conn, &src, &dst)? {
             adopt(conn, &src, &dst_path, now)?;
         }
     }

@@ -108,6 +108,45 @@ fn rename_onto_a_cataloged_path_continues_the_destination() {
 }
 
 #[test]
+fn a_rename_onto_its_own_early_twin_keeps_one_history() {
+    let (_d, c) = db();
+    let events = |id: i64| -> Vec<String> {
+        let mut st = c
+            .prepare("SELECT kind FROM events WHERE file_id = ?1 ORDER BY id")
+            .unwrap();
+        st.query_map([id], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    // A scan found d/f and e/g at the new names of d2/f and e2/g (same inode and content)
+    // before the renames' events came.
+    let (f, _) = apply_content(&c, "d/f", "d", &content("ff", 1), 1).unwrap();
+    apply_content(&c, "d2/f", "d2", &content("ff", 1), 2).unwrap();
+    let (g, _) = apply_content(&c, "e/g", "e", &content("gg", 2), 1).unwrap();
+    apply_content(&c, "e2/g", "e2", &content("gg", 2), 2).unwrap();
+    assert_eq!(rename_dir(&c, "d", "d2", 3).unwrap(), 1);
+    assert_eq!(rename_file(&c, "e/g", "e2/g", "e2", 3).unwrap(), Some(g));
+    assert_eq!(row_by_path(&c, "d2/f").unwrap().unwrap().id, f);
+    assert_eq!(events(f), ["created", "renamed"]);
+    assert_eq!(events(g), ["created", "renamed"]);
+    assert_eq!(
+        paths(&c),
+        [
+            ("d2/f".into(), "active".into()),
+            ("e2/g".into(), "active".into())
+        ]
+    );
+    // Another file with the same content but its own inode or history is no twin.
+    let (h, _) = apply_content(&c, "h", "", &content("ff", 1), 4).unwrap();
+    let mut other = content("ff", 1);
+    other.fp.inode = 99;
+    let (k, _) = apply_content(&c, "k", "", &other, 4).unwrap();
+    assert_eq!(rename_file(&c, "h", "k", "", 5).unwrap(), Some(k));
+    assert_eq!(row_by_id(&c, h).unwrap().unwrap().status, "deleted");
+}
+
+#[test]
 fn prune_keeps_last_versions_and_young_ones() {
     let (_d, c) = db();
     let day = 86_400_000_000_000i64;

@@ -11,7 +11,7 @@ use rusqlite::Connection;
 use super::{threads, Outcome, Worker, CARRY_FOR};
 use crate::catalog::ops;
 use crate::now_ns;
-use crate::path::{escape, owner_of};
+use crate::path::{escape, owner_of, unescape};
 use crate::scan::{par_map, Compare, Probe};
 use crate::watch::Op;
 
@@ -125,6 +125,70 @@ fn stronger(a: Compare, b: Compare) -> Compare {
 }
 
 impl Worker {
+    /// A directory that left the tree (moved out: an rmdir leaves nothing beneath to
+    /// remove) and whose name holds a directory again by now, typically the same one
+    /// moved back in, does not make its files deleted: each cataloged file beneath is
+    /// checked where it is (unchanged: no history) and only those not there are removed.
+    /// A directory renamed onto that name later in the batch is left to its rename.
+    fn expand_dir_removals(&self, batch: Vec<(Op, Instant)>) -> Vec<(Op, Instant)> {
+        let back = |i: usize, rel: &Path| {
+            let renamed_onto = batch[i + 1..].iter().any(|(o, _)| {
+                matches!(o, Op::Rename { to, .. } if rel.starts_with(to) || to.starts_with(rel))
+            });
+            !renamed_onto
+                && std::fs::symlink_metadata(self.prober.root.join(rel)).is_ok_and(|m| m.is_dir())
+        };
+        let expand: Vec<bool> = batch
+            .iter()
+            .enumerate()
+            .map(|(i, (o, _))| matches!(o, Op::Remove { rel, dir: true } if back(i, rel)))
+            .collect();
+        if !expand.contains(&true) {
+            return batch;
+        }
+        let mut out = Vec::with_capacity(batch.len());
+        for ((op, at), expand) in batch.into_iter().zip(expand) {
+            let Op::Remove { rel, dir: true } = &op else {
+                out.push((op, at));
+                continue;
+            };
+            if !expand {
+                out.push((op, at));
+                continue;
+            }
+            let dir = escape(rel);
+            let beneath = self
+                .ctx
+                .readers
+                .with_blocking(move |c| ops::present_under(c, &dir))
+                .ok()
+                .and_then(Result::ok);
+            let Some(beneath) = beneath else {
+                out.push((op, at));
+                continue;
+            };
+            for path in beneath.iter().filter_map(|p| unescape(p)) {
+                let regular = std::fs::symlink_metadata(self.prober.root.join(&path))
+                    .is_ok_and(|m| m.is_file());
+                out.push((
+                    if regular {
+                        Op::Check {
+                            rel: path,
+                            compare: Compare::Strict,
+                        }
+                    } else {
+                        Op::Remove {
+                            rel: path,
+                            dir: false,
+                        }
+                    },
+                    at,
+                ));
+            }
+        }
+        out
+    }
+
     /// Probes and commits one batch of operations (plus paths carried over from the last
     /// one); fires the cookies it contains once committed.
     pub(super) fn apply_batch(&mut self, batch: Vec<(Op, Instant)>) -> Outcome {
@@ -134,6 +198,7 @@ impl Worker {
             return outcome;
         }
         let last_seen = batch.last().map(|(_, at)| *at);
+        let batch = self.expand_dir_removals(batch);
         let mut list: Vec<Op> = since
             .keys()
             .map(|p| Op::Check {

@@ -182,7 +182,7 @@ impl Worker {
             match msg {
                 Msg::Events(v, at) => {
                     self.inflight += v.len() as u64;
-                    let hit = v.iter().any(|o| *o == Op::Cookie(n));
+                    let hit = v.contains(&Op::Cookie(n));
                     for op in &v {
                         touched.note(op);
                     }
