@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use horace_tests::{bin_path, ChildGuard, DbusDaemon, NotifySocket};
 use rusqlite::Connection;
@@ -138,6 +138,29 @@ impl Watcher {
         horace_client::Client::connect_unix(&self.socket)
             .await
             .expect("connect")
+    }
+
+    /// `sync` through the query API: every change made before is cataloged. A sync
+    /// waits 30 s (the client's deadline); a watcher far behind gets `tries` of them.
+    /// Returns how long it took.
+    pub fn sync(&self, tries: u32) -> Duration {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let t0 = Instant::now();
+        let mut last = None;
+        for _ in 0..tries.max(1) {
+            match rt.block_on(async { self.client().await.sync().await }) {
+                Ok(()) => return t0.elapsed(),
+                Err(e) => last = Some(e),
+            }
+        }
+        panic!(
+            "sync: {last:?} after {:?}\n{}",
+            t0.elapsed(),
+            tail(&self.log())
+        );
     }
 
     /// A read-only catalog connection.

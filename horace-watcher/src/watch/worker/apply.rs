@@ -125,12 +125,27 @@ fn stronger(a: Compare, b: Compare) -> Compare {
 }
 
 impl Worker {
-    /// A directory that left the tree (moved out: an rmdir leaves nothing beneath to
-    /// remove) and whose name holds a directory again by now, typically the same one
-    /// moved back in, does not make its files deleted: each cataloged file beneath is
-    /// checked where it is (unchanged: no history) and only those not there are removed.
-    /// A directory renamed onto that name later in the batch is left to its rename.
-    fn expand_dir_removals(&self, batch: Vec<(Op, Instant)>) -> Vec<(Op, Instant)> {
+    /// Directory operations as the files beneath them. The events of a batch are read
+    /// some time after they happened, and a probe goes by path:
+    ///
+    /// - A file probed at a directory's old name after the directory was renamed (its
+    ///   rename not read yet) read whatever held that name by then. So after a directory
+    ///   rename, each cataloged file beneath is checked at its new path (`Strict`: a stat
+    ///   when it is unchanged).
+    /// - A directory that left the tree (moved out: an rmdir leaves nothing beneath to
+    ///   remove) and whose name holds a directory again by now, typically the same one
+    ///   moved back in, does not make its files deleted: each cataloged file beneath is
+    ///   checked where it is (unchanged: no history) and only those not there are
+    ///   removed. Not when a directory is renamed onto that name later in the batch.
+    fn expand_dir_ops(&self, batch: Vec<(Op, Instant)>) -> Vec<(Op, Instant)> {
+        if !batch.iter().any(|(o, _)| {
+            matches!(
+                o,
+                Op::Rename { dir: true, .. } | Op::Remove { dir: true, .. }
+            )
+        }) {
+            return batch;
+        }
         let back = |i: usize, rel: &Path| {
             let renamed_onto = batch[i + 1..].iter().any(|(o, _)| {
                 matches!(o, Op::Rename { to, .. } if rel.starts_with(to) || to.starts_with(rel))
@@ -141,49 +156,61 @@ impl Worker {
         let expand: Vec<bool> = batch
             .iter()
             .enumerate()
-            .map(|(i, (o, _))| matches!(o, Op::Remove { rel, dir: true } if back(i, rel)))
+            .map(|(i, (o, _))| match o {
+                Op::Rename { dir: true, .. } => true,
+                Op::Remove { rel, dir: true } => back(i, rel),
+                _ => false,
+            })
             .collect();
-        if !expand.contains(&true) {
-            return batch;
-        }
+        let present_under = |rel: &Path| {
+            let dir = escape(rel);
+            self.ctx
+                .readers
+                .with_blocking(move |c| ops::present_under(c, &dir))
+                .ok()
+                .and_then(Result::ok)
+                .map(|v| v.iter().filter_map(|p| unescape(p)).collect::<Vec<_>>())
+        };
         let mut out = Vec::with_capacity(batch.len());
         for ((op, at), expand) in batch.into_iter().zip(expand) {
-            let Op::Remove { rel, dir: true } = &op else {
-                out.push((op, at));
-                continue;
-            };
             if !expand {
                 out.push((op, at));
                 continue;
             }
-            let dir = escape(rel);
-            let beneath = self
-                .ctx
-                .readers
-                .with_blocking(move |c| ops::present_under(c, &dir))
-                .ok()
-                .and_then(Result::ok);
-            let Some(beneath) = beneath else {
-                out.push((op, at));
-                continue;
-            };
-            for path in beneath.iter().filter_map(|p| unescape(p)) {
-                let regular = std::fs::symlink_metadata(self.prober.root.join(&path))
-                    .is_ok_and(|m| m.is_file());
-                out.push((
-                    if regular {
-                        Op::Check {
-                            rel: path,
-                            compare: Compare::Strict,
-                        }
-                    } else {
-                        Op::Remove {
-                            rel: path,
-                            dir: false,
-                        }
-                    },
-                    at,
-                ));
+            match &op {
+                Op::Rename { from, to, .. } => {
+                    let moved = present_under(from).unwrap_or_default();
+                    let (from, to) = (from.clone(), to.clone());
+                    out.push((op, at));
+                    for path in moved {
+                        let rel = to.join(path.strip_prefix(&from).expect("beneath"));
+                        let compare = Compare::Strict;
+                        out.push((Op::Check { rel, compare }, at));
+                    }
+                }
+                Op::Remove { rel, .. } => {
+                    let Some(beneath) = present_under(rel) else {
+                        out.push((op, at));
+                        continue;
+                    };
+                    for path in beneath {
+                        let regular = std::fs::symlink_metadata(self.prober.root.join(&path))
+                            .is_ok_and(|m| m.is_file());
+                        let op = if regular {
+                            Op::Check {
+                                rel: path,
+                                compare: Compare::Strict,
+                            }
+                        } else {
+                            Op::Remove {
+                                rel: path,
+                                dir: false,
+                            }
+                        };
+                        out.push((op, at));
+                    }
+                }
+                _ => out.push((op, at)),
             }
         }
         out
@@ -198,7 +225,7 @@ impl Worker {
             return outcome;
         }
         let last_seen = batch.last().map(|(_, at)| *at);
-        let batch = self.expand_dir_removals(batch);
+        let batch = self.expand_dir_ops(batch);
         let mut list: Vec<Op> = since
             .keys()
             .map(|p| Op::Check {
