@@ -64,14 +64,39 @@ pub struct CatalogFigures {
 pub struct StatusDetail {
     /// The last reconcile scan (watcher).
     pub last_scan: Option<ScanReport>,
-    /// Paths whose cataloging keeps failing, with the last cause (watcher retry queue).
-    pub failures: BTreeMap<String, String>,
+    /// Paths whose cataloging keeps failing: when each was noted last (a count) and the
+    /// last cause (watcher retry queue). See [`StatusDetail::recent_failures`].
+    pub failures: BTreeMap<String, (u64, String)>,
+    /// Counts [`StatusDetail::note_failure`] calls.
+    pub failures_noted: u64,
     /// The last snapshot-scheduler error, cleared when a call succeeds (scheduler).
     pub zfsd_error: Option<String>,
     /// Why pruning was refused, e.g. a clock that went backwards (scheduler).
     pub prune_refused: Option<String>,
     /// The last catalog backup, unix seconds (backup task).
     pub last_backup: Option<i64>,
+}
+
+impl StatusDetail {
+    /// Notes that cataloging `path` (escaped) failed again, for `cause`.
+    pub fn note_failure(&mut self, path: String, cause: String) {
+        self.failures_noted += 1;
+        self.failures.insert(path, (self.failures_noted, cause));
+    }
+
+    /// The `n` failures noted last, newest first: a flood of failing files makes a long
+    /// list, and status carries its length and these, not all of it.
+    pub fn recent_failures(&self, n: usize) -> Vec<(String, String)> {
+        let mut all: Vec<(&String, &(u64, String))> = self.failures.iter().collect();
+        if all.len() > n {
+            all.select_nth_unstable_by_key(n, |(_, (seq, _))| std::cmp::Reverse(*seq));
+            all.truncate(n);
+        }
+        all.sort_unstable_by_key(|(_, (seq, _))| std::cmp::Reverse(*seq));
+        all.into_iter()
+            .map(|(p, (_, cause))| (p.clone(), cause.clone()))
+            .collect()
+    }
 }
 
 /// What one reconcile scan did.
@@ -159,5 +184,31 @@ mod tests {
         );
         keep(3, 25_000, 1_000);
         assert!(s.fresh_catalog_figures(4).is_none(), "slow, but too old");
+    }
+}
+
+#[cfg(test)]
+mod failure_tests {
+    use super::*;
+
+    #[test]
+    fn recent_failures_are_the_last_noted_newest_first() {
+        let mut d = StatusDetail::default();
+        for i in 0..100 {
+            d.note_failure(format!("p{i:03}"), format!("cause {i}"));
+        }
+        // Noted again: it is the newest now.
+        d.note_failure("p007".into(), "again".into());
+        let r = d.recent_failures(3);
+        assert_eq!(
+            r,
+            [
+                ("p007".to_string(), "again".to_string()),
+                ("p099".into(), "cause 99".into()),
+                ("p098".into(), "cause 98".into()),
+            ]
+        );
+        assert_eq!(d.failures.len(), 100);
+        assert_eq!(d.recent_failures(1000).len(), 100);
     }
 }

@@ -445,7 +445,14 @@ impl Out {
                     |why| format!("held: {}", super::escape(why)),
                 ),
             ),
-            ("failures", s.failures.len().to_string()),
+            ("failures", {
+                let total = s.failures_total.max(s.failures.len() as u64);
+                if total > s.failures.len() as u64 {
+                    format!("{total} (the last {} below)", s.failures.len())
+                } else {
+                    total.to_string()
+                }
+            }),
         ] {
             super::line(&mut self.w, &format!("{k:<12} {v}"))?;
         }

@@ -130,8 +130,12 @@ pub struct StatusReport {
     pub ready: bool,
     /// The last reconcile scan.
     pub last_scan: Option<ScanInfo>,
-    /// Paths whose cataloging keeps failing, with the last cause.
+    /// Paths whose cataloging keeps failing, with the last cause: the last few noted
+    /// (newest first, at most 20); `failures_total` says how many there are.
     pub failures: Vec<(String, String)>,
+    /// How many paths keep failing (`failures` lists the last few of them).
+    #[serde(default)]
+    pub failures_total: u64,
     /// Whether snapshots are scheduled at all.
     pub snapshots_enabled: bool,
     /// Whether zfsd answered the last call (meaningful only with snapshots enabled).

@@ -11,6 +11,9 @@ use super::search::page_limit;
 use super::sql::Res;
 use crate::status::Status;
 
+/// How many of the failing paths a status report lists (the last noted).
+pub const FAILURES_SHOWN: usize = 20;
+
 /// Most files listed per duplicate group.
 pub const MAX_GROUP_FILES: i64 = 1000;
 
@@ -140,19 +143,22 @@ pub fn live_figures(s: &Status, snapshots_enabled: bool, r: &mut StatusReport) {
     r.snapshots_enabled = snapshots_enabled;
     r.zfsd_reachable = s.zfsd_reachable.load(Ordering::Relaxed);
     r.last_snapshot = s.last_snapshot.load(Ordering::Relaxed);
-    let d = s.detail();
-    r.last_scan = d.last_scan.map(|l| ScanInfo {
-        reason: l.reason,
-        started_ns: l.started_ns,
-        finished_ns: l.finished_ns,
-        files_seen: l.files_seen,
-        files_hashed: l.files_hashed,
-        files_deleted: l.files_deleted,
+    s.with_detail(|d| {
+        r.last_scan = d.last_scan.clone().map(|l| ScanInfo {
+            reason: l.reason,
+            started_ns: l.started_ns,
+            finished_ns: l.finished_ns,
+            files_seen: l.files_seen,
+            files_hashed: l.files_hashed,
+            files_deleted: l.files_deleted,
+        });
+        // Not all of a long failure list: how many, and the last few.
+        r.failures_total = d.failures.len() as u64;
+        r.failures = d.recent_failures(FAILURES_SHOWN);
+        r.zfsd_error = d.zfsd_error.clone();
+        r.prune_refused = d.prune_refused.clone();
+        r.last_backup = d.last_backup;
     });
-    r.failures = d.failures.into_iter().collect();
-    r.zfsd_error = d.zfsd_error;
-    r.prune_refused = d.prune_refused;
-    r.last_backup = d.last_backup;
 }
 
 #[cfg(test)]

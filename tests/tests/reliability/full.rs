@@ -30,8 +30,8 @@ async fn metadata_full_fails_loudly_and_resumes() {
     let mut w = Watcher::new(&files, &meta, "");
     w.start();
     let client = w.client().await;
-    // 40 distinct files of 256 KiB: 10 MiB of content for a 3 MiB store.
-    for i in 0..40u32 {
+    // 60 distinct files of 256 KiB: 15 MiB of content for a 3 MiB store.
+    for i in 0..60u32 {
         let body: Vec<u8> = format!("file {i} ")
             .bytes()
             .cycle()
@@ -48,11 +48,23 @@ async fn metadata_full_fails_loudly_and_resumes() {
         "no failure reported in status\n{}",
         crate::fixture::tail(&w.log())
     );
+    // More fail than status lists: it carries how many and the last few.
+    let long = eventually(Duration::from_secs(60), || async {
+        client.status().await.is_ok_and(|s| s.failures_total > 20)
+    })
+    .await;
     let status = client.status().await.unwrap();
     eprintln!(
-        "metadata full: {} paths failing, e.g. {:?}",
+        "metadata full: {} paths failing, {} listed, e.g. {:?}",
+        status.failures_total,
         status.failures.len(),
         status.failures.first()
+    );
+    assert!(
+        long && status.failures.len() == 20,
+        "{} failing, {} listed",
+        status.failures_total,
+        status.failures.len()
     );
     let log = w.log();
     assert!(

@@ -46,7 +46,7 @@ impl Worker {
         if r.attempts >= 3 {
             self.ctx
                 .status
-                .with_detail(|d| d.failures.insert(escape(rel), why.to_string()));
+                .with_detail(|d| d.note_failure(escape(rel), why.to_string()));
         }
     }
 
