@@ -57,6 +57,15 @@ pub enum QueryError {
     /// A TCP caller presented no token or a wrong one.
     #[error("unauthenticated: present the bearer token from the server's query.token_file")]
     Unauthenticated,
+    /// The server has no connection free for this caller (its uid, root's own budget, the
+    /// TCP budget or its address); the connection is closed right after this answer.
+    #[error("too many connections: {scope} has all {limit} of its connections in use (close idle clients, or retry later)")]
+    TooManyConnections {
+        /// Whose budget is used up, e.g. "uid 1000" or "TCP address 10.0.0.5".
+        scope: String,
+        /// That budget.
+        limit: u64,
+    },
     /// The server failed; its log says more.
     #[error("internal error: {message} (see the watcher's log)")]
     Internal {

@@ -23,6 +23,8 @@ pub const EXIT_DENIED: u8 = 4;
 pub const EXIT_CONNECT: u8 = 5;
 /// Exit code when a restore could not write the file back (`RestoreFailed`).
 pub const EXIT_RESTORE_FAILED: u8 = 6;
+/// Exit code when the server had no connection free for this caller (`TooManyConnections`).
+pub const EXIT_TOO_MANY_CONNECTIONS: u8 = 7;
 
 /// Whether the error is a closed stdout (`horace … | head`), which is not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -42,6 +44,9 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
         | Some(ClientError::Unauthenticated) => EXIT_DENIED,
         Some(ClientError::Connect { .. }) => EXIT_CONNECT,
         Some(ClientError::Query(QueryError::RestoreFailed { .. })) => EXIT_RESTORE_FAILED,
+        Some(ClientError::Query(QueryError::TooManyConnections { .. })) => {
+            EXIT_TOO_MANY_CONNECTIONS
+        }
         _ => EXIT_ERROR,
     }
 }

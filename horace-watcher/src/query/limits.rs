@@ -29,6 +29,15 @@ struct Counts {
     by_caller: HashMap<Caller, usize>,
 }
 
+/// Which budget a refused connection found used up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// All the connections of every caller.
+    Total,
+    /// This caller's share.
+    Caller,
+}
+
 /// One open connection's slot; freed on drop.
 #[derive(Debug)]
 pub struct Slot {
@@ -46,16 +55,19 @@ impl Slots {
         }
     }
 
-    /// A slot for `caller`, or `None` when the total or the caller's share is used up.
-    pub fn acquire(&self, caller: Caller) -> Option<Slot> {
+    /// A slot for `caller`, or which budget is used up.
+    pub fn acquire(&self, caller: Caller) -> Result<Slot, Full> {
         let mut c = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let mine = c.by_caller.get(&caller).copied().unwrap_or(0);
-        if c.open >= self.total || mine >= self.per_caller {
-            return None;
+        if mine >= self.per_caller {
+            return Err(Full::Caller);
+        }
+        if c.open >= self.total {
+            return Err(Full::Total);
         }
         c.open += 1;
         c.by_caller.insert(caller, mine + 1);
-        Some(Slot {
+        Ok(Slot {
             slots: self.clone(),
             caller,
         })
@@ -84,16 +96,21 @@ mod tests {
         let s = Slots::new(3, 2);
         let a1 = s.acquire(Caller::Uid(1)).unwrap();
         let _a2 = s.acquire(Caller::Uid(1)).unwrap();
-        assert!(s.acquire(Caller::Uid(1)).is_none(), "uid 1 used its share");
+        assert_eq!(
+            s.acquire(Caller::Uid(1)).unwrap_err(),
+            Full::Caller,
+            "uid 1 used its share"
+        );
         let _b = s.acquire(Caller::Uid(2)).unwrap();
-        assert!(
+        assert_eq!(
             s.acquire(Caller::Ip("127.0.0.1".parse().unwrap()))
-                .is_none(),
+                .unwrap_err(),
+            Full::Total,
             "total used up"
         );
         drop(a1);
         assert!(
-            s.acquire(Caller::Uid(1)).is_some(),
+            s.acquire(Caller::Uid(1)).is_ok(),
             "a freed slot can be taken again"
         );
         assert_eq!(

@@ -17,6 +17,7 @@ pub mod limits;
 pub mod paths;
 pub mod plan;
 pub mod reads;
+pub mod refuse;
 pub mod report;
 pub mod search;
 pub mod service;
@@ -37,7 +38,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 
 use self::auth::{Peer, PeerKind, Writers};
-use self::limits::{Caller, Slots};
+use self::limits::{Caller, Full, Slots};
 use self::service::QueryService;
 use crate::watch::WatchHandle;
 use crate::Context;
@@ -184,10 +185,23 @@ async fn accept_unix(
             continue;
         };
         let budget = if uid == 0 { &slots.root } else { &slots.others };
-        let Some(slot) = budget.acquire(Caller::Uid(uid)) else {
-            tracing::warn!(peer = %peer, total = MAX_CONNECTIONS, per_caller = MAX_CONNECTIONS_PER_CALLER,
-                "too many query connections; closing a new one");
-            continue;
+        let slot = match budget.acquire(Caller::Uid(uid)) {
+            Ok(slot) => slot,
+            Err(full) => {
+                let (scope, limit) = match full {
+                    Full::Caller if uid == 0 => {
+                        ("root's own connections".to_string(), ROOT_CONNECTIONS)
+                    }
+                    Full::Caller => (format!("uid {uid}"), MAX_CONNECTIONS_PER_CALLER),
+                    Full::Total => (
+                        "the local users (all uids but root)".to_string(),
+                        MAX_CONNECTIONS,
+                    ),
+                };
+                tracing::warn!(peer = %peer, scope, limit, "too many query connections; refusing a new one");
+                refuse::spawn(stream, scope, limit);
+                continue;
+            }
         };
         let (ctx, watch) = (ctx.clone(), watch.clone());
         tokio::spawn(async move {
@@ -230,14 +244,24 @@ async fn accept_tcp(
             drop(pending);
             match presented {
                 Ok(Ok(t)) if token_matches(&t, &token) => {
-                    let Some(slot) = slots.acquire(Caller::Ip(addr.ip())) else {
-                        tracing::warn!(peer = %addr, total = MAX_TCP_CONNECTIONS, per_address = MAX_TCP_PER_ADDRESS,
-                            "too many TCP query connections; closing a new one");
-                        return;
-                    };
+                    let slot = slots.acquire(Caller::Ip(addr.ip()));
                     if stream.write_all(&[wire::HANDSHAKE_OK]).await.is_err() {
                         return;
                     }
+                    let slot = match slot {
+                        Ok(slot) => slot,
+                        Err(full) => {
+                            let (scope, limit) = match full {
+                                Full::Caller => {
+                                    (format!("TCP address {}", addr.ip()), MAX_TCP_PER_ADDRESS)
+                                }
+                                Full::Total => ("TCP".to_string(), MAX_TCP_CONNECTIONS),
+                            };
+                            tracing::warn!(peer = %addr, scope, limit, "too many TCP query connections; refusing a new one");
+                            refuse::spawn(stream, scope, limit);
+                            return;
+                        }
+                    };
                     let peer = Peer {
                         kind: PeerKind::Tcp(addr),
                         writer: false,

@@ -230,3 +230,84 @@ fn restore_failures_are_named_with_their_exit_code() {
     assert!(stderr.contains("a directory is at the path"), "{stderr}");
     w.stop();
 }
+
+/// Issue 12 item 5: a uid that holds every connection of its share locks out only itself,
+/// and what it (or anyone past a budget) gets is the named error `TooManyConnections`,
+/// which the CLI prints as such with its exit code, not "connection already shutdown".
+#[test]
+fn a_uid_holding_its_connections_locks_out_only_itself_and_is_told_why() {
+    use horace_client::{ClientError, QueryError};
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(files.join("a")).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    fs::write(files.join("a/f.txt"), b"one").unwrap();
+    let mut w = Watcher::new(&files, &meta, "");
+    w.start();
+    // nobody opens 40 connections (its share is 32) and keeps them open, idle.
+    let holder = format!(
+        "import socket, sys, time\n\
+         held = []\n\
+         for _ in range(40):\n\
+         \x20   s = socket.socket(socket.AF_UNIX); s.connect({:?}); held.append(s)\n\
+         print('held', flush=True)\n\
+         time.sleep(60)\n",
+        w.socket.display().to_string()
+    );
+    let mut hold = command_as(NOBODY.0, NOBODY.1, &[], "/usr/bin/python3")
+        .args(["-c", &holder])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hold.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "held");
+    let cli_as_nobody = || {
+        command_as(NOBODY.0, NOBODY.1, &[], bin_path("horace"))
+            .arg("--socket")
+            .arg(&w.socket)
+            .arg("status")
+            .output()
+            .unwrap()
+    };
+    let out = cli_as_nobody();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{stderr}");
+    assert!(
+        stderr.contains(&format!("too many connections: uid {}", NOBODY.0)),
+        "{stderr}"
+    );
+    // Root (and so any other uid's budget) is not locked out.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let status = rt.block_on(async { w.client().await.status().await });
+    assert!(status.is_ok(), "root locked out: {status:?}");
+    // Root past its own budget is told the same way.
+    let held: Vec<_> = rt.block_on(async {
+        let mut v = Vec::new();
+        for _ in 0..32 {
+            v.push(w.client().await);
+        }
+        v
+    });
+    let refused = rt.block_on(async { w.client().await.status().await });
+    assert!(
+        matches!(
+            &refused,
+            Err(ClientError::Query(QueryError::TooManyConnections { limit: 32, .. }))
+        ),
+        "{refused:?}"
+    );
+    drop(held);
+    let _ = hold.kill();
+    let _ = hold.wait();
+    // Freed: nobody gets in again.
+    let back = horace_tests::wait_until(Duration::from_secs(10), || {
+        cli_as_nobody().status.success()
+    });
+    assert!(back, "nobody still locked out after its connections closed");
+    w.stop();
+}
