@@ -89,14 +89,56 @@ pub fn digest_reader(r: impl Read) -> io::Result<Digested> {
 
 /// Hashes everything `r` yields and writes the very bytes hashed to `out`: a copy that
 /// matches its checksum by construction, made with one read and one write of each byte.
-pub fn digest_copy(r: impl Read, out: &mut impl Write) -> io::Result<Digested> {
-    with_buffer(|buf| digest_with(r, buf, Some(out)))
+/// The copy is sparse: a run of zero blocks ([`HOLE`] bytes each) is skipped over, not
+/// written, so a sparse file (or one with long runs of zeros) takes in the store about the
+/// space its data takes, not its length.
+pub fn digest_copy(r: impl Read, out: &mut File) -> io::Result<Digested> {
+    let d = with_buffer(|buf| digest_with(r, buf, Some(out)))?;
+    // A trailing hole has no write that would give the copy its length.
+    out.set_len(d.len)?;
+    Ok(d)
+}
+
+/// The block size of the holes [`digest_copy`] leaves (a file system block).
+pub const HOLE: usize = 4096;
+
+/// Writes `data` at `out`'s position, seeking over each run of all-zero [`HOLE`]-sized
+/// blocks instead of writing it; data runs are written with one call each.
+fn write_sparse(out: &mut File, data: &[u8]) -> io::Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let mut blocks = data.chunks(HOLE).peekable();
+    while let Some(first) = blocks.next() {
+        let zero = first.len() == HOLE && is_zero(first);
+        let mut run = first.len();
+        while let Some(next) = blocks.peek() {
+            let next_zero = next.len() == HOLE && is_zero(next);
+            if next_zero != zero {
+                break;
+            }
+            run += next.len();
+            blocks.next();
+        }
+        let start = first.as_ptr() as usize - data.as_ptr() as usize;
+        if zero {
+            out.seek(SeekFrom::Current(run as i64))?;
+        } else {
+            out.write_all(&data[start..start + run])?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether every byte is zero, 16 at a time.
+fn is_zero(b: &[u8]) -> bool {
+    // SAFETY: every bit pattern is a valid u128; align_to only splits the slice.
+    let (head, mid, tail) = unsafe { b.align_to::<u128>() };
+    head.iter().all(|x| *x == 0) && mid.iter().all(|x| *x == 0) && tail.iter().all(|x| *x == 0)
 }
 
 fn digest_with(
     mut r: impl Read,
     buf: &mut [u8],
-    mut out: Option<&mut dyn Write>,
+    mut out: Option<&mut File>,
 ) -> io::Result<Digested> {
     let mut hasher = Sha256::new();
     let mut prefix = Vec::new();
@@ -114,7 +156,7 @@ fn digest_with(
         }
         hasher.update(&buf[..n]);
         if let Some(out) = out.as_mut() {
-            out.write_all(&buf[..n])?;
+            write_sparse(out, &buf[..n])?;
         }
         len += n as u64;
     }
@@ -169,6 +211,7 @@ fn looks_like_text(prefix: &[u8], len: u64) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::fd::AsRawFd;
 
     #[test]
     fn digest_matches_known_vector() {
@@ -184,12 +227,35 @@ mod tests {
     #[test]
     fn digest_copy_writes_what_it_hashed() {
         let data: Vec<u8> = (0..3 * BUF + 17).map(|i| (i * 7 % 251) as u8).collect();
-        let mut out = Vec::new();
+        let mut out = tempfile::tempfile().unwrap();
         let d = digest_copy(&data[..], &mut out).unwrap();
-        assert_eq!(out, data);
+        assert_eq!(
+            std::fs::read(format!("/proc/self/fd/{}", out.as_raw_fd())).unwrap(),
+            data
+        );
         assert_eq!(d.len, data.len() as u64);
         assert_eq!(d.sha256, digest_reader(&data[..]).unwrap().sha256);
         assert_eq!(d.prefix, &data[..PREFIX]);
+    }
+
+    #[test]
+    fn a_copy_of_zeros_is_sparse_and_equal() {
+        use std::os::unix::fs::MetadataExt;
+        // 8 MiB of zeros, a few bytes of data not block-aligned, then 8 MiB of zeros.
+        let mut data = vec![0u8; 16 << 20];
+        data[(8 << 20) + 100..(8 << 20) + 5000].fill(7);
+        let mut out = tempfile::tempfile_in(std::env::temp_dir()).unwrap();
+        let d = digest_copy(&data[..], &mut out).unwrap();
+        let copy = std::fs::read(format!("/proc/self/fd/{}", out.as_raw_fd())).unwrap();
+        assert!(copy == data, "the sparse copy differs");
+        assert_eq!(d.sha256, digest_reader(&data[..]).unwrap().sha256);
+        let md = out.metadata().unwrap();
+        assert_eq!(md.len(), data.len() as u64);
+        assert!(
+            md.blocks() * 512 <= 64 * 1024,
+            "{} bytes allocated",
+            md.blocks() * 512
+        );
     }
 
     #[test]

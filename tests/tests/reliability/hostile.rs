@@ -297,7 +297,10 @@ fn a_uid_holding_its_connections_locks_out_only_itself_and_is_told_why() {
     assert!(
         matches!(
             &refused,
-            Err(ClientError::Query(QueryError::TooManyConnections { limit: 32, .. }))
+            Err(ClientError::Query(QueryError::TooManyConnections {
+                limit: 32,
+                ..
+            }))
         ),
         "{refused:?}"
     );
@@ -305,9 +308,47 @@ fn a_uid_holding_its_connections_locks_out_only_itself_and_is_told_why() {
     let _ = hold.kill();
     let _ = hold.wait();
     // Freed: nobody gets in again.
-    let back = horace_tests::wait_until(Duration::from_secs(10), || {
-        cli_as_nobody().status.success()
-    });
+    let back =
+        horace_tests::wait_until(Duration::from_secs(10), || cli_as_nobody().status.success());
     assert!(back, "nobody still locked out after its connections closed");
+    w.stop();
+}
+
+/// Issue 12 item 4 (the store part): a sparse file is copied into the store sparsely, so a
+/// tenant's `truncate -s 64M` takes about nothing there instead of 64 MiB.
+#[test]
+fn a_sparse_file_is_stored_sparsely() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(files.join("a")).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    let mut w = Watcher::new(&files, &meta, "");
+    w.start();
+    let sparse = files.join("a/sparse.img");
+    {
+        use std::io::{Seek, SeekFrom, Write};
+        let mut f = fs::File::create(&sparse).unwrap();
+        f.seek(SeekFrom::Start(30 << 20)).unwrap();
+        f.write_all(b"a little data in the middle").unwrap();
+        f.set_len(64 << 20).unwrap();
+    }
+    let t0 = Instant::now();
+    w.sync(4);
+    let took = t0.elapsed();
+    w.assert_consistent("sparse");
+    let objects = object_names(&meta);
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    let sha = objects.iter().next().unwrap();
+    let obj = meta.join("objects/sha256").join(&sha[..2]).join(&sha[2..]);
+    let md = fs::metadata(&obj).unwrap_or_else(|e| panic!("{}: {e}", obj.display()));
+    let on_disk = md.blocks() * 512;
+    eprintln!(
+        "sparse: 64 MiB file ({} bytes on disk), object {} bytes long, {on_disk} bytes on disk, cataloged in {took:?}",
+        fs::metadata(&sparse).unwrap().blocks() * 512,
+        md.len()
+    );
+    assert_eq!(md.len(), 64 << 20);
+    assert!(on_disk <= 1 << 20, "the object takes {on_disk} bytes");
     w.stop();
 }
