@@ -8,6 +8,7 @@ use std::fs::{File, Metadata};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -165,6 +166,57 @@ fn digest_with(
         len,
         prefix,
     })
+}
+
+/// Set once the watcher is stopping: every [`Abandonable`] read gives up at its next
+/// check, so SIGTERM does not wait for a huge file to be read to its end.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// Makes every read of a tenant file give up (the watcher is stopping).
+pub fn stop_reading() {
+    STOPPING.store(true, Ordering::Relaxed);
+}
+
+/// Whether [`stop_reading`] was called.
+pub fn stopping() -> bool {
+    STOPPING.load(Ordering::Relaxed)
+}
+
+/// How many bytes an [`Abandonable`] reads between two checks.
+const CHECK_EVERY: u64 = 64 << 20;
+
+/// A tenant's file being read to be cataloged, given up when it is no longer worth it:
+/// its last link is gone (deleted, or replaced by a rename: a `gone` error, so the probe
+/// says Missing and its events take over) or the watcher is stopping. Checked every
+/// [`CHECK_EVERY`] bytes (one `fstat`), so a multi-gigabyte file that is deleted while
+/// it is read stops being read within a fraction of a second.
+pub struct Abandonable<'a> {
+    file: &'a File,
+    unchecked: u64,
+}
+
+impl<'a> Abandonable<'a> {
+    /// Reads `file` from its current position.
+    pub fn new(file: &'a File) -> Self {
+        Self { file, unchecked: 0 }
+    }
+}
+
+impl Read for Abandonable<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.unchecked >= CHECK_EVERY {
+            self.unchecked = 0;
+            if stopping() {
+                return Err(io::Error::other("the watcher is stopping"));
+            }
+            if self.file.metadata()?.nlink() == 0 {
+                return Err(io::Error::from_raw_os_error(libc::ENOENT));
+            }
+        }
+        let n = (&*self.file).read(buf)?;
+        self.unchecked += n as u64;
+        Ok(n)
+    }
 }
 
 /// Hashes the file at `path`.

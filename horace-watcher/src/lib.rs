@@ -96,6 +96,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         r = &mut query_task => query_done = Some(r),
     }
     ctx.cancel.cancel();
+    hash::stop_reading();
     let mut query_failed = None;
     match query_done.take() {
         Some(r) => query_failed = r.map_err(anyhow::Error::from).and_then(|r| r).err(),

@@ -199,7 +199,7 @@ impl Prober {
                 .copy_in_file(&file, fsync)
                 .map(|(tmp, d)| (Some(tmp), d))
         } else {
-            hash::digest_reader(&file).map(|d| (None, d))
+            hash::digest_reader(hash::Abandonable::new(&file)).map(|d| (None, d))
         };
         let (tmp, d) = match read {
             Ok(x) => x,

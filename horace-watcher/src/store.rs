@@ -177,13 +177,14 @@ impl Objects {
             // File to file: std uses copy_file_range, which OpenZFS turns into block
             // cloning; then the copy is read back and hashed.
             io::copy(&mut &*src, &mut out)?;
+            // (copy_file_range clones the blocks without reading them: nothing to abandon.)
             out.seek(SeekFrom::Start(0))?;
             hash::digest_reader(&out)?
         } else {
             // Elsewhere copy_file_range is a page-by-page copy in the kernel, and reading
             // the copy back a second pass: hash each block as it is read and write that
             // very block, so the object matches its checksum by construction.
-            hash::digest_copy(src, &mut out)?
+            hash::digest_copy(hash::Abandonable::new(src), &mut out)?
         };
         if fsync {
             out.sync_all()?;

@@ -352,3 +352,55 @@ fn a_sparse_file_is_stored_sparsely() {
     assert!(on_disk <= 1 << 20, "the object takes {on_disk} bytes");
     w.stop();
 }
+
+/// A sparse file of `gib` GiB with a little data (reading it end to end takes minutes).
+fn huge_sparse(path: &std::path::Path, gib: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = fs::File::create(path).unwrap();
+    f.seek(SeekFrom::Start(gib << 29)).unwrap();
+    f.write_all(b"data in the middle").unwrap();
+    f.set_len(gib << 30).unwrap();
+}
+
+/// Issue 12 item 4: a huge file that is deleted while it is being hashed stops being read,
+/// and the files written after it are cataloged within seconds (a `sync` answers), not
+/// after the whole file was read; SIGTERM while a huge file is read ends the watcher
+/// within seconds.
+#[test]
+fn a_huge_file_deleted_while_hashed_is_abandoned_and_sigterm_does_not_wait_for_it() {
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(files.join("a")).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    let mut w = Watcher::new(&files, &meta, "");
+    w.start();
+    // 16 GiB: minutes to read here.
+    huge_sparse(&files.join("a/huge.img"), 16);
+    std::thread::sleep(Duration::from_secs(1));
+    fs::write(files.join("a/small.txt"), b"small").unwrap();
+    fs::remove_file(files.join("a/huge.img")).unwrap();
+    let t0 = Instant::now();
+    let took = w.sync(1);
+    eprintln!("huge file deleted while hashed: sync answered {took:?} after the delete");
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    w.assert_consistent("after the huge file went");
+
+    huge_sparse(&files.join("a/huge2.img"), 16);
+    std::thread::sleep(Duration::from_secs(1));
+    let t0 = Instant::now();
+    w.stop();
+    let took = t0.elapsed();
+    eprintln!("SIGTERM while a 16 GiB file was read: stopped in {took:?}");
+    assert!(took < Duration::from_secs(10), "SIGTERM took {took:?}");
+    // Nothing committed was lost, and the next start catalogs the huge file (it is there);
+    // that is left to the next start, not waited for here.
+    let conn = w.catalog();
+    let small: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM files WHERE path = 'a/small.txt' AND status = 'active'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(small, 1);
+}

@@ -137,6 +137,15 @@ impl Worker {
         let mut settling: Option<Settling> = None;
         let mut in_flight: Option<PendingTx> = None;
         for chunk in todo.chunks(CHUNK) {
+            if crate::hash::stopping() {
+                // SIGTERM: what was read is committed below; the next start scans again.
+                tracing::info!(
+                    done,
+                    total,
+                    "reconcile scan stopped: the watcher is stopping"
+                );
+                break;
+            }
             let known: Vec<PathBuf> = chunk
                 .iter()
                 .filter(|(_, known)| *known)
@@ -186,7 +195,9 @@ impl Worker {
         st.files_hashed.fetch_add(hashed, Ordering::Relaxed);
 
         deleted += self.finish_scan_tx(self.submit_scan_tx(items));
-        if root_ok {
+        if crate::hash::stopping() {
+            // Not settled: removals wait for a complete scan.
+        } else if root_ok {
             candidates.extend(
                 index
                     .untaken()
