@@ -13,10 +13,14 @@ export HORACE_APPEND_SECS="${HORACE_APPEND_SECS:-60}"
 export HORACE_RESTORE_ROUNDS="${HORACE_RESTORE_ROUNDS:-1000}"
 export HORACE_FUZZ_FRAMES="${HORACE_FUZZ_FRAMES:-100000}"
 export PROPTEST_CASES="${PROPTEST_CASES:-100000}"
+# Issue 13's case: 400 directories × 100 files renamed during the startup scan.
+export HORACE_SCAN_RENAME_DIRS="${HORACE_SCAN_RENAME_DIRS:-400}"
+export HORACE_SCAN_RENAME_FILES="${HORACE_SCAN_RENAME_FILES:-100}"
 
 cargo build --bins -p horace-watcher -p horace-zfsd -p horace-client
 echo "soak: load ${HORACE_LOAD_SECS}s, ${HORACE_KILL_ROUNDS} kill rounds, appender ${HORACE_APPEND_SECS}s," \
-     "${HORACE_RESTORE_ROUNDS} racing restores, ${HORACE_FUZZ_FRAMES} frames, ${PROPTEST_CASES} proptest cases"
+     "${HORACE_RESTORE_ROUNDS} racing restores, ${HORACE_FUZZ_FRAMES} frames, ${PROPTEST_CASES} proptest cases," \
+     "${HORACE_SCAN_RENAME_DIRS}×${HORACE_SCAN_RENAME_FILES} files renamed during a scan"
 # One test at a time: the figures (latency, memory) are not disturbed by the others.
 cargo test -p horace-tests --test reliability -- --test-threads 1 --nocapture 2>&1 \
   | grep -E '^(test |running|test result|thread |failures|---- |assertion|  left|  right|kill -9|round |load |appender|restore race|query socket|in-place|Truncate|Header|MiddlePage|.*HORACE_SEED)' 
