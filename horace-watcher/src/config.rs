@@ -26,6 +26,11 @@ pub struct Config {
     pub files_root: PathBuf,
     /// Where the catalog, content store and backups live (not inside `files_root`).
     pub metadata_dir: PathBuf,
+    /// The ZFS dataset `metadata_dir` is on (e.g. `tank/horace/meta`); when set, the
+    /// watcher waits until the mount holding `metadata_dir` is that dataset, so a catalog
+    /// is never started on the directory beneath an unmounted dataset.
+    #[serde(default)]
+    pub metadata_dataset: Option<String>,
     /// Absolute prefix under which containers see `files_root`.
     #[serde(default = "default_container_prefix")]
     pub container_prefix: PathBuf,
@@ -47,6 +52,22 @@ pub struct Config {
     /// Catalog backups.
     #[serde(default)]
     pub catalog: CatalogConfig,
+    /// How this start treats a files root or metadata directory that is not the one
+    /// expected: command-line flags only, never read from the file.
+    #[serde(skip)]
+    pub start: StartOptions,
+}
+
+/// Start-up choices an operator makes on the command line for one start (see
+/// `crate::guard`): never config keys, so an acceptance cannot stay switched on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StartOptions {
+    /// `--accept-new-files-root`: the files root is a new tree; record its filesystem.
+    pub accept_new_files_root: bool,
+    /// `--accept-new-catalog`: begin a catalog although the files root names another.
+    pub accept_new_catalog: bool,
+    /// `--no-wait`: exit with the refusal's name instead of waiting.
+    pub no_wait: bool,
 }
 
 /// `[versions]`: which versions keep their content in the store.
@@ -216,6 +237,7 @@ impl Config {
         Self {
             files_root: files_root.into(),
             metadata_dir: metadata_dir.into(),
+            metadata_dataset: None,
             container_prefix: default_container_prefix(),
             ignore: default_ignore(),
             versions: VersionsConfig::default(),
@@ -223,6 +245,7 @@ impl Config {
             query: QueryConfig::default(),
             zfsd: ZfsdConfig::default(),
             catalog: CatalogConfig::default(),
+            start: StartOptions::default(),
         }
     }
 
@@ -275,6 +298,16 @@ impl Config {
                 files_root,
                 metadata_dir,
             });
+        }
+        for (key, ds) in [
+            ("metadata_dataset", &self.metadata_dataset),
+            ("snapshots.dataset", &self.snapshots.dataset),
+        ] {
+            if let Some(ds) = ds.as_deref() {
+                if ds.is_empty() || ds.starts_with(['/', '-']) || ds.contains('@') {
+                    return invalid(format!("{key} {ds:?} is not a ZFS dataset name"));
+                }
+            }
         }
         if self.snapshots.enabled && self.snapshots.dataset.is_none() {
             return invalid("snapshots.enabled needs snapshots.dataset".into());
@@ -342,6 +375,7 @@ mod tests {
         let text = r#"
 files_root = "/tank/files"
 metadata_dir = "/tank/meta"
+metadata_dataset = "tank/meta"
 container_prefix = "/data"
 ignore = ["*.part"]
 [versions]
@@ -365,6 +399,8 @@ backups_keep = 2
 "#;
         let c = Config::parse(text).unwrap();
         assert_eq!(c.snapshots.hourly, 2);
+        assert_eq!(c.metadata_dataset.as_deref(), Some("tank/meta"));
+        assert_eq!(c.start, StartOptions::default());
         assert_eq!(c.snapshots.test_hour_seconds, None);
         assert_eq!(c.snapshots.daily, 14);
         assert_eq!(c.catalog.interval(), Some(Duration::from_secs(60)));
@@ -417,6 +453,18 @@ backups_keep = 2
                 "ignore",
             ),
             ("files_root = \"/a\"", "metadata_dir"),
+            (
+                "files_root = \"/a\"\nmetadata_dir = \"/b\"\nmetadata_dataset = \"/tank\"",
+                "metadata_dataset",
+            ),
+            (
+                "files_root = \"/a\"\nmetadata_dir = \"/b\"\n[snapshots]\ndataset = \"t@s\"",
+                "snapshots.dataset",
+            ),
+            (
+                "files_root = \"/a\"\nmetadata_dir = \"/b\"\nstart = 1",
+                "start",
+            ),
         ] {
             let e = Config::parse(text).unwrap_err().to_string();
             assert!(e.contains(needle), "{text:?}: {e}");

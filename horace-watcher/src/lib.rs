@@ -7,7 +7,9 @@
 
 pub mod catalog;
 pub mod config;
+pub mod guard;
 pub mod hash;
+pub mod identity;
 pub mod path;
 pub mod query;
 pub mod scan;
@@ -60,14 +62,14 @@ pub struct Context {
 /// Runs the watcher until `shutdown` completes, then stops cleanly: the queue is drained,
 /// the query socket removed, and the catalog closed.
 pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.metadata_dir).with_context(|| {
-        format!(
-            "failed to create metadata dir {}",
-            config.metadata_dir.display()
-        )
-    })?;
+    let mut shutdown = std::pin::pin!(shutdown);
     let db = catalog::catalog_path(&config.metadata_dir);
-    let conn = snapshots::backup::open_or_recover(&config).context("failed to open the catalog")?;
+    // Nothing is cataloged until metadata_dir and files_root are the filesystems the
+    // catalog belongs to; until then the watcher waits (or, with --no-wait, exits).
+    let Some(conn) = guard::open(&config, shutdown.as_mut()).await? else {
+        tracing::info!("shut down while waiting for the files root or the metadata directory");
+        return Ok(());
+    };
     let (writer, writer_thread) = catalog::Writer::spawn(conn);
     let ctx = Arc::new(Context {
         readers: catalog::Readers::new(db),
@@ -90,7 +92,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
 
     let mut query_done = None;
     tokio::select! {
-        () = shutdown => tracing::info!("shutting down"),
+        () = shutdown.as_mut() => tracing::info!("shutting down"),
         r = watch_task => tracing::error!(result = ?r, "watch task ended"),
         // The query service ends early only when its listener fails: that fails the run.
         r = &mut query_task => query_done = Some(r),

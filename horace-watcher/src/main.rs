@@ -2,10 +2,12 @@
 //! everything else is `horace_watcher::run`.
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::Parser;
 use horace_watcher::config::{Config, DEFAULT_CONFIG};
+use horace_watcher::guard::Refusal;
 use tokio::signal::unix::{signal, SignalKind};
 use tracing_subscriber::prelude::*;
 
@@ -31,6 +33,18 @@ struct Args {
     /// Take no snapshots.
     #[arg(long)]
     no_snapshots: bool,
+    /// The files root really is a new tree (another dataset, a restored copy): record its
+    /// filesystem instead of waiting for the one cataloged before.
+    #[arg(long)]
+    accept_new_files_root: bool,
+    /// Begin a new catalog in metadata_dir although the files root was cataloged into
+    /// another one (or go on with the catalog there).
+    #[arg(long)]
+    accept_new_catalog: bool,
+    /// When files_root or metadata_dir is not the filesystem expected, exit with status 3
+    /// and the refusal's name instead of waiting for it to be mounted.
+    #[arg(long)]
+    no_wait: bool,
 }
 
 fn load(args: &Args) -> anyhow::Result<Config> {
@@ -66,6 +80,11 @@ fn load(args: &Args) -> anyhow::Result<Config> {
         config.zfsd.bus = Some(b.clone());
     }
     config.snapshots.enabled &= !args.no_snapshots;
+    config.start = horace_watcher::config::StartOptions {
+        accept_new_files_root: args.accept_new_files_root,
+        accept_new_catalog: args.accept_new_catalog,
+        no_wait: args.no_wait,
+    };
     config.check().context("invalid configuration")?;
     Ok(config)
 }
@@ -87,8 +106,34 @@ fn init_logging() {
     }
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// Exit status of a start refused with `--no-wait` (files_root or metadata_dir not the
+/// filesystem expected).
+const EXIT_REFUSED: u8 = 3;
+
+fn main() -> ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("horace-watcher: failed to start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(watch()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<Refusal>() {
+            Some(r) => {
+                eprintln!("horace-watcher: refused to start: {}: {r}", r.name());
+                ExitCode::from(EXIT_REFUSED)
+            }
+            None => {
+                eprintln!("Error: {e:?}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+async fn watch() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
     let config = load(&args)?;

@@ -22,7 +22,7 @@ pub const COOKIE_PREFIX: &str = ".horace-sync-";
 pub const RESTORE_PREFIX: &str = ".horace-restore-";
 
 /// The configured ignore patterns, matched against a file's base name, plus Horace's own
-/// temp names, which are ignored whatever the configuration says. Clones share the
+/// temp names and the catalog marker (`crate::guard::MARKER`), which are ignored whatever the configuration says. Clones share the
 /// patterns, so a reload ([`Ignore::replace_with`]) reaches every holder.
 #[derive(Debug, Clone)]
 pub struct Ignore {
@@ -52,6 +52,7 @@ impl Ignore {
         let b = name.as_bytes();
         b.starts_with(COOKIE_PREFIX.as_bytes())
             || b.starts_with(RESTORE_PREFIX.as_bytes())
+            || b.starts_with(crate::guard::MARKER.as_bytes())
             || self
                 .set
                 .read()

@@ -30,6 +30,8 @@ pub struct Watcher {
     pub config: PathBuf,
     /// stderr of every run, appended.
     pub log: PathBuf,
+    /// Extra command-line arguments of the next start (e.g. `--accept-new-files-root`).
+    pub args: Vec<String>,
     _scratch: tempfile::TempDir,
 }
 
@@ -54,6 +56,7 @@ impl Watcher {
             socket,
             log: scratch.path().join("watcher.log"),
             config,
+            args: Vec::new(),
             _scratch: scratch,
         }
     }
@@ -72,6 +75,7 @@ impl Watcher {
                 .arg("--config")
                 .arg(&self.config)
                 .arg("--no-snapshots")
+                .args(&self.args)
                 .env("NOTIFY_SOCKET", notify.path())
                 .env("RUST_LOG", "info")
                 .env("NO_COLOR", "1")

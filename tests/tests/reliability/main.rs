@@ -17,6 +17,7 @@ mod hostile;
 mod kill_watcher;
 mod kill_zfsd;
 mod load;
+mod mounts;
 mod restore_race;
 mod root;
 mod scan_renames;
