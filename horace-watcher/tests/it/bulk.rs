@@ -184,6 +184,12 @@ fn queue_overflow_reconciles_to_the_disk() {
         fs::remove_dir_all(files.join(format!("d{d:03}"))).unwrap();
     }
     w.barrier();
+    // The overflow's scan found the barrier file, but it marks files deleted only once
+    // they stayed absent across its settle barriers (worker/settle.rs): a moment later.
+    let settled = horace_tests::wait_until(Duration::from_secs(60), || {
+        catalog_state(&meta).len() == 66 * 40 + 1
+    });
+    assert!(settled, "removals not settled; log:\n{}", w.log());
     catalog_equals_disk(&files, &meta);
     let log = w.log();
     assert!(

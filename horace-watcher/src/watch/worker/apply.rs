@@ -129,7 +129,7 @@ impl Worker {
     /// some time after they happened, and a probe goes by path:
     ///
     /// - A file probed at a directory's old name after the directory was renamed (its
-    ///   rename not read yet) read whatever held that name by then. So after a directory
+    ///   rename not read yet) read whatever held that name by then. So with a directory
     ///   rename, each cataloged file beneath is checked at its new path (`Strict`: a stat
     ///   when it is unchanged).
     /// - A directory that left the tree (moved out: an rmdir leaves nothing beneath to
@@ -178,15 +178,14 @@ impl Worker {
                 continue;
             }
             match &op {
-                Op::Rename { from, to, .. } => {
-                    let moved = present_under(from).unwrap_or_default();
-                    let (from, to) = (from.clone(), to.clone());
-                    out.push((op, at));
-                    for path in moved {
-                        let rel = to.join(path.strip_prefix(&from).expect("beneath"));
+                Op::Rename { from, .. } => {
+                    // Checked under the old name ahead of the rename: the probe goes to
+                    // where the rename takes it (`final_path`), against the row there now.
+                    for rel in present_under(from).unwrap_or_default() {
                         let compare = Compare::Strict;
                         out.push((Op::Check { rel, compare }, at));
                     }
+                    out.push((op, at));
                 }
                 Op::Remove { rel, .. } => {
                     let Some(beneath) = present_under(rel) else {

@@ -181,6 +181,15 @@ impl Worker {
             };
             match msg {
                 Msg::Events(v, at) => {
+                    // A sync's cookie waits for the end of the scan (its `sync` must not
+                    // return while the scan has files left to settle): it goes back to
+                    // the inbox, in its place among the messages that follow.
+                    let (syncs, v): (Vec<Op>, Vec<Op>) = v
+                        .into_iter()
+                        .partition(|o| matches!(o, Op::Cookie(m) if *m != n));
+                    if !syncs.is_empty() {
+                        deferred.push(Msg::Events(syncs, at));
+                    }
                     self.inflight += v.len() as u64;
                     let hit = v.contains(&Op::Cookie(n));
                     for op in &v {
