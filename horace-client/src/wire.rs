@@ -13,7 +13,10 @@
 
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio_util::codec::{Framed, LengthDelimitedCodec};
@@ -82,6 +85,56 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
+/// What a [`FrameLimit`] has seen of the frames it read, shared with whoever enforces the
+/// connection's deadlines: since when a frame has been arriving without being complete,
+/// and when the last one was completed.
+#[derive(Debug)]
+pub struct FrameProgress {
+    origin: Instant,
+    /// Milliseconds since `origin` at which the frame being read began; [`NO_FRAME`] when
+    /// the stream is between frames.
+    partial_since: AtomicU64,
+    /// Milliseconds since `origin` of the last completed frame (or of [`FrameProgress::touch`]).
+    last: AtomicU64,
+}
+
+const NO_FRAME: u64 = u64::MAX;
+
+impl Default for FrameProgress {
+    fn default() -> Self {
+        Self {
+            origin: Instant::now(),
+            partial_since: AtomicU64::new(NO_FRAME),
+            last: AtomicU64::new(0),
+        }
+    }
+}
+
+impl FrameProgress {
+    fn now_ms(&self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    /// How long the frame being read has been incomplete (`None` between frames).
+    pub fn partial_for(&self) -> Option<Duration> {
+        match self.partial_since.load(Ordering::Relaxed) {
+            NO_FRAME => None,
+            since => Some(Duration::from_millis(self.now_ms().saturating_sub(since))),
+        }
+    }
+
+    /// How long since the last frame was completed or [`FrameProgress::touch`] was called.
+    pub fn quiet_for(&self) -> Duration {
+        let last = self.last.load(Ordering::Relaxed);
+        Duration::from_millis(self.now_ms().saturating_sub(last))
+    }
+
+    /// Counts as activity now (e.g. an answer was sent).
+    pub fn touch(&self) {
+        self.last.store(self.now_ms(), Ordering::Relaxed);
+    }
+}
+
 /// Wraps a stream so that reading fails as soon as a frame header announces more than
 /// `max` bytes: the server's request limit, while its own responses may be larger.
 #[derive(Debug)]
@@ -91,6 +144,7 @@ pub struct FrameLimit<S> {
     header: [u8; 4],
     header_filled: usize,
     body_left: usize,
+    progress: Option<Arc<FrameProgress>>,
 }
 
 impl<S> FrameLimit<S> {
@@ -102,6 +156,26 @@ impl<S> FrameLimit<S> {
             header: [0; 4],
             header_filled: 0,
             body_left: 0,
+            progress: None,
+        }
+    }
+
+    /// Also records in `progress` when frames begin and end.
+    pub fn observed(mut self, progress: Arc<FrameProgress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    fn frame_began(&self) {
+        if let Some(p) = &self.progress {
+            p.partial_since.store(p.now_ms(), Ordering::Relaxed);
+        }
+    }
+
+    fn frame_ended(&self) {
+        if let Some(p) = &self.progress {
+            p.partial_since.store(NO_FRAME, Ordering::Relaxed);
+            p.touch();
         }
     }
 
@@ -116,7 +190,13 @@ impl<S> FrameLimit<S> {
                 let n = self.body_left.min(bytes.len());
                 self.body_left -= n;
                 bytes = &bytes[n..];
+                if self.body_left == 0 {
+                    self.frame_ended();
+                }
                 continue;
+            }
+            if self.header_filled == 0 {
+                self.frame_began();
             }
             self.header[self.header_filled] = bytes[0];
             self.header_filled += 1;
@@ -134,6 +214,9 @@ impl<S> FrameLimit<S> {
                     ));
                 }
                 self.body_left = len;
+                if len == 0 {
+                    self.frame_ended();
+                }
             }
         }
         Ok(())
@@ -188,6 +271,33 @@ mod tests {
         }
         assert!(f.scan(&[0, 0, 0]).is_ok());
         assert!(f.scan(&[11]).is_err());
+    }
+
+    #[test]
+    fn frame_progress_follows_frame_boundaries() {
+        let progress = Arc::new(FrameProgress::default());
+        let mut f = FrameLimit::new((), 10).observed(progress.clone());
+        assert_eq!(progress.partial_for(), None);
+        f.scan(&[0, 0]).unwrap();
+        assert!(
+            progress.partial_for().is_some(),
+            "half a header is a frame begun"
+        );
+        f.scan(&[0, 2, 9]).unwrap();
+        assert!(progress.partial_for().is_some(), "one body byte of two");
+        f.scan(&[9]).unwrap();
+        assert_eq!(progress.partial_for(), None);
+        f.scan(&[0, 0, 0, 0]).unwrap();
+        assert_eq!(
+            progress.partial_for(),
+            None,
+            "an empty frame ends with its header"
+        );
+        f.scan(&[0, 0, 0, 1, 5, 0]).unwrap();
+        assert!(
+            progress.partial_for().is_some(),
+            "a frame and the start of the next"
+        );
     }
 
     #[test]

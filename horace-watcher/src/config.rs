@@ -141,6 +141,11 @@ pub struct QueryConfig {
     /// uids and gids (as `"uid:1000"`, `"gid:100"`, or a bare number meaning a uid) allowed
     /// to restore, update metadata, register and change collections.
     pub writers: Vec<String>,
+    /// Seconds a connection may stay with no request in flight and none arriving before
+    /// it is closed (0: never).
+    pub idle_timeout: u64,
+    /// Seconds a request frame may take to arrive once it began (0: no limit).
+    pub frame_timeout: u64,
 }
 
 impl Default for QueryConfig {
@@ -150,7 +155,21 @@ impl Default for QueryConfig {
             tcp: None,
             token_file: None,
             writers: Vec::new(),
+            idle_timeout: 300,
+            frame_timeout: 10,
         }
+    }
+}
+
+impl QueryConfig {
+    /// [`QueryConfig::idle_timeout`], `None` when disabled.
+    pub fn idle_timeout(&self) -> Option<Duration> {
+        (self.idle_timeout > 0).then(|| Duration::from_secs(self.idle_timeout))
+    }
+
+    /// [`QueryConfig::frame_timeout`], `None` when disabled.
+    pub fn frame_timeout(&self) -> Option<Duration> {
+        (self.frame_timeout > 0).then(|| Duration::from_secs(self.frame_timeout))
     }
 }
 

@@ -8,10 +8,12 @@
 //! per uid) and [`ROOT_CONNECTIONS`] of root's own, TCP with its own budget
 //! ([`MAX_TCP_CONNECTIONS`], [`MAX_TCP_PER_ADDRESS`] per address) taken only after the token
 //! ([`MAX_PENDING_HANDSHAKES`] at once), [`service::MAX_REQUEST_TIME`] per request, result pages of at most 1000 rows,
-//! and the TCP token handshake within [`HANDSHAKE_TIMEOUT`].
+//! the TCP token handshake within [`HANDSHAKE_TIMEOUT`], and each connection's idle and
+//! request-frame deadlines ([`deadline`]).
 
 pub mod auth;
 pub mod collections;
+pub mod deadline;
 pub mod files;
 pub mod limits;
 pub mod paths;
@@ -38,6 +40,7 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 
 use self::auth::{Peer, PeerKind, Writers};
+use self::deadline::{Activity, Deadlines};
 use self::limits::{Caller, Full, Slots};
 use self::service::QueryService;
 use crate::watch::WatchHandle;
@@ -296,7 +299,13 @@ where
     tracing::debug!(peer = %peer, writer = peer.writer, "query connection");
     let label = peer.to_string();
     let cancel = ctx.cancel.clone();
-    let limited = FrameLimit::new(stream, wire::MAX_REQUEST_FRAME);
+    let deadlines = Deadlines {
+        idle: ctx.config.query.idle_timeout(),
+        frame: ctx.config.query.frame_timeout(),
+    };
+    let activity = Arc::new(Activity::default());
+    let limited =
+        FrameLimit::new(stream, wire::MAX_REQUEST_FRAME).observed(activity.frames.clone());
     let transport = tarpc::serde_transport::new(wire::framed(limited), Bincode::default());
     let service = QueryService::new(ctx, watch, peer);
     let requests = BaseChannel::with_defaults(transport)
@@ -308,9 +317,18 @@ where
         // back through the channel to this task) cost about as much again. tarpc still
         // answers requests beyond MAX_IN_FLIGHT with an error; anything that waits (a
         // write, a sync, a search on the blocking pool) waits without holding the others.
-        .for_each_concurrent(None, |request| request);
+        .for_each_concurrent(None, |request| {
+            let in_flight = activity.begin();
+            async move {
+                request.await;
+                drop(in_flight);
+            }
+        });
     tokio::select! {
         () = requests => tracing::debug!(peer = %label, "query connection closed"),
+        expired = activity.watch(deadlines) => {
+            tracing::info!(peer = %label, "closing a query connection: {expired}");
+        }
         () = cancel.cancelled() => {}
     }
 }

@@ -39,13 +39,18 @@ impl Watcher {
     /// Writes a configuration (`extra` appended; it must not open `[query]`) without
     /// starting the watcher.
     pub fn new(files: &Path, meta: &Path, extra: &str) -> Self {
+        Self::with_query(files, meta, extra, "")
+    }
+
+    /// As [`Watcher::new`], with `query` added to the `[query]` table.
+    pub fn with_query(files: &Path, meta: &Path, extra: &str, query: &str) -> Self {
         let scratch = horace_tests::shared_tempdir();
         let socket = scratch.path().join("query.sock");
         let config = scratch.path().join("horace.toml");
         fs::write(
             &config,
             format!(
-                "files_root = {files:?}\nmetadata_dir = {meta:?}\n{extra}\n[query]\nsocket = {socket:?}\n"
+                "files_root = {files:?}\nmetadata_dir = {meta:?}\n{extra}\n[query]\nsocket = {socket:?}\n{query}\n"
             ),
         )
         .unwrap();

@@ -404,3 +404,97 @@ fn a_huge_file_deleted_while_hashed_is_abandoned_and_sigterm_does_not_wait_for_i
         .unwrap();
     assert_eq!(small, 1);
 }
+
+/// Issue 12 item 5 (the timeouts): connections a uid holds idle, and one that begins a
+/// request frame and never finishes it, are closed by the server after `[query]
+/// idle_timeout` and `frame_timeout`, so the uid is no longer locked out by its own
+/// abandoned connections; a connection with a request in flight is not idle.
+#[test]
+fn idle_connections_and_half_sent_requests_are_closed() {
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(files.join("a")).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    fs::write(files.join("a/f.txt"), b"one").unwrap();
+    let mut w = Watcher::with_query(&files, &meta, "", "idle_timeout = 3\nframe_timeout = 2\n");
+    w.start();
+    // nobody holds its whole share (32): 31 idle connections and one that sends half a
+    // request frame (a 4-byte header announcing 100 bytes, then 10 of them). Each reports
+    // when and how the server closed it.
+    let holder = format!(
+        "import socket, time\n\
+         held = []\n\
+         for _ in range(32):\n\
+         \x20   s = socket.socket(socket.AF_UNIX); s.connect({:?}); held.append(s)\n\
+         held[0].sendall(bytes([0, 0, 0, 100]) + bytes(10))\n\
+         print('held', flush=True)\n\
+         t0 = time.time()\n\
+         closed = []\n\
+         for i, s in enumerate(held):\n\
+         \x20   s.settimeout(30)\n\
+         \x20   try:\n\
+         \x20       r = s.recv(1)\n\
+         \x20   except Exception as e:\n\
+         \x20       r = repr(e)\n\
+         \x20   closed.append((i, round(time.time() - t0, 1), r))\n\
+         print('closed', len([c for c in closed if c[2] == b'']), closed[0][1], max(c[1] for c in closed), flush=True)\n",
+        w.socket.display().to_string()
+    );
+    let mut hold = command_as(NOBODY.0, NOBODY.1, &[], "/usr/bin/python3")
+        .args(["-c", &holder])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(hold.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    let cli_as_nobody = |cmd: &str| {
+        command_as(NOBODY.0, NOBODY.1, &[], bin_path("horace"))
+            .arg("--socket")
+            .arg(&w.socket)
+            .arg(cmd)
+            .output()
+            .unwrap()
+    };
+    // While they are held, nobody is locked out (its share is taken)...
+    let locked = cli_as_nobody("status");
+    assert_eq!(
+        locked.status.code(),
+        Some(7),
+        "{}",
+        String::from_utf8_lossy(&locked.stderr)
+    );
+    // ...and once the server closed them, it is not.
+    line.clear();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(fields.first(), Some(&"closed"), "{line}");
+    assert_eq!(
+        fields[1], "32",
+        "every held connection closed by the server: {line}"
+    );
+    let (half_sent, last): (f64, f64) = (fields[2].parse().unwrap(), fields[3].parse().unwrap());
+    assert!(
+        (1.5..=3.5).contains(&half_sent),
+        "the half-sent frame closed after {half_sent} s: {line}"
+    );
+    assert!(last <= 6.0, "the idle ones closed after {last} s: {line}");
+    let _ = hold.wait();
+    let back = cli_as_nobody("status");
+    assert!(
+        back.status.success(),
+        "{}",
+        String::from_utf8_lossy(&back.stderr)
+    );
+    // A request in flight longer than the idle timeout is not cut: a sync that waits.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let c = w.client().await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        c.status()
+            .await
+            .expect("a connection used within the idle timeout stays open");
+    });
+    w.stop();
+}
