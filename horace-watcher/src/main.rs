@@ -1,6 +1,7 @@
 //! `horace-watcher`: parses flags, sets up logging, loads the config and handles signals;
 //! everything else is `horace_watcher::run`.
 
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -45,7 +46,23 @@ struct Args {
     /// and the refusal's name instead of waiting for it to be mounted.
     #[arg(long)]
     no_wait: bool,
+    /// Load and check the configuration, print what is wrong (key and line) and exit: 0 when
+    /// it is good, 4 when not (`ExecReload=` runs this before SIGHUP).
+    #[arg(long)]
+    check_config: bool,
 }
+
+/// A configuration that cannot be loaded or is invalid (exit status [`EXIT_BAD_CONFIG`]).
+#[derive(Debug)]
+struct BadConfig(String);
+
+impl std::fmt::Display for BadConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for BadConfig {}
 
 fn load(args: &Args) -> anyhow::Result<Config> {
     let path = args
@@ -101,7 +118,11 @@ fn init_logging() {
     match journald {
         Some(j) => registry.with(j).init(),
         None => registry
-            .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .with_ansi(std::io::stderr().is_terminal())
+                    .with_writer(std::io::stderr),
+            )
             .init(),
     }
 }
@@ -109,6 +130,9 @@ fn init_logging() {
 /// Exit status of a start refused with `--no-wait` (files_root or metadata_dir not the
 /// filesystem expected).
 const EXIT_REFUSED: u8 = 3;
+/// Exit status of a configuration that cannot be loaded or is invalid: restarting would
+/// not fix it (`RestartPreventExitStatus=` in the unit).
+const EXIT_BAD_CONFIG: u8 = 4;
 
 fn main() -> ExitCode {
     let runtime = match tokio::runtime::Runtime::new() {
@@ -125,6 +149,10 @@ fn main() -> ExitCode {
                 eprintln!("horace-watcher: refused to start: {}: {r}", r.name());
                 ExitCode::from(EXIT_REFUSED)
             }
+            None if e.is::<BadConfig>() => {
+                eprintln!("horace-watcher: bad configuration: {e}");
+                ExitCode::from(EXIT_BAD_CONFIG)
+            }
             None => {
                 eprintln!("Error: {e:?}");
                 ExitCode::FAILURE
@@ -136,7 +164,11 @@ fn main() -> ExitCode {
 async fn watch() -> anyhow::Result<()> {
     let args = Args::parse();
     init_logging();
-    let config = load(&args)?;
+    let config = load(&args).map_err(|e| BadConfig(format!("{e:#}")))?;
+    if args.check_config {
+        println!("configuration ok");
+        return Ok(());
+    }
     if !config.snapshots.enabled {
         tracing::warn!("snapshots are off: only the catalog and the content store protect files");
     }
@@ -153,11 +185,16 @@ async fn watch() -> anyhow::Result<()> {
                 Ok(Ok(_)) => tracing::info!(
                     "configuration re-read; other keys than ignore and [versions] apply at restart"
                 ),
-                Ok(Err(e)) => {
-                    tracing::error!(error = %e, "configuration reload failed; keeping the old one")
-                }
+                Ok(Err(e)) => tracing::error!(
+                    error = %e,
+                    "configuration reload failed, keeping the old one: {e}"
+                ),
                 Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "configuration reload failed; keeping the old one")
+                    let e = format!("{e:#}");
+                    tracing::error!(
+                        error = %e,
+                        "configuration reload failed, keeping the old one: {e}"
+                    )
                 }
             }
         }

@@ -56,7 +56,7 @@ pub async fn caller_uid(conn: &zbus::Connection, hdr: &Header<'_>) -> Result<u32
     dbus.get_connection_unix_user(BusName::Unique(sender.to_owned()))
         .await
         .map_err(|e| {
-            warn!(sender = %sender, cause = %e, "cannot get the caller's uid");
+            warn!(sender = %sender, cause = %e, "cannot get the uid of caller {sender}: {e}");
             ZfsError::PermissionDenied(format!("cannot tell who {sender} is: {e}"))
         })
 }
@@ -76,7 +76,10 @@ pub async fn authorize(
     if ok {
         Ok(uid)
     } else {
-        warn!(uid, method, "caller not in the allow list");
+        warn!(
+            uid,
+            method, "caller uid {uid} not in the allow list: {method} denied"
+        );
         Err(ZfsError::PermissionDenied(format!(
             "uid {uid} may not call {method}; add it to allow_uids or one of allow_groups in \
              the horace-zfsd configuration"

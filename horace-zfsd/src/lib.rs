@@ -23,6 +23,7 @@ pub use daemon::{init_logging, run};
 #[cfg(feature = "daemon")]
 mod daemon {
     use std::future::Future;
+    use std::io::IsTerminal as _;
     use std::path::Path;
     use std::sync::Arc;
 
@@ -35,7 +36,8 @@ mod daemon {
     use crate::config::Config;
     use crate::service::Service;
 
-    /// Logs to journald when there is a journal, else to stderr (`RUST_LOG` filters).
+    /// Logs to journald when there is a journal, else to stderr, coloured only when stderr is a
+    /// terminal (`RUST_LOG` filters).
     pub fn init_logging() {
         let filter = tracing_subscriber::EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -47,7 +49,11 @@ mod daemon {
         match journald {
             Some(layer) => registry.with(layer).init(),
             None => registry
-                .with(tracing_subscriber::fmt::layer().with_writer(std::io::stderr))
+                .with(
+                    tracing_subscriber::fmt::layer()
+                        .with_ansi(std::io::stderr().is_terminal())
+                        .with_writer(std::io::stderr),
+                )
                 .init(),
         }
     }

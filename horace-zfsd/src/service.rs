@@ -124,7 +124,7 @@ impl Service {
         api::validate_snapshot(&full)?;
         let _one = self.mutating.lock().await;
         self.zfs.snapshot(&full).await?;
-        info!(snapshot = %full, "snapshot created");
+        info!(snapshot = %full, "snapshot created: {full}");
         if let Err(e) = Self::snapshot_created(&emitter, &full).await {
             warn!(cause = %e, "cannot emit SnapshotCreated");
         }
@@ -185,7 +185,11 @@ impl Service {
             }
         }
         if !done.is_empty() {
-            info!(count = done.len(), "snapshots destroyed");
+            info!(
+                count = done.len(),
+                "snapshots destroyed: {}",
+                done.join(", ")
+            );
             if let Err(e) = Self::snapshots_destroyed(&emitter, &done).await {
                 warn!(cause = %e, "cannot emit SnapshotsDestroyed");
             }

@@ -18,7 +18,10 @@ Exit codes:
   2  usage error
   3  not found (file, version or collection)
   4  permission denied (not a writer, or a wrong TCP token)
-  5  cannot connect to the query service";
+  5  cannot connect to the query service
+  6  restore failed (the file could not be written back)
+  7  too many connections
+  8  status: printed, but the watcher is degraded (zfsd unreachable, failing paths, …)";
 
 /// Query the Horace catalog: search, history, restore, tags, collections, duplicates,
 /// snapshots, status.

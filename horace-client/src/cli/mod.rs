@@ -25,6 +25,21 @@ pub const EXIT_CONNECT: u8 = 5;
 pub const EXIT_RESTORE_FAILED: u8 = 6;
 /// Exit code when the server had no connection free for this caller (`TooManyConnections`).
 pub const EXIT_TOO_MANY_CONNECTIONS: u8 = 7;
+/// Exit code of `horace status` when the watcher answers but is degraded
+/// (`StatusReport::degradation`: zfsd unreachable with snapshots enabled, failing paths, …).
+pub const EXIT_DEGRADED: u8 = 8;
+
+/// `horace status` found the watcher degraded; the status was printed.
+#[derive(Debug)]
+pub struct Degraded(pub Vec<String>);
+
+impl std::fmt::Display for Degraded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "degraded: {}", self.0.join("; "))
+    }
+}
+
+impl std::error::Error for Degraded {}
 
 /// Whether the error is a closed stdout (`horace … | head`), which is not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
@@ -36,6 +51,9 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The exit code for an error.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.is::<Degraded>() {
+        return EXIT_DEGRADED;
+    }
     match e.chain().find_map(|c| c.downcast_ref::<ClientError>()) {
         Some(ClientError::Query(QueryError::NotFound { .. })) => EXIT_NOT_FOUND,
         Some(ClientError::Query(
@@ -117,7 +135,14 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Command::Duplicates(d) => out.duplicates(&client.duplicates(d.query()).await?)?,
         Command::Snapshots { plan: false } => out.snapshots(&client.snapshots().await?)?,
         Command::Snapshots { plan: true } => out.snapshot_plan(&client.snapshot_plan().await?)?,
-        Command::Status => out.status(&client.status().await?)?,
+        Command::Status => {
+            let report = client.status().await?;
+            out.status(&report)?;
+            let why = report.degradation();
+            if !why.is_empty() {
+                return Err(Degraded(why).into());
+            }
+        }
         Command::Sync => {
             client.sync().await?;
             out.done("synced")?;

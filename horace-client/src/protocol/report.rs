@@ -154,3 +154,61 @@ pub struct StatusReport {
     /// recovered (moved aside, restored from a backup, or started empty). `None` normally.
     pub collection_held: Option<String>,
 }
+
+impl StatusReport {
+    /// What makes the watcher degraded, one phrase each, empty when healthy: snapshots
+    /// enabled while zfsd does not answer, paths that keep failing, watches that could not
+    /// be added, pruning refused. `horace status` exits 8 and `STATUS=` says
+    /// "degraded: …" when it is not empty.
+    pub fn degradation(&self) -> Vec<String> {
+        let mut why = Vec::new();
+        if self.snapshots_enabled && !self.zfsd_reachable {
+            why.push(match &self.zfsd_error {
+                Some(e) => format!("zfsd unreachable ({e})"),
+                None => "zfsd unreachable".to_owned(),
+            });
+        }
+        if self.failures_total > 0 {
+            why.push(format!("{} paths failing", self.failures_total));
+        }
+        if self.watch_failures > 0 {
+            why.push(format!("{} watches failed", self.watch_failures));
+        }
+        if let Some(r) = &self.prune_refused {
+            why.push(format!("pruning refused ({r})"));
+        }
+        why
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn healthy() -> StatusReport {
+        serde_json::from_value(serde_json::json!({
+            "version": "0", "files_active": 0, "files_archived": 0, "files_deleted": 0,
+            "versions": 0, "versions_stored": 0, "bytes_active": 0, "bytes_stored": 0,
+            "collections": 0, "queue_depth": 0, "event_lag_us": 0, "versions_cataloged": 0,
+            "files_hashed": 0, "recrawls": 0, "overflows": 0, "watch_failures": 0,
+            "ready": true, "last_scan": null, "failures": [], "failures_total": 0,
+            "snapshots_enabled": true, "zfsd_reachable": true, "zfsd_error": null,
+            "last_snapshot": 0, "prune_refused": null, "last_backup": null, "snapshots": 0,
+            "collection_held": null
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn degradation_names_zfsd_unreachable_only_with_snapshots_enabled() {
+        let mut s = healthy();
+        assert!(s.degradation().is_empty());
+        s.zfsd_reachable = false;
+        s.zfsd_error = Some("no bus".into());
+        assert_eq!(s.degradation(), ["zfsd unreachable (no bus)"]);
+        s.snapshots_enabled = false;
+        assert!(s.degradation().is_empty());
+        s.failures_total = 2;
+        assert_eq!(s.degradation(), ["2 paths failing"]);
+    }
+}
