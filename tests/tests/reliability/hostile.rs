@@ -237,11 +237,7 @@ fn restore_failures_are_named_with_their_exit_code() {
 #[test]
 fn a_uid_holding_its_connections_locks_out_only_itself_and_is_told_why() {
     use horace_client::{ClientError, QueryError};
-    let dir = horace_tests::shared_tempdir();
-    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
-    fs::create_dir_all(files.join("a")).unwrap();
-    fs::create_dir_all(&meta).unwrap();
-    fs::write(files.join("a/f.txt"), b"one").unwrap();
+    let (_dir, files, meta) = tree_with_one_file();
     let mut w = Watcher::new(&files, &meta, "");
     w.start();
     // nobody opens 40 connections (its share is 32) and keeps them open, idle.
@@ -254,18 +250,7 @@ fn a_uid_holding_its_connections_locks_out_only_itself_and_is_told_why() {
          time.sleep(60)\n",
         w.socket.display().to_string()
     );
-    let mut hold = command_as(NOBODY.0, NOBODY.1, &[], "/usr/bin/python3")
-        .args(["-c", &holder])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(hold.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "held");
+    let (mut hold, _out) = hold_as_nobody(&holder);
     let cli_as_nobody = || {
         command_as(NOBODY.0, NOBODY.1, &[], bin_path("horace"))
             .arg("--socket")
@@ -411,11 +396,7 @@ fn a_huge_file_deleted_while_hashed_is_abandoned_and_sigterm_does_not_wait_for_i
 /// abandoned connections; a connection with a request in flight is not idle.
 #[test]
 fn idle_connections_and_half_sent_requests_are_closed() {
-    let dir = horace_tests::shared_tempdir();
-    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
-    fs::create_dir_all(files.join("a")).unwrap();
-    fs::create_dir_all(&meta).unwrap();
-    fs::write(files.join("a/f.txt"), b"one").unwrap();
+    let (_dir, files, meta) = tree_with_one_file();
     let mut w = Watcher::with_query(&files, &meta, "", "idle_timeout = 3\nframe_timeout = 2\n");
     w.start();
     // nobody holds its whole share (32): 31 idle connections and one that sends half a
@@ -440,15 +421,8 @@ fn idle_connections_and_half_sent_requests_are_closed() {
          print('closed', len([c for c in closed if c[2] == b'']), closed[0][1], max(c[1] for c in closed), flush=True)\n",
         w.socket.display().to_string()
     );
-    let mut hold = command_as(NOBODY.0, NOBODY.1, &[], "/usr/bin/python3")
-        .args(["-c", &holder])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut out = std::io::BufReader::new(hold.stdout.take().unwrap());
+    let (mut hold, mut out) = hold_as_nobody(&holder);
     let mut line = String::new();
-    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
-    assert_eq!(line.trim(), "held");
     let cli_as_nobody = |cmd: &str| {
         command_as(NOBODY.0, NOBODY.1, &[], bin_path("horace"))
             .arg("--socket")
@@ -497,4 +471,34 @@ fn idle_connections_and_half_sent_requests_are_closed() {
             .expect("a connection used within the idle timeout stays open");
     });
     w.stop();
+}
+
+/// A files tree with `a/f.txt` and an empty metadata directory: (guard, files, meta).
+fn tree_with_one_file() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(files.join("a")).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    fs::write(files.join("a/f.txt"), b"one").unwrap();
+    (dir, files, meta)
+}
+
+/// Runs a Python `script` as nobody that prints `held` once it holds its connections, and
+/// returns it with the rest of its output once it has.
+fn hold_as_nobody(
+    script: &str,
+) -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStdout>,
+) {
+    let mut hold = command_as(NOBODY.0, NOBODY.1, &[], "/usr/bin/python3")
+        .args(["-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(hold.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line.trim(), "held");
+    (hold, out)
 }
