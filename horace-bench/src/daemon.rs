@@ -23,6 +23,17 @@ pub fn sibling_bin(name: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// Whether a start begins a catalog or carries on with the one in its metadata directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Catalog {
+    /// A new catalog, also over a tree another figure's catalog marked
+    /// (`--accept-new-catalog`: the start-up guard would otherwise wait for the "missing"
+    /// metadata dataset).
+    New,
+    /// The catalog already in the metadata directory (a restart).
+    Kept,
+}
+
 /// A running watcher (killed on drop).
 pub struct Watcher {
     /// The process.
@@ -49,26 +60,35 @@ impl Watcher {
                 meta.join("query.sock").display().to_string()
             ),
         )?;
-        Self::spawn(&["--config".as_ref(), config.as_os_str()], meta)
-    }
-
-    /// Starts `horace-watcher --files FILES --metadata META --socket META/query.sock
-    /// --no-snapshots`, logging to `META/watcher.log`.
-    pub fn start(files: &Path, meta: &Path) -> anyhow::Result<Self> {
-        fs::create_dir_all(meta)?;
-        let socket = meta.join("query.sock");
         Self::spawn(
             &[
-                "--files".as_ref(),
-                files.as_os_str(),
-                "--metadata".as_ref(),
-                meta.as_os_str(),
-                "--socket".as_ref(),
-                socket.as_os_str(),
-                "--no-snapshots".as_ref(),
+                "--config".as_ref(),
+                config.as_os_str(),
+                "--accept-new-catalog".as_ref(),
             ],
             meta,
         )
+    }
+
+    /// Starts `horace-watcher --files FILES --metadata META --socket META/query.sock
+    /// --no-snapshots` (with `--accept-new-catalog` for [`Catalog::New`]), logging to
+    /// `META/watcher.log`.
+    pub fn start(files: &Path, meta: &Path, catalog: Catalog) -> anyhow::Result<Self> {
+        fs::create_dir_all(meta)?;
+        let socket = meta.join("query.sock");
+        let mut args = vec![
+            "--files".as_ref(),
+            files.as_os_str(),
+            "--metadata".as_ref(),
+            meta.as_os_str(),
+            "--socket".as_ref(),
+            socket.as_os_str(),
+            "--no-snapshots".as_ref(),
+        ];
+        if catalog == Catalog::New {
+            args.push("--accept-new-catalog".as_ref());
+        }
+        Self::spawn(&args, meta)
     }
 
     fn spawn(args: &[&std::ffi::OsStr], meta: &Path) -> anyhow::Result<Self> {
@@ -95,6 +115,17 @@ impl Watcher {
         })
     }
 
+    /// The start-up guard's refusal, if the watcher logged one (it then waits, serving
+    /// nothing, until the operator acts).
+    fn refusal(&self) -> Option<String> {
+        let log = self.socket.with_file_name("watcher.log");
+        fs::read_to_string(log)
+            .ok()?
+            .lines()
+            .find(|l| l.contains("refusal="))
+            .map(str::to_string)
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.pid()
@@ -106,6 +137,9 @@ impl Watcher {
         loop {
             if !self.child.is_running() {
                 bail!("horace-watcher exited early (see watcher.log)");
+            }
+            if let Some(why) = self.refusal() {
+                bail!("horace-watcher's start-up guard refuses to start: {why}");
             }
             if self.socket.exists() {
                 if let Ok(c) = Client::connect_unix(&self.socket).await {

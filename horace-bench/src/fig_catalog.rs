@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use horace_client::{Client, ClientError, FileRef, SearchQuery};
 
 use crate::baseline::{children_cpu_secs, find_stat_walk, find_xargs_sha256sum};
-use crate::daemon::{cpu_secs, scan_time, Watcher};
+use crate::daemon::{cpu_secs, scan_time, Catalog, Watcher};
 use crate::data::{make_tree, mean, percentile};
 use crate::report::{count, ms, Figure};
 use crate::Params;
@@ -41,7 +41,7 @@ pub async fn run(
     let nostore_cpu = cpu_secs(w.pid());
     w.stop()?;
     eprintln!("bench: 1. initial catalog");
-    let mut w = Watcher::start(&files, &meta)?;
+    let mut w = Watcher::start(&files, &meta, Catalog::New)?;
     let (st, wall) = w.wait_ready(POLL, LONG).await?;
     let cpu = cpu_secs(w.pid());
     let limit = Duration::from_secs_f64(tree.bytes as f64 / limit_bps);
@@ -116,7 +116,7 @@ pub async fn run(
     eprintln!("bench: 2. restart");
     w.stop()?;
     let stat_walk = find_stat_walk(&files)?;
-    let mut w = Watcher::start(&files, &meta)?;
+    let mut w = Watcher::start(&files, &meta, Catalog::Kept)?;
     let (st, wall) = w.wait_ready(Duration::from_millis(10), LONG).await?;
     figs.push(restart_figure(
         "2. Restart, nothing changed",

@@ -13,7 +13,7 @@ use horace_watcher::catalog::{open_reader, open_writer};
 use horace_watcher::query::search;
 use rusqlite::{params, Connection};
 
-use crate::daemon::{memory_kib, mib, Watcher};
+use crate::daemon::{memory_kib, mib, Catalog, Watcher};
 use crate::data::{percentile, Rng};
 use crate::fig_catalog::restart_figure;
 use crate::report::{count, ms, Figure};
@@ -325,14 +325,14 @@ pub async fn run(p: &Params, work: &Path, figs: &mut Vec<Figure>) -> anyhow::Res
     eprintln!("bench: 7. watcher memory (empty tree first)");
     let empty = work.join("empty-files");
     fs::create_dir_all(&empty)?;
-    let mut w = Watcher::start(&empty, &work.join("empty-meta"))?;
+    let mut w = Watcher::start(&empty, &work.join("empty-meta"), Catalog::New)?;
     w.wait_ready(Duration::from_millis(20), Duration::from_secs(60))
         .await?;
     let (_, empty_rss) = memory_kib(w.pid())?;
     w.stop()?;
 
     let stat_walk = crate::baseline::find_stat_walk(&root)?;
-    let mut w = Watcher::start(&root, &meta)?;
+    let mut w = Watcher::start(&root, &meta, Catalog::Kept)?;
     let (st, wall): (StatusReport, Duration) = w
         .wait_ready(Duration::from_millis(100), Duration::from_secs(3600))
         .await?;
