@@ -66,8 +66,14 @@ impl Ignore {
 pub enum Compare {
     /// Size, mtime, ctime and inode (the reconcile scan, close-after-write).
     Strict,
-    /// Size, mtime and inode (after a rename or an attribute change, which move the ctime).
+    /// Size, mtime and inode (after a rename, which moves the ctime).
     Relaxed,
+    /// An attribute change (IN_ATTRIB) alone: compared as `Relaxed`, never read. Samba
+    /// sets a new file's attributes before it writes a byte, and an in-place writer's
+    /// truncate moves the ctime before its data: a read then would catalog a version
+    /// that was never saved. The write's own close-after-write catalogs the content;
+    /// a file not matching its row is [`Probe::Covered`].
+    Attributes,
     /// Always read the content (restore stores the current content first).
     Force,
 }
@@ -164,7 +170,7 @@ impl Prober {
         if let Some(row) = known {
             let same = match compare {
                 Compare::Strict => row.fp.same_strict(&fp),
-                Compare::Relaxed => row.fp.same_relaxed(&fp),
+                Compare::Relaxed | Compare::Attributes => row.fp.same_relaxed(&fp),
                 Compare::Force => false,
             };
             if let (true, Some(sha)) = (same, &row.sha256) {
@@ -177,7 +183,9 @@ impl Prober {
                 }));
             }
         }
-        if covered_after.is_some_and(|t| fp.ctime_ns > t && fp.ctime_ns <= now_ns()) {
+        if compare == Compare::Attributes
+            || covered_after.is_some_and(|t| fp.ctime_ns > t && fp.ctime_ns <= now_ns())
+        {
             return p(Probe::Covered);
         }
         let store = fp.size as u64 <= self.max_stored;
@@ -446,5 +454,49 @@ mod tests {
         assert!(matches!(probe(Some(ctime - 1)), Probe::Covered));
         assert!(matches!(probe(Some(ctime)), Probe::Hashed(_)), "not later");
         assert!(matches!(probe(None), Probe::Hashed(_)));
+    }
+
+    #[test]
+    fn an_attribute_change_never_reads_the_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("f"), "").unwrap();
+        let p = Prober {
+            root: d.path().to_path_buf(),
+            objects: Objects::open(&d.path().join("m")).unwrap(),
+            max_stored: 1 << 20,
+        };
+        // A new file (Samba's first ATTRIB comes before its data): not read.
+        assert!(matches!(
+            p.probe(Path::new("f"), None, Compare::Attributes),
+            Probe::Covered
+        ));
+        let Probe::Hashed(c) = p.probe(Path::new("f"), None, Compare::Strict) else {
+            panic!()
+        };
+        let row = Row {
+            id: 1,
+            path: "f".into(),
+            status: "active".into(),
+            fp: c.fp,
+            current_version: Some(1),
+            sha256: Some(c.sha256.clone()),
+            content_stored: true,
+            mime: None,
+        };
+        // A chmod of a cataloged file: unchanged, with the fresh ctime.
+        std::fs::set_permissions(d.path().join("f"), std::fs::Permissions::from_mode(0o600))
+            .unwrap();
+        assert!(matches!(
+            p.probe(Path::new("f"), Some(&row), Compare::Attributes),
+            Probe::Unchanged(_)
+        ));
+        // An in-place rewrite whose truncate is seen as an attribute change: its
+        // close-after-write will read it, this does not.
+        std::fs::write(d.path().join("f"), "new content").unwrap();
+        assert!(matches!(
+            p.probe(Path::new("f"), Some(&row), Compare::Attributes),
+            Probe::Covered
+        ));
     }
 }

@@ -344,7 +344,7 @@ impl Reader {
             if !is_dir && !ignored {
                 ops.push(Some(Op::Check {
                     rel,
-                    compare: Compare::Relaxed,
+                    compare: Compare::Attributes,
                 }));
             }
         } else if m.contains(EventMask::DELETE) {

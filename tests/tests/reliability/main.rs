@@ -20,6 +20,7 @@ mod load;
 mod mounts;
 mod restore_race;
 mod root;
+mod samba;
 mod scan_renames;
 mod socket;
 mod writers;

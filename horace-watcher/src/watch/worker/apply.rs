@@ -120,7 +120,8 @@ fn stronger(a: Compare, b: Compare) -> Compare {
     match (a, b) {
         (Compare::Force, _) | (_, Compare::Force) => Compare::Force,
         (Compare::Strict, _) | (_, Compare::Strict) => Compare::Strict,
-        _ => Compare::Relaxed,
+        (Compare::Relaxed, _) | (_, Compare::Relaxed) => Compare::Relaxed,
+        _ => Compare::Attributes,
     }
 }
 
@@ -274,6 +275,12 @@ impl Worker {
         let mut finals: Vec<Option<PathBuf>> = Vec::with_capacity(list.len());
         for (i, op) in list.iter().enumerate() {
             let (rel, compare, covered_after) = match op {
+                // A file whose last read failed (no permission) is read again at its
+                // attribute change: a chmod is how an owner lets the watcher in.
+                Op::Check {
+                    rel,
+                    compare: Compare::Attributes,
+                } if self.retries.contains_key(rel) => (rel, Compare::Relaxed, None),
                 Op::Check { rel, compare } => (rel, *compare, None),
                 Op::Recheck { rel, covered_after } => (rel, Compare::Strict, *covered_after),
                 _ => {
@@ -437,5 +444,17 @@ mod tests {
         assert_eq!(final_path(Path::new("a/x"), 2, &r), PathBuf::from("a/x"));
         assert_eq!(final_path(Path::new("ab/x"), 0, &r), PathBuf::from("ab/x"));
         assert_eq!(stronger(Compare::Relaxed, Compare::Strict), Compare::Strict);
+        assert_eq!(
+            stronger(Compare::Attributes, Compare::Relaxed),
+            Compare::Relaxed
+        );
+        assert_eq!(
+            stronger(Compare::Attributes, Compare::Force),
+            Compare::Force
+        );
+        assert_eq!(
+            stronger(Compare::Attributes, Compare::Attributes),
+            Compare::Attributes
+        );
     }
 }
