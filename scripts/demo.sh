@@ -233,7 +233,7 @@ save photos/cat.txt "a picture of a cat, in words"
 say "billing rewrites its invoice twice (a correction, then a mistake):"
 save billing/invoice-2026-001.txt "invoice 2026-001: 3 widgets, EUR 100.00 (discount)"
 save billing/invoice-2026-001.txt "invoice 2026-001: OOPS"
-say "'horace sync' waits until everything written before it is in the catalog:"
+say "'horace sync' waits until everything written before it is in the catalog (else it lists what is not, and why, and exits 9):"
 show horace sync
 
 section "Search"

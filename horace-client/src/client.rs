@@ -263,7 +263,7 @@ impl Client {
     }
 
     /// See [`Horace::sync`].
-    pub async fn sync(&self) -> Result<(), ClientError> {
+    pub async fn sync(&self) -> Result<SyncReport, ClientError> {
         call!(self.sync())
     }
 }

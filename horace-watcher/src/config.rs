@@ -80,6 +80,10 @@ pub struct VersionsConfig {
     pub min_age_days: u32,
     /// Files larger than this (bytes) are cataloged but their content is not stored.
     pub max_stored_file_size: u64,
+    /// A file written while kept open (a database, an NFS or SMB server holding it) is
+    /// cataloged once this long has passed with no write, without waiting for its close;
+    /// 0 catalogs such files at their close only. Read at start.
+    pub quiet_period_ms: u64,
 }
 
 impl Default for VersionsConfig {
@@ -88,6 +92,7 @@ impl Default for VersionsConfig {
             keep: 5,
             min_age_days: 7,
             max_stored_file_size: 1 << 30,
+            quiet_period_ms: 3000,
         }
     }
 }

@@ -21,7 +21,8 @@ Exit codes:
   5  cannot connect to the query service
   6  restore failed (the file could not be written back)
   7  too many connections
-  8  status: printed, but the watcher is degraded (zfsd unreachable, failing paths, …)";
+  8  status: printed, but the watcher is degraded (zfsd unreachable, failing paths, …)
+  9  sync: printed what written before it is not cataloged yet, and why";
 
 /// Query the Horace catalog: search, history, restore, tags, collections, duplicates,
 /// snapshots, status.

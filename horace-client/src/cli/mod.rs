@@ -28,6 +28,9 @@ pub const EXIT_TOO_MANY_CONNECTIONS: u8 = 7;
 /// Exit code of `horace status` when the watcher answers but is degraded
 /// (`StatusReport::degradation`: zfsd unreachable with snapshots enabled, failing paths, …).
 pub const EXIT_DEGRADED: u8 = 8;
+/// Exit code of `horace sync` when something written before it is not cataloged
+/// (`SyncReport::missing`; the list was printed).
+pub const EXIT_NOT_SYNCED: u8 = 9;
 
 /// `horace status` found the watcher degraded; the status was printed.
 #[derive(Debug)]
@@ -41,6 +44,18 @@ impl std::fmt::Display for Degraded {
 
 impl std::error::Error for Degraded {}
 
+/// `horace sync` answered, but this many paths written before it are not cataloged.
+#[derive(Debug)]
+pub struct NotSynced(pub u64);
+
+impl std::fmt::Display for NotSynced {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "not synced: {} paths not cataloged", self.0)
+    }
+}
+
+impl std::error::Error for NotSynced {}
+
 /// Whether the error is a closed stdout (`horace … | head`), which is not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -53,6 +68,9 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if e.is::<Degraded>() {
         return EXIT_DEGRADED;
+    }
+    if e.is::<NotSynced>() {
+        return EXIT_NOT_SYNCED;
     }
     match e.chain().find_map(|c| c.downcast_ref::<ClientError>()) {
         Some(ClientError::Query(QueryError::NotFound { .. })) => EXIT_NOT_FOUND,
@@ -144,8 +162,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             }
         }
         Command::Sync => {
-            client.sync().await?;
-            out.done("synced")?;
+            let report = client.sync().await?;
+            out.sync(&report)?;
+            if !report.is_synced() {
+                return Err(NotSynced(report.missing.len() as u64 + report.more).into());
+            }
         }
     }
     out.flush()?;

@@ -276,6 +276,27 @@ impl Out {
         super::line(&mut self.w, what)
     }
 
+    /// A sync's answer: `synced`, or what is not cataloged and why.
+    pub fn sync(&mut self, r: &SyncReport) -> io::Result<()> {
+        if self.json {
+            return self.json(r);
+        }
+        if r.is_synced() {
+            return super::line(&mut self.w, "synced");
+        }
+        for m in &r.missing {
+            let path = if m.path.is_empty() { "-" } else { &m.path };
+            super::line(
+                &mut self.w,
+                &format!("not cataloged  {}  {path}  {}", m.why.as_str(), m.detail),
+            )?;
+        }
+        if r.more > 0 {
+            super::line(&mut self.w, &format!("… and {} more", r.more))?;
+        }
+        Ok(())
+    }
+
     /// Duplicate groups.
     pub fn duplicates(&mut self, d: &DuplicatesResult) -> io::Result<()> {
         if self.json {

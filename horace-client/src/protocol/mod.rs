@@ -12,9 +12,11 @@ use crate::error::QueryError;
 
 mod files;
 mod report;
+mod sync;
 
 pub use self::files::*;
 pub use self::report::*;
+pub use self::sync::*;
 
 /// Default page size of [`SearchQuery::limit`] and other paged calls.
 pub const DEFAULT_LIMIT: u32 = 50;
@@ -61,8 +63,9 @@ pub trait Horace {
     async fn snapshots() -> Result<Vec<SnapshotEntry>, QueryError>;
     /// Health and size figures of the watcher and its catalog.
     async fn status() -> Result<StatusReport, QueryError>;
-    /// Returns once everything written before the call is in the catalog.
-    async fn sync() -> Result<(), QueryError>;
+    /// Returns once every event of what was written before the call is handled: the
+    /// report lists what of it is still not cataloged, and why (empty: synced).
+    async fn sync() -> Result<SyncReport, QueryError>;
     /// What the snapshot scheduler's next tick would create and destroy if it ran now (a
     /// dry run from horace-zfsd's current list; nothing is executed).
     async fn snapshot_plan() -> Result<SnapshotPlan, QueryError>;

@@ -145,7 +145,7 @@ impl Horace for Refuse {
     async fn status(self, _: context::Context) -> Result<StatusReport, QueryError> {
         self.no()
     }
-    async fn sync(self, _: context::Context) -> Result<(), QueryError> {
+    async fn sync(self, _: context::Context) -> Result<SyncReport, QueryError> {
         self.no()
     }
     async fn snapshot_plan(self, _: context::Context) -> Result<SnapshotPlan, QueryError> {

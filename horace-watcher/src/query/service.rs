@@ -452,7 +452,7 @@ impl Horace for QueryService {
             .await
     }
 
-    async fn sync(self, _: context::Context) -> Result<(), QueryError> {
+    async fn sync(self, _: context::Context) -> Result<SyncReport, QueryError> {
         self.handle("sync", async {
             self.watch.sync().await.map_err(watch_error)
         })

@@ -17,6 +17,18 @@ use rustix::fs::{AtFlags, FileType, Mode};
 use tokio::sync::oneshot;
 
 use crate::scan::COOKIE_PREFIX;
+use horace_client::{NotCataloged, SyncReport};
+
+/// A sync (or a scan's barrier) waiting for its cookie's event.
+pub(crate) struct PendingSync {
+    /// Gets the answer once every event before the cookie is handled.
+    pub tx: oneshot::Sender<SyncReport>,
+    /// What the reader saw written and not closed when it read the cookie (set by it).
+    pub open: Vec<NotCataloged>,
+}
+
+/// The pending syncs by cookie number, shared by the handle, the reader and the loop.
+pub(crate) type Syncs = Mutex<HashMap<u64, PendingSync>>;
 
 /// A created cookie: the root's fd it was created under, its name and its inode.
 pub(super) struct Cookie {
@@ -47,8 +59,8 @@ pub(crate) fn number_of(name: &std::ffi::OsStr) -> Option<u64> {
 /// Blocking: call off the runtime.
 pub(super) fn create(
     root: &Path,
-    pending: &Mutex<HashMap<u64, oneshot::Sender<()>>>,
-    tx: oneshot::Sender<()>,
+    pending: &Syncs,
+    tx: oneshot::Sender<SyncReport>,
 ) -> io::Result<Cookie> {
     let lock = || pending.lock().unwrap_or_else(|e| e.into_inner());
     let dir = crate::store::open_dir_beneath(root, Path::new(""))?;
@@ -56,7 +68,13 @@ pub(super) fn create(
         !lock().contains_key(&n)
     })?;
     let ino = rustix::fs::fstat(&fd)?.st_ino;
-    lock().insert(n, tx);
+    lock().insert(
+        n,
+        PendingSync {
+            tx,
+            open: Vec::new(),
+        },
+    );
     // Closing it is the CLOSE_WRITE the reader waits for.
     drop(fd);
     Ok(Cookie {

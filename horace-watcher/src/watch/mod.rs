@@ -122,7 +122,7 @@ pub fn reload(config: &crate::Config) -> Result<usize, globset::Error> {
 struct Shared {
     ctx: Arc<Context>,
     tx: Sender<Msg>,
-    cookies: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    cookies: Arc<cookie::Syncs>,
     done: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -136,15 +136,18 @@ pub struct WatchHandle {
 const SYNC_TIMEOUT: Duration = Duration::from_secs(120);
 
 impl WatchHandle {
-    /// Returns once everything written before the call is in the catalog: a cookie file
-    /// `.horace-sync-<random>` is created in the root and its event awaited (events are
-    /// processed in order, so every earlier one is committed); then it is removed.
+    /// Returns once every event of what was written before the call is handled: a cookie
+    /// file `.horace-sync-<random>` is created in the root and its event awaited (events
+    /// are processed in order, so every earlier one is committed); then it is removed.
+    /// The report lists what written before is still not cataloged, and why: files open
+    /// for writing and not yet quiet (the reader's view at the cookie), and the retry
+    /// queue and unwatched directories (the loop's view once the cookie is committed).
     ///
     /// The root is tenant-writable, so the cookie is created relative to the root's fd
     /// with `O_CREAT|O_EXCL|O_NOFOLLOW|O_NONBLOCK` under a name nobody can predict: a
     /// link, FIFO, directory or file planted at a name makes it pick another one; it never
     /// truncates, follows or blocks on anything a tenant put there.
-    pub async fn sync(&self) -> Result<(), WatchError> {
+    pub async fn sync(&self) -> Result<horace_client::SyncReport, WatchError> {
         let s = &self.inner;
         if *s.done.borrow() {
             return Err(WatchError::Stopped);
@@ -162,7 +165,7 @@ impl WatchHandle {
             ))
         })?;
         let result = match tokio::time::timeout(SYNC_TIMEOUT, rx).await {
-            Ok(Ok(())) => Ok(()),
+            Ok(Ok(report)) => Ok(report),
             Ok(Err(_)) => Err(WatchError::Stopped),
             Err(_) => Err(WatchError::SyncTimeout),
         };
@@ -239,6 +242,7 @@ pub async fn start(
     let stop = Arc::new(AtomicBool::new(false));
     let unwatched = Arc::new(AtomicBool::new(false));
     let scan_epoch = Arc::new(AtomicU64::new(0));
+    let cookies: Arc<cookie::Syncs> = Arc::new(Mutex::new(HashMap::new()));
     let reader = reader::Reader {
         inotify,
         map: map.clone(),
@@ -250,12 +254,15 @@ pub async fn start(
         created: Default::default(),
         scan_epoch: scan_epoch.clone(),
         window: Default::default(),
+        writing: reader::OpenWrites::new(Duration::from_millis(
+            ctx.config.versions.quiet_period_ms,
+        )),
+        syncs: cookies.clone(),
     };
     let reader_thread = std::thread::Builder::new()
         .name("inotify-reader".into())
         .spawn(move || reader.run())?;
 
-    let cookies = Arc::new(Mutex::new(HashMap::new()));
     let (done_tx, done_rx) = tokio::sync::watch::channel(false);
     let worker = worker::Worker::new(worker::Parts {
         ctx: ctx.clone(),

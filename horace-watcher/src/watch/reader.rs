@@ -3,10 +3,11 @@
 //! kernel order.
 //!
 //! Uses the `inotify` crate directly rather than `notify` 8: notify's inotify backend
-//! always subscribes `IN_OPEN` and `IN_MODIFY`, so every read by the hasher and every
-//! `write(2)` of a writer would queue an event. Here the mask holds only what cataloging
-//! needs: close-after-write, moved-from/to, create (directories, hard links, files linked
-//! in from an `O_TMPFILE`), delete, attribute change.
+//! always subscribes `IN_OPEN`, so every read by the hasher would queue an event (and the
+//! hasher's reads would wake the reader). Here the mask holds only what cataloging needs:
+//! close-after-write, moved-from/to, create (directories, hard links, files linked in from
+//! an `O_TMPFILE`), delete, attribute change, and modify (a file written while kept open,
+//! which no close-after-write reports: see [`OpenWrites`]).
 
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsStr;
@@ -27,8 +28,10 @@ use crate::scan::{self, Compare, Ignore, COOKIE_PREFIX};
 use crate::status::Status;
 use crate::Context;
 
-/// The events subscribed on every directory. No `IN_OPEN`/`IN_ACCESS`/`IN_MODIFY`/
-/// `IN_CLOSE_NOWRITE`: the watcher's own reads produce no event. Symlinks are not followed.
+/// The events subscribed on every directory. No `IN_OPEN`/`IN_ACCESS`/`IN_CLOSE_NOWRITE`:
+/// the watcher's own reads produce no event. `IN_MODIFY` comes once per `write(2)` the
+/// reader has not read yet (the kernel merges a repeat of the last queued event), and
+/// costs one map update. Symlinks are not followed.
 /// Not `IN_EXCL_UNLINK`: an `O_TMPFILE` is a child that was never linked, and its
 /// close-after-write is how a file linked in from one is seen complete.
 pub const MASK: WatchMask = WatchMask::CLOSE_WRITE
@@ -37,6 +40,7 @@ pub const MASK: WatchMask = WatchMask::CLOSE_WRITE
     .union(WatchMask::CREATE)
     .union(WatchMask::DELETE)
     .union(WatchMask::ATTRIB)
+    .union(WatchMask::MODIFY)
     .union(WatchMask::ONLYDIR)
     .union(WatchMask::DONT_FOLLOW);
 
@@ -95,6 +99,122 @@ pub struct Reader {
     pub scan_epoch: Arc<AtomicU64>,
     /// See [`ListingWindow`].
     pub window: ListingWindow,
+    /// Files written and not closed since.
+    pub writing: OpenWrites,
+    /// The pending syncs: at a sync's cookie the files still open for writing are noted.
+    pub syncs: Arc<super::cookie::Syncs>,
+}
+
+/// Files written (`IN_MODIFY`) and not closed since, by path: a database, or a file an NFS
+/// or SMB server keeps open, gets no close-after-write for as long as it is open. Each is
+/// read once `quiet` has passed since its last write (a read of a file still being written
+/// is `Probe::Changing` and looked at again), and a sync meanwhile lists it as open for
+/// writing. Renames and removals move or drop the entries.
+pub struct OpenWrites {
+    /// Path → (first write seen, last write seen), since the last close or quiet read.
+    by_path: HashMap<PathBuf, (Instant, Instant)>,
+    /// How long with no write before a file open for writing is read; zero: never.
+    quiet: Duration,
+    /// Whether the cap was hit (logged once).
+    full: bool,
+}
+
+impl OpenWrites {
+    /// How many are tracked at once; writes to more are left to their close.
+    const CAP: usize = 65_536;
+
+    /// Tracking that reads a file after `quiet` with no write (never if zero).
+    pub fn new(quiet: Duration) -> Self {
+        Self {
+            by_path: HashMap::new(),
+            quiet,
+            full: false,
+        }
+    }
+
+    fn note(&mut self, rel: PathBuf, now: Instant) {
+        if let Some(e) = self.by_path.get_mut(&rel) {
+            e.1 = now;
+        } else if self.by_path.len() < Self::CAP {
+            self.by_path.insert(rel, (now, now));
+        } else if !self.full {
+            self.full = true;
+            tracing::warn!(
+                cap = Self::CAP,
+                "too many files open for writing at once; the rest are cataloged at their close"
+            );
+        }
+    }
+
+    fn closed(&mut self, rel: &Path) {
+        if !self.by_path.is_empty() {
+            self.by_path.remove(rel);
+        }
+    }
+
+    fn removed_under(&mut self, dir: &Path) {
+        self.by_path.retain(|p, _| !p.starts_with(dir));
+    }
+
+    fn renamed(&mut self, from: &Path, to: &Path, dir: bool) {
+        if self.by_path.is_empty() {
+            return;
+        }
+        if !dir {
+            if let Some(e) = self.by_path.remove(from) {
+                self.by_path.insert(to.to_path_buf(), e);
+            }
+            return;
+        }
+        let moved: Vec<PathBuf> = self
+            .by_path
+            .keys()
+            .filter(|p| p.starts_with(from))
+            .cloned()
+            .collect();
+        for p in moved {
+            if let (Some(e), Ok(rest)) = (self.by_path.remove(&p), p.strip_prefix(from)) {
+                self.by_path.insert(to.join(rest), e);
+            }
+        }
+    }
+
+    /// The files quiet for the period by `now`, forgotten (their next write notes them
+    /// again).
+    fn quiet_by(&mut self, now: Instant) -> Vec<PathBuf> {
+        if self.quiet.is_zero() || self.by_path.is_empty() {
+            return Vec::new();
+        }
+        let quiet = self.quiet;
+        let due: Vec<PathBuf> = self
+            .by_path
+            .iter()
+            .filter(|(_, (_, last))| now.saturating_duration_since(*last) >= quiet)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in &due {
+            self.by_path.remove(p);
+        }
+        due
+    }
+
+    /// What a sync reports of them now.
+    fn report(&self, now: Instant) -> Vec<horace_client::NotCataloged> {
+        self.by_path
+            .iter()
+            .map(|(p, (first, last))| horace_client::NotCataloged {
+                path: crate::path::escape(p),
+                why: horace_client::Missing::OpenForWriting,
+                detail: format!(
+                    "written and not closed (first write {} ms ago, last {} ms ago); cataloged \
+                     at its close or {} ms after its last write",
+                    now.saturating_duration_since(*first).as_millis(),
+                    now.saturating_duration_since(*last).as_millis(),
+                    self.quiet.as_millis()
+                ),
+            })
+            .collect()
+    }
 }
 
 /// How long a created file waits for its close-after-write before it is looked at anyway
@@ -236,6 +356,18 @@ impl Reader {
                 self.moved_out(p, &mut ops);
             }
             self.unclosed_creates(&mut ops, Instant::now());
+            for rel in self.writing.quiet_by(Instant::now()) {
+                // An empty version only if the file was closed empty: one truncated and
+                // held open is a writer that has not written yet (kept, and reported).
+                if self.lstat(&rel).is_ok_and(|md| md.len() == 0) {
+                    self.writing.note(rel, Instant::now());
+                    continue;
+                }
+                ops.push(Some(Op::Check {
+                    rel,
+                    compare: Compare::Force,
+                }));
+            }
             if pending.is_empty() {
                 self.send(&mut ops);
             }
@@ -262,7 +394,12 @@ impl Reader {
 
     /// Sends what is held back and then a reconcile request (pending moves are resolved as
     /// moves out; the reconcile corrects any wrong guess).
-    fn reconcile(&self, ops: &mut Vec<Option<Op>>, pending: &mut Vec<PendingFrom>, reason: &str) {
+    fn reconcile(
+        &mut self,
+        ops: &mut Vec<Option<Op>>,
+        pending: &mut Vec<PendingFrom>,
+        reason: &str,
+    ) {
         for p in std::mem::take(pending) {
             self.moved_out(p, ops);
         }
@@ -312,6 +449,15 @@ impl Reader {
                     // A sync covers what was written before it: the creates still in
                     // their grace period are looked at now, ahead of the cookie.
                     self.unclosed_creates(ops, Instant::now() + CLOSE_GRACE);
+                    let open = self.writing.report(Instant::now());
+                    if let Some(p) = self
+                        .syncs
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_mut(&n)
+                    {
+                        p.open = open;
+                    }
                     ops.push(Some(Op::Cookie(n)));
                 }
             }
@@ -335,10 +481,15 @@ impl Reader {
                     None => rel,
                 };
                 self.created.settled(&rel);
+                self.writing.closed(&rel);
                 ops.push(Some(Op::Check {
                     rel,
                     compare: Compare::Force,
                 }));
+            }
+        } else if m.contains(EventMask::MODIFY) {
+            if !is_dir && !ignored {
+                self.writing.note(rel, Instant::now());
             }
         } else if m.contains(EventMask::ATTRIB) {
             if !is_dir && !ignored {
@@ -350,8 +501,10 @@ impl Reader {
         } else if m.contains(EventMask::DELETE) {
             if is_dir {
                 self.map.remove_under(&rel);
+                self.writing.removed_under(&rel);
             } else {
                 self.created.settled(&rel);
+                self.writing.closed(&rel);
             }
             if !ignored {
                 ops.push(Some(Op::Remove { rel, dir: is_dir }));
@@ -440,6 +593,10 @@ impl Reader {
         ignored: bool,
         ops: &mut Vec<Option<Op>>,
     ) {
+        self.writing.renamed(&from.rel, &to, is_dir);
+        if ignored && !is_dir {
+            self.writing.closed(&to);
+        }
         if is_dir {
             self.map.rename_prefix(&from.rel, &to);
             let relist = self.unsettled();
@@ -474,9 +631,12 @@ impl Reader {
         });
     }
 
-    fn moved_out(&self, p: PendingFrom, ops: &mut [Option<Op>]) {
+    fn moved_out(&mut self, p: PendingFrom, ops: &mut [Option<Op>]) {
         if p.dir {
             self.map.remove_under_before(&p.rel, p.stamp);
+            self.writing.removed_under(&p.rel);
+        } else {
+            self.writing.closed(&p.rel);
         }
         if !p.ignored {
             ops[p.slot] = Some(Op::Remove {
@@ -520,4 +680,42 @@ fn poll_in(fd: i32, timeout: Duration) -> bool {
     // SAFETY: one valid pollfd for the duration of the call.
     let n = unsafe { libc::poll(&mut pfd, 1, timeout.as_millis() as i32) };
     n > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_writes_follow_renames_and_are_read_once_quiet() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut w = OpenWrites::new(ms(100));
+        w.note("d/a".into(), t0);
+        w.note("d/b".into(), t0);
+        w.note("c".into(), t0);
+        w.note("gone".into(), t0);
+        // A later write keeps `c` from being quiet.
+        w.note("c".into(), t0 + ms(80));
+        w.renamed(Path::new("d"), Path::new("e"), true);
+        w.renamed(Path::new("e/b"), Path::new("f"), false);
+        w.closed(Path::new("gone"));
+        let mut listed: Vec<String> = w.report(t0).into_iter().map(|m| m.path).collect();
+        listed.sort();
+        assert_eq!(listed, ["c", "e/a", "f"]);
+        let mut quiet = w.quiet_by(t0 + ms(100));
+        quiet.sort();
+        assert_eq!(quiet, [PathBuf::from("e/a"), PathBuf::from("f")]);
+        // Read once: forgotten until the next write.
+        assert!(w.quiet_by(t0 + ms(150)).is_empty());
+        assert_eq!(w.quiet_by(t0 + ms(180)), [PathBuf::from("c")]);
+        w.note("x/y".into(), t0);
+        w.removed_under(Path::new("x"));
+        assert!(w.report(t0).is_empty());
+        // Zero: never read before the close.
+        let mut never = OpenWrites::new(Duration::ZERO);
+        never.note("z".into(), t0);
+        assert!(never.quiet_by(t0 + Duration::from_secs(3600)).is_empty());
+        assert_eq!(never.report(t0).len(), 1);
+    }
 }

@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use horace_client::{Missing, NotCataloged, SyncReport};
 use rusqlite::Connection;
-use tokio::sync::oneshot;
 
 use super::map::WatchMap;
 use super::{Msg, Op, WatchError};
@@ -55,7 +55,7 @@ pub(super) struct Parts {
     pub map: Arc<WatchMap>,
     pub ignore: Ignore,
     pub rx: Receiver<Msg>,
-    pub cookies: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    pub cookies: Arc<super::cookie::Syncs>,
     pub rt: tokio::runtime::Handle,
     pub unwatched: Arc<AtomicBool>,
     pub reader_stop: Arc<AtomicBool>,
@@ -69,7 +69,7 @@ pub(super) struct Worker {
     map: Arc<WatchMap>,
     ignore: Ignore,
     rx: Receiver<Msg>,
-    cookies: Arc<Mutex<HashMap<u64, oneshot::Sender<()>>>>,
+    cookies: Arc<super::cookie::Syncs>,
     rt: tokio::runtime::Handle,
     unwatched: Arc<AtomicBool>,
     reader_stop: Arc<AtomicBool>,
@@ -377,13 +377,59 @@ impl Worker {
 
     /// Fires every pending sync cookie (after a reconcile, which covered everything
     /// written before it started).
+    /// Answers the syncs of these cookies: what the reader saw open for writing at the
+    /// cookie, and what the loop has not cataloged now.
     fn fire_cookies(&self, ids: impl IntoIterator<Item = u64>) {
         let mut map = self.cookies.lock().unwrap_or_else(|e| e.into_inner());
+        let mut mine: Option<Vec<NotCataloged>> = None;
         for n in ids {
-            if let Some(tx) = map.remove(&n) {
-                let _ = tx.send(());
+            if let Some(p) = map.remove(&n) {
+                let mine = mine.get_or_insert_with(|| self.not_cataloged());
+                let mut all = p.open;
+                // A path open for writing may also be waiting for a retry: listed once.
+                let open: std::collections::HashSet<String> =
+                    all.iter().map(|m| m.path.clone()).collect();
+                all.extend(mine.iter().filter(|m| !open.contains(&m.path)).cloned());
+                let _ = p.tx.send(report_of(all));
             }
         }
+    }
+
+    /// What the loop knows is not cataloged: the retry queue (failed reads, with their
+    /// cause; files that changed while read) and directories it could not watch.
+    fn not_cataloged(&self) -> Vec<NotCataloged> {
+        let mut out: Vec<NotCataloged> = self
+            .retries
+            .iter()
+            .map(|(rel, r)| {
+                let (why, detail) = match &r.cause {
+                    Some(c) if retry::is_store_full(c) => (Missing::StoreFull, c.clone()),
+                    Some(c) => (Missing::Failed, c.clone()),
+                    None => (
+                        Missing::Changing,
+                        "changed while it was read; read again shortly".to_string(),
+                    ),
+                };
+                NotCataloged {
+                    path: crate::path::escape(rel),
+                    why,
+                    detail,
+                }
+            })
+            .collect();
+        if self.unwatched.load(Ordering::Relaxed) {
+            out.push(NotCataloged {
+                path: String::new(),
+                why: Missing::Unwatched,
+                detail: format!(
+                    "a directory could not be watched (inotify watch limit, \
+                     fs.inotify.max_user_watches): changes there are found by the rescan \
+                     every {} s",
+                    UNWATCHED_RESCAN.as_secs()
+                ),
+            });
+        }
+        out
     }
 
     fn pending_cookies(&self) -> Vec<u64> {
@@ -438,4 +484,11 @@ impl Worker {
 pub(super) struct Outcome {
     /// Paths whose cataloging failed, with the cause.
     pub problems: HashMap<PathBuf, String>,
+}
+
+/// A sync's report from its list, capped at [`SyncReport::MAX_LISTED`].
+fn report_of(mut missing: Vec<NotCataloged>) -> SyncReport {
+    let more = missing.len().saturating_sub(SyncReport::MAX_LISTED) as u64;
+    missing.truncate(SyncReport::MAX_LISTED);
+    SyncReport { missing, more }
 }

@@ -161,7 +161,7 @@ impl Watcher {
         let mut last = None;
         for _ in 0..tries.max(1) {
             match rt.block_on(async { self.client().await.sync().await }) {
-                Ok(()) => return t0.elapsed(),
+                Ok(_) => return t0.elapsed(),
                 Err(e) => last = Some(e),
             }
         }

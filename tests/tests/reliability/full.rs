@@ -73,6 +73,23 @@ async fn metadata_full_fails_loudly_and_resumes() {
         crate::fixture::tail(&log)
     );
     assert!(w.is_running(), "watcher died on a full disk\n{log}");
+    // `sync` is truthful (issue 14 item 4): it names the files not cataloged, as
+    // store_full (or failed, for a cause that does not say full), never "synced".
+    let report = client.sync().await.unwrap();
+    let full = report
+        .missing
+        .iter()
+        .filter(|m| m.why == horace_client::Missing::StoreFull)
+        .count();
+    eprintln!(
+        "metadata full: sync lists {} not cataloged ({full} store_full), e.g. {:?}",
+        report.missing.len(),
+        report.missing.first()
+    );
+    assert!(
+        !report.is_synced() && full > 0,
+        "sync on a full store: {report:?}"
+    );
     let conn = w.catalog();
     let ok: String = conn
         .query_row("PRAGMA integrity_check", [], |r| r.get(0))
@@ -92,7 +109,8 @@ async fn metadata_full_fails_loudly_and_resumes() {
         "not resumed after space returned\n{}",
         crate::fixture::tail(&w.log())
     );
-    client.sync().await.unwrap();
+    let report = client.sync().await.unwrap();
+    assert!(report.is_synced(), "space returned, yet: {report:?}");
     w.assert_consistent("after space returned");
     let status = client.status().await.unwrap();
     assert!(

@@ -27,9 +27,10 @@ fn current(w: &Watcher, path: &str) -> Option<String> {
     w.catalog_active().get(path).cloned()
 }
 
-/// A process (`cat`) holds the file open for writing and never closes it: nothing is
-/// cataloged from the unfinished file by the watch; `register_file` catalogs what is
-/// there now; killing the writer closes the file and the final content is cataloged.
+/// A process (`cat`) holds the file open for writing and never closes it: `register_file`
+/// catalogs what is there now (the quiet period would, a few seconds later: see
+/// `open_writes.rs`); killing the writer closes the file and the final content is
+/// cataloged.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_that_never_closes() {
     let (_dir, w) = setup();

@@ -18,6 +18,16 @@ pub(super) struct Retry {
     /// For a file that was changing: when that was seen (unix ns). A later ctime is a
     /// later change, covered by its own events.
     pub covered_after: Option<i64>,
+    /// Why the last look failed; `None` when the file was changing.
+    pub cause: Option<String>,
+}
+
+/// Whether a failure's cause is a full metadata filesystem (ENOSPC, EDQUOT, SQLite's
+/// "database or disk is full").
+pub(super) fn is_store_full(cause: &str) -> bool {
+    cause.contains("os error 28")
+        || cause.contains("os error 122")
+        || cause.contains("database or disk is full")
 }
 
 impl Worker {
@@ -27,6 +37,7 @@ impl Worker {
             attempts: 0,
             due: Instant::now(),
             covered_after: None,
+            cause: None,
         })
     }
 
@@ -34,6 +45,7 @@ impl Worker {
         let r = self.retry_of(rel);
         r.attempts += 1;
         r.covered_after = None;
+        r.cause = Some(why.to_string());
         let backoff = Duration::from_millis(500)
             .saturating_mul(1 << r.attempts.min(10))
             .min(Duration::from_secs(300));
@@ -54,6 +66,7 @@ impl Worker {
         let r = self.retry_of(rel);
         r.due = Instant::now() + Duration::from_millis(200);
         r.covered_after = Some(crate::now_ns());
+        r.cause = None;
     }
 
     pub(super) fn note_success(&mut self, rel: &Path) {
@@ -61,5 +74,18 @@ impl Worker {
             let key = escape(rel);
             self.ctx.status.with_detail(|d| d.failures.remove(&key));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_full_store_is_told_apart_from_other_failures() {
+        assert!(super::is_store_full(
+            "cannot store content: No space left on device (os error 28)"
+        ));
+        assert!(super::is_store_full("Disk quota exceeded (os error 122)"));
+        assert!(super::is_store_full("catalog: database or disk is full"));
+        assert!(!super::is_store_full("Permission denied (os error 13)"));
     }
 }
