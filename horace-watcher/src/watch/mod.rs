@@ -7,6 +7,7 @@
 //! other tasks talk to the loop (sync barrier, register, reconcile, restore, shutdown).
 
 mod cookie;
+mod displaced;
 pub(crate) mod map;
 pub(crate) mod reader;
 mod worker;
@@ -250,6 +251,7 @@ pub async fn start(
         created: Default::default(),
         scan_epoch: scan_epoch.clone(),
         window: Default::default(),
+        displaced: Default::default(),
     };
     let reader_thread = std::thread::Builder::new()
         .name("inotify-reader".into())
