@@ -21,5 +21,6 @@ mod mounts;
 mod restore_race;
 mod root;
 mod scan_renames;
+mod side_files;
 mod socket;
 mod writers;
