@@ -402,3 +402,72 @@ fn an_old_versions_checksum_finds_the_file_unless_current() {
         "{table}"
     );
 }
+
+/// The harness's `ignored_name` (which the catalog-equals-disk checks use) says what the
+/// watcher's default patterns say.
+#[test]
+fn the_harness_ignores_what_the_watcher_does() {
+    use std::ffi::OsStr;
+    let watcher =
+        horace_watcher::scan::Ignore::new(&horace_watcher::config::default_ignore()).unwrap();
+    for name in [
+        "4913",
+        "49130",
+        "4913.txt",
+        ".n.swp",
+        ".n.swo",
+        ".n.swa",
+        ".n.swx",
+        ".n.swq",
+        "n.swo",
+        ".swo",
+        "..swo",
+        "a.swp",
+        "a~",
+        "~a",
+        "#a#",
+        "#",
+        "##",
+        "#1",
+        ".#a",
+        ".~lock.a#",
+        ".~lock.#",
+        ".~lock.a",
+        "~$a.docx",
+        "~$",
+        "$a",
+        "~WRD0000.tmp",
+        "lu1.tmp",
+        "A1B2C3D4",
+        "a1b2c3d4",
+        "A1B2C3D",
+        "A1B2C3D4E",
+        "0D3A3F00",
+        "GHIJKLMN",
+        ".a.Ab3xYz",
+        ".a.Ab3xY_",
+        "..Ab3xYz",
+        ".Ab3xYz",
+        "a.Ab3xYz",
+        ".a.b.Ab3xYz",
+        ".a.Ab3xYz1",
+        "x.db-wal",
+        "x.db-shm",
+        "x-journal",
+        "-journal",
+        "journal",
+        "x.wal",
+        "deadbeef.txt",
+        "backup~notes",
+        "travel-journal.md",
+        ".horace-x",
+        "a.txt",
+        "",
+    ] {
+        assert_eq!(
+            horace_tests::ignored_name(OsStr::new(name)),
+            watcher.is_ignored(OsStr::new(name)),
+            "{name:?}"
+        );
+    }
+}
