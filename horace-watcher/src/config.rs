@@ -35,8 +35,13 @@ pub struct Config {
     #[serde(default = "default_container_prefix")]
     pub container_prefix: PathBuf,
     /// Glob patterns of file names never cataloged (matched against the base name).
+    /// Unset means [`DEFAULT_IGNORE`]; set, it replaces them (`ignore = []` turns them off).
     #[serde(default = "default_ignore")]
     pub ignore: Vec<String>,
+    /// Patterns ignored as well as `ignore`: how an operator adds names without
+    /// repeating (and then missing the updates of) the defaults.
+    #[serde(default)]
+    pub ignore_extra: Vec<String>,
     /// How many versions' contents to keep.
     #[serde(default)]
     pub versions: VersionsConfig,
@@ -216,12 +221,57 @@ fn default_container_prefix() -> PathBuf {
     PathBuf::from(DEFAULT_CONTAINER_PREFIX)
 }
 
-/// The ignore patterns used when the config names none.
+/// The ignore patterns used when the config sets no `ignore`, each with the writer whose
+/// side file it stands for (docs/operations.md lists them). Side files are not documents:
+/// cataloged, each became a file with a history of its own (issue 14 item 5), and a save
+/// that renames the document through one of them split the document's history.
+///
+/// Every pattern is anchored to a whole base name and as narrow as the writer's naming
+/// allows, so that ordinary documents are not swallowed: `deadbeef.txt`, `backup~notes`
+/// and `travel-journal.md` are cataloged (see the tests).
+pub const DEFAULT_IGNORE: &[(&str, &str)] = &[
+    // Temp names: Word's `~WRD0000.tmp`/`~WRL0001.tmp`, LibreOffice's `lu*.tmp`,
+    // Excel's `1A2B3C4D.tmp`, and services that write temp + rename.
+    (
+        "*.tmp",
+        "temp files (Word ~WRD*.tmp/~WRL*.tmp, LibreOffice lu*.tmp, …)",
+    ),
+    ("*~", "backups (vim, emacs, gedit, nano: name~)"),
+    (".#*", "emacs lock links (.#name)"),
+    ("#*#", "emacs auto-save files (#name#)"),
+    ("*.swp", "vim swap files (.name.swp)"),
+    // vim takes .swo, .swn … .swa when .swp is in use.
+    (
+        ".*.sw[a-o]",
+        "vim swap files when .swp is taken (.name.swo …)",
+    ),
+    (
+        ".*.swx",
+        "vim's probe of whether a swap file can be made (.name.swx)",
+    ),
+    ("4913", "vim's probe of whether the directory is writable"),
+    (".~lock.*#", "LibreOffice lock files (.~lock.name#)"),
+    ("~$*", "Microsoft Office owner files (~$name.docx)"),
+    // Exactly eight upper-case hex digits and no extension: Excel's and Word's temp
+    // copies. Lower case and names with an extension (`deadbeef.txt`) are documents.
+    (
+        "[0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F][0-9A-F]",
+        "Microsoft Office temp copies (8 upper-case hex digits, no extension)",
+    ),
+    // rsync's `.name.XXXXXX` (mkstemp: six letters or digits after a hidden name).
+    (
+        ".*.[A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9][A-Za-z0-9]",
+        "rsync temp files (.name.XXXXXX)",
+    ),
+    ("*-wal", "SQLite write-ahead logs (name-wal)"),
+    ("*-shm", "SQLite shared-memory index (name-shm)"),
+    ("*-journal", "SQLite rollback journals (name-journal)"),
+    (".horace-*", "Horace's own temp names"),
+];
+
+/// The ignore patterns used when the config sets no `ignore` ([`DEFAULT_IGNORE`]).
 pub fn default_ignore() -> Vec<String> {
-    ["*.tmp", "*~", ".#*", "*.swp", ".horace-*"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+    DEFAULT_IGNORE.iter().map(|(p, _)| p.to_string()).collect()
 }
 
 /// A configuration that could not be used; the message names the key and line.
@@ -264,6 +314,7 @@ impl Config {
             metadata_dataset: None,
             container_prefix: default_container_prefix(),
             ignore: default_ignore(),
+            ignore_extra: Vec::new(),
             versions: VersionsConfig::default(),
             snapshots: SnapshotsConfig::default(),
             query: QueryConfig::default(),
@@ -292,6 +343,15 @@ impl Config {
             source,
         })?;
         Self::parse(&text)
+    }
+
+    /// Every ignore pattern in force: `ignore` (or the defaults) and `ignore_extra`.
+    pub fn ignore_patterns(&self) -> Vec<String> {
+        self.ignore
+            .iter()
+            .chain(&self.ignore_extra)
+            .cloned()
+            .collect()
     }
 
     /// Checks what the types cannot say.
@@ -341,9 +401,14 @@ impl Config {
                 "query.tcp needs query.token_file (TCP clients must present a token)".into(),
             );
         }
-        for pattern in &self.ignore {
-            if let Err(e) = globset::Glob::new(pattern) {
-                return invalid(format!("ignore pattern {pattern:?}: {e}"));
+        for (key, patterns) in [
+            ("ignore", &self.ignore),
+            ("ignore_extra", &self.ignore_extra),
+        ] {
+            for pattern in patterns {
+                if let Err(e) = globset::Glob::new(pattern) {
+                    return invalid(format!("{key} pattern {pattern:?}: {e}"));
+                }
             }
         }
         for w in &self.query.writers {
@@ -435,6 +500,116 @@ backups_keep = 2
             .map(|w| parse_writer(w).unwrap())
             .collect();
         assert_eq!(w, [Writer::Uid(1000), Writer::Gid(50), Writer::Uid(7)]);
+    }
+
+    /// The side files of issue 14 item 5 are ignored by default; documents whose names
+    /// merely look like them are not.
+    #[test]
+    fn default_ignore_covers_side_files_and_spares_documents() {
+        use std::ffi::OsStr;
+        let ig = crate::scan::Ignore::new(&default_ignore()).unwrap();
+        for side in [
+            // vim: the write probe, swap files, the swap probe, backups
+            "4913",
+            ".notes.txt.swp",
+            ".notes.txt.swo",
+            ".notes.txt.swn",
+            ".notes.txt.swx",
+            "notes.txt~",
+            // emacs: auto-save and lock link
+            "#notes.txt#",
+            ".#notes.txt",
+            // LibreOffice: lock file and temp names
+            ".~lock.report.odt#",
+            "lu12345abc.tmp",
+            "lu1p4b3z.tmp",
+            // Microsoft Office: owner file, Word's temp names, Excel's temp copies
+            "~$report.docx",
+            "~$ook1.xlsx",
+            "~WRD0000.tmp",
+            "~WRL0001.tmp",
+            "A1B2C3D4",
+            "0D3A3F00",
+            "8CBA3F10.tmp",
+            // rsync
+            ".report.pdf.Ab3xYz",
+            ".data.csv.k9QzP0",
+            // SQLite
+            "app.db-wal",
+            "app.db-shm",
+            "app.db-journal",
+            "History-journal",
+            // Horace's own
+            ".horace-sync-1",
+        ] {
+            assert!(ig.is_ignored(OsStr::new(side)), "{side} should be ignored");
+        }
+        for doc in [
+            "deadbeef.txt",
+            "DEADBEEF.txt",
+            "deadbeef",
+            "A1B2C3D",
+            "A1B2C3D4E",
+            "backup~notes",
+            "~notes",
+            "notes.swp.txt",
+            "swp",
+            "4913.txt",
+            "49130",
+            "travel-journal.md",
+            "wal",
+            "app.db",
+            "#1",
+            "#notes",
+            "lock.report.odt#x",
+            "$report.docx",
+            "report.pdf",
+            ".report.pdf",
+            ".report.pdf.Ab3xY",
+            ".report.pdf.Ab3xYz1",
+            "report.pdf.Ab3xYz",
+            "a.tmp.txt",
+        ] {
+            assert!(!ig.is_ignored(OsStr::new(doc)), "{doc} is a document");
+        }
+    }
+
+    #[test]
+    fn ignore_replaces_the_defaults_and_ignore_extra_adds_to_them() {
+        let base = "files_root = \"/a\"\nmetadata_dir = \"/b\"\n";
+        let c = Config::parse(&format!("{base}ignore_extra = [\"*.part\"]\n")).unwrap();
+        let mut want = default_ignore();
+        want.push("*.part".into());
+        assert_eq!(
+            c.ignore_patterns(),
+            want,
+            "extra patterns add to the defaults"
+        );
+        let c = Config::parse(&format!("{base}ignore = []\n")).unwrap();
+        assert!(
+            c.ignore_patterns().is_empty(),
+            "ignore = [] turns the defaults off"
+        );
+        let c = Config::parse(&format!(
+            "{base}ignore = [\"*.bak\"]\nignore_extra = [\"*.part\"]\n"
+        ))
+        .unwrap();
+        assert_eq!(c.ignore_patterns(), ["*.bak", "*.part"]);
+        let e = Config::parse(&format!("{base}ignore_extra = [\"[\"]\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ignore_extra"), "{e}");
+    }
+
+    #[test]
+    fn the_packaged_config_keeps_the_default_ignore_patterns() {
+        let text = include_str!("../../packaging/horace.toml");
+        let c = Config::parse(text).unwrap();
+        assert_eq!(
+            c.ignore,
+            default_ignore(),
+            "packaging/horace.toml must not freeze an old list"
+        );
     }
 
     #[test]

@@ -20,15 +20,37 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
         .collect()
 }
 
-/// Whether a base name matches the watcher's default ignore patterns (`.horace-*`, `.#*`,
-/// `*.tmp`, `*~`, `*.swp`).
+/// Whether a base name matches the watcher's default ignore patterns
+/// (`horace_watcher::config::DEFAULT_IGNORE`, written out here because this crate's library
+/// cannot depend on the watcher; `side_files::the_harness_ignores_what_the_watcher_does`
+/// keeps the two equal).
 pub fn ignored_name(name: &OsStr) -> bool {
-    let name = name.as_bytes();
-    name.starts_with(b".horace-")
-        || name.starts_with(b".#")
-        || name.ends_with(b".tmp")
-        || name.ends_with(b"~")
-        || name.ends_with(b".swp")
+    let n = name.as_bytes();
+    let len = n.len();
+    // `.*.<suffix>`: a hidden name, then a dot and the suffix, the dot not the first byte.
+    let hidden_with = |suffix_ok: &dyn Fn(&[u8]) -> bool, suffix_len: usize| {
+        len >= suffix_len + 2
+            && n[0] == b'.'
+            && n[len - suffix_len - 1] == b'.'
+            && suffix_ok(&n[len - suffix_len..])
+    };
+    let vim_swap = |s: &[u8]| s[0] == b's' && s[1] == b'w' && matches!(s[2], b'a'..=b'o' | b'x');
+    let rsync = |s: &[u8]| s.iter().all(u8::is_ascii_alphanumeric);
+    n.starts_with(b".horace-")
+        || n.starts_with(b".#")
+        || n.ends_with(b".tmp")
+        || n.ends_with(b"~")
+        || n.ends_with(b".swp")
+        || (len >= 2 && n[0] == b'#' && n[len - 1] == b'#')
+        || hidden_with(&vim_swap, 3)
+        || n == b"4913"
+        || (n.starts_with(b".~lock.") && n.ends_with(b"#"))
+        || n.starts_with(b"~$")
+        || (len == 8 && n.iter().all(|b| matches!(b, b'0'..=b'9' | b'A'..=b'F')))
+        || hidden_with(&rsync, 6)
+        || n.ends_with(b"-wal")
+        || n.ends_with(b"-shm")
+        || n.ends_with(b"-journal")
 }
 
 /// Regular, not ignored files under `root` (symlinks not followed): path relative to

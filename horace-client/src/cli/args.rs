@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use horace_client::{DuplicatesQuery, FileStatus, FileUpdate, SearchQuery, SortKey, SortOrder};
+use horace_client::{
+    ContentMatch, DuplicatesQuery, FileStatus, FileUpdate, SearchQuery, SortKey, SortOrder,
+};
 
 const AFTER_HELP: &str = "\
 Files are named by path (relative to the files root, or absolute under the container
@@ -232,9 +234,13 @@ pub struct SearchArgs {
     /// Changed before.
     #[arg(long, value_parser = parse_time)]
     pub updated_before: Option<i64>,
-    /// SHA-256 of the current content.
+    /// SHA-256 of a version's content: every file that ever held it, in any version (the
+    /// matching versions are listed with each file).
     #[arg(long)]
     pub sha256: Option<String>,
+    /// With --sha256: only files whose current content it is.
+    #[arg(long, requires = "sha256")]
+    pub current: bool,
     /// Status (repeatable) [default: active].
     #[arg(long, value_enum)]
     pub status: Vec<StatusArg>,
@@ -298,6 +304,11 @@ impl SearchArgs {
             },
             limit: self.limit,
             offset: self.offset,
+            sha256_match: if self.current {
+                ContentMatch::Current
+            } else {
+                ContentMatch::AnyVersion
+            },
         })
     }
 }

@@ -97,35 +97,38 @@ impl Out {
         if self.json {
             return self.json(r);
         }
+        // A search by content lists, for each file, the versions that held it.
+        let by_content = r.files.iter().any(|f| !f.matched_versions.is_empty());
         let rows: Vec<Vec<String>> = r
             .files
             .iter()
             .map(|f| {
-                vec![
+                let mut row = vec![
                     format!("#{}", f.id),
                     f.status.as_str().into(),
                     size(f.size),
                     opt(&f.current_version),
                     time(f.updated_ns),
                     f.tags.join(","),
-                    f.path.clone(),
-                ]
+                ];
+                if by_content {
+                    let matched = f
+                        .matched_versions
+                        .iter()
+                        .map(|v| format!("v{} {}", v.version, time(v.cataloged_ns)));
+                    row.push(matched.collect::<Vec<_>>().join(", "));
+                }
+                row.push(f.path.clone());
+                row
             })
             .collect();
         if !rows.is_empty() {
-            table(
-                &mut self.w,
-                &[
-                    "ID",
-                    "STATUS",
-                    "SIZE",
-                    "VER",
-                    "UPDATED (UTC)",
-                    "TAGS",
-                    "PATH",
-                ],
-                &rows,
-            )?;
+            let mut head = vec!["ID", "STATUS", "SIZE", "VER", "UPDATED (UTC)", "TAGS"];
+            if by_content {
+                head.push("MATCHING VERSIONS (UTC)");
+            }
+            head.push("PATH");
+            table(&mut self.w, &head, &rows)?;
         }
         super::line(
             &mut self.w,

@@ -30,6 +30,10 @@ pub struct FileSummary {
     pub updated_ns: i64,
     /// Tags, sorted.
     pub tags: Vec<String>,
+    /// In the answer to a search by `sha256`: the versions of this file with that content,
+    /// oldest first (more than one when the content came back). Empty otherwise.
+    #[serde(default)]
+    pub matched_versions: Vec<VersionInfo>,
 }
 
 /// One page of search results.
@@ -141,4 +145,34 @@ pub struct CollectionInfo {
     pub created_ns: i64,
     /// How many files it holds.
     pub members: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{ContentMatch, SearchQuery};
+    use super::*;
+
+    /// JSON written before the content search matched any version (scripts, `--json`
+    /// output kept by a caller) still reads: the added fields take their defaults.
+    #[test]
+    fn json_without_the_content_search_fields_reads_with_defaults() {
+        let mut q = serde_json::to_value(SearchQuery {
+            sha256: Some("ab".repeat(32)),
+            ..Default::default()
+        })
+        .unwrap();
+        q.as_object_mut().unwrap().remove("sha256_match");
+        let q: SearchQuery = serde_json::from_value(q).unwrap();
+        assert_eq!(q.sha256_match, ContentMatch::AnyVersion);
+        let f: FileSummary = serde_json::from_value(serde_json::json!({
+            "id": 1, "path": "a", "owner": "", "mime": null, "size": 0, "status": "active",
+            "current_version": 1, "sha256": null, "created_ns": 0, "updated_ns": 0, "tags": []
+        }))
+        .unwrap();
+        assert!(f.matched_versions.is_empty());
+        assert_eq!(
+            serde_json::to_value(ContentMatch::Current).unwrap(),
+            serde_json::json!("current")
+        );
+    }
 }

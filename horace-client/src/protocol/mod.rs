@@ -192,7 +192,10 @@ pub struct SearchQuery {
     pub updated_after: Option<i64>,
     /// Last changed before (unix ns).
     pub updated_before: Option<i64>,
-    /// SHA-256 (hex) of the current version.
+    /// SHA-256 (hex) of a version's content: by default any version, so an old version's
+    /// checksum finds the file; [`SearchQuery::sha256_match`] restricts it to the current
+    /// one. Each file found carries the matching versions in
+    /// [`FileSummary::matched_versions`].
     pub sha256: Option<String>,
     /// Statuses to include; empty means active only.
     pub statuses: Vec<FileStatus>,
@@ -204,4 +207,19 @@ pub struct SearchQuery {
     pub limit: Option<u32>,
     /// Rows to skip.
     pub offset: u64,
+    /// Which versions [`SearchQuery::sha256`] is matched against (added after the first
+    /// release, which matched the current version only; issue 14).
+    #[serde(default)]
+    pub sha256_match: ContentMatch,
+}
+
+/// Which versions of a file a content (SHA-256) search looks at.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ContentMatch {
+    /// Any version the catalog holds: every file that ever had the content.
+    #[default]
+    AnyVersion,
+    /// The current version only: the files that have the content now.
+    Current,
 }

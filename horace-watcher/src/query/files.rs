@@ -15,24 +15,30 @@ pub const MAX_UPDATE_ITEMS: usize = 1000;
 /// Most history entries a file_info returns (the most recent).
 pub const MAX_EVENTS: usize = 1000;
 
+/// The columns [`version_row`] reads, for `SELECT {VERSION_COLUMNS} FROM versions`.
+pub const VERSION_COLUMNS: &str =
+    "version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored";
+
+/// Reads one version from a row of [`VERSION_COLUMNS`].
+pub fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionInfo> {
+    Ok(VersionInfo {
+        version: r.get(0)?,
+        sha256: r.get(1)?,
+        size: r.get::<_, i64>(2)?.max(0) as u64,
+        mtime_ns: r.get(3)?,
+        cataloged_ns: r.get(4)?,
+        path: r.get(5)?,
+        restored_from: r.get(6)?,
+        content_stored: r.get::<_, i64>(7)? != 0,
+    })
+}
+
 /// The file's versions, oldest first.
 pub fn versions(conn: &Connection, id: i64) -> Res<Vec<VersionInfo>> {
-    let mut stmt = conn.prepare_cached(
-        "SELECT version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored
-         FROM versions WHERE file_id = ?1 ORDER BY version",
-    )?;
-    let rows = stmt.query_map([id], |r| {
-        Ok(VersionInfo {
-            version: r.get(0)?,
-            sha256: r.get(1)?,
-            size: r.get::<_, i64>(2)?.max(0) as u64,
-            mtime_ns: r.get(3)?,
-            cataloged_ns: r.get(4)?,
-            path: r.get(5)?,
-            restored_from: r.get(6)?,
-            content_stored: r.get::<_, i64>(7)? != 0,
-        })
-    })?;
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM versions WHERE file_id = ?1 ORDER BY version"
+    ))?;
+    let rows = stmt.query_map([id], version_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -1,7 +1,9 @@
 //! Search: a [`SearchQuery`] turned into one parameterized SQL condition (never string
 //! concatenation of caller text), a count and one page.
 
-use horace_client::{QueryError, SearchQuery, SortKey, SortOrder, DEFAULT_LIMIT, MAX_LIMIT};
+use horace_client::{
+    ContentMatch, QueryError, SearchQuery, SortKey, SortOrder, DEFAULT_LIMIT, MAX_LIMIT,
+};
 use rusqlite::types::Value;
 
 /// Longest filter string (glob, substring, tag, …) in bytes.
@@ -34,6 +36,9 @@ pub struct Built {
     pub limit: u32,
     /// Rows to skip.
     pub offset: u64,
+    /// The checksum of a content search (lower case): each file of the page then lists
+    /// its versions with that content.
+    pub sha256: Option<String>,
 }
 
 /// One `AND` term of a search.
@@ -219,14 +224,25 @@ pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
             push(c, vec![Value::Integer(t)]);
         }
     }
-    if let Some(h) = &q.sha256 {
-        if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) {
+    let sha256 = match &q.sha256 {
+        Some(h) if h.len() != 64 || !h.bytes().all(|b| b.is_ascii_hexdigit()) => {
             return Err(invalid(format!("sha256 {h:?} is not 64 hex digits")));
         }
-        push(
-            "(f.id, f.current_version) IN (SELECT file_id, version FROM versions WHERE sha256 = ?)",
-            vec![Value::Text(h.to_ascii_lowercase())],
-        );
+        Some(h) => Some(h.to_ascii_lowercase()),
+        None => None,
+    };
+    if let Some(h) = &sha256 {
+        // Both from the versions_sha256 index. Any version is the default (issue 14): a
+        // user holding an old copy is looking for the file it was a version of.
+        let sql = match q.sha256_match {
+            ContentMatch::AnyVersion => {
+                "f.id IN (SELECT file_id FROM versions WHERE sha256 = ?)"
+            }
+            ContentMatch::Current => {
+                "(f.id, f.current_version) IN (SELECT file_id, version FROM versions WHERE sha256 = ?)"
+            }
+        };
+        push(sql, vec![Value::Text(h.clone())]);
     }
     // Most files are active, so the status index rarely narrows a search; `+f.status`
     // keeps the planner from picking it over the sort key's or another filter's index.
@@ -288,6 +304,7 @@ pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
         desc: q.order == SortOrder::Desc,
         limit,
         offset: q.offset,
+        sha256,
     })
 }
 

@@ -97,6 +97,7 @@ pub fn summary_row(r: &Row<'_>) -> rusqlite::Result<FileSummary> {
         sha256: r.get(7)?,
         created_ns: r.get(8)?,
         updated_ns: r.get(9)?,
+        matched_versions: Vec::new(),
         tags: Vec::new(),
     })
 }

@@ -7,6 +7,7 @@
 //! other tasks talk to the loop (sync barrier, register, reconcile, restore, shutdown).
 
 mod cookie;
+mod displaced;
 pub(crate) mod map;
 pub(crate) mod reader;
 mod worker;
@@ -113,7 +114,7 @@ static LOOPS: Mutex<Vec<Sender<Msg>>> = Mutex::new(Vec::new());
 /// Applies the reloadable settings of `config` — ignore patterns and `[versions]` — to every
 /// running watch loop (SIGHUP). Other keys need a restart. Returns how many loops got it.
 pub fn reload(config: &crate::Config) -> Result<usize, globset::Error> {
-    Ignore::new(&config.ignore)?;
+    Ignore::new(&config.ignore_patterns())?;
     let mut loops = LOOPS.lock().unwrap_or_else(|e| e.into_inner());
     loops.retain(|tx| tx.send(Msg::Reload(Box::new(config.clone()))).is_ok());
     Ok(loops.len())
@@ -226,7 +227,7 @@ pub async fn start(
         "files_root {} is not a directory",
         root.display()
     );
-    let ignore = Ignore::new(&ctx.config.ignore).context("invalid ignore pattern")?;
+    let ignore = Ignore::new(&ctx.config.ignore_patterns()).context("invalid ignore pattern")?;
     let objects =
         Objects::open(&ctx.config.metadata_dir).context("failed to open the content store")?;
     let inotify = inotify::Inotify::init().context("failed to initialise inotify")?;
@@ -258,6 +259,7 @@ pub async fn start(
             ctx.config.versions.quiet_period_ms,
         )),
         syncs: cookies.clone(),
+        displaced: Default::default(),
     };
     let reader_thread = std::thread::Builder::new()
         .name("inotify-reader".into())

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify, WatchMask};
 
+use super::displaced::{Displaced, Held, DISPLACED_GRACE};
 use super::map::{add_watch_counted, WatchMap};
 use super::{Msg, Op};
 use crate::scan::{self, Compare, Ignore, COOKIE_PREFIX};
@@ -103,6 +104,9 @@ pub struct Reader {
     pub writing: OpenWrites,
     /// The pending syncs: at a sync's cookie the files still open for writing are noted.
     pub syncs: Arc<super::cookie::Syncs>,
+    /// Files renamed onto an ignored name, not yet taken as removed (a safe save's first
+    /// half; see `displaced.rs`).
+    pub displaced: Displaced,
 }
 
 /// Files written (`IN_MODIFY`) and not closed since, by path: a database, or a file an NFS
@@ -356,6 +360,7 @@ impl Reader {
                 self.moved_out(p, &mut ops);
             }
             self.unclosed_creates(&mut ops, Instant::now());
+            self.displaced_due(&mut ops, Instant::now());
             for rel in self.writing.quiet_by(Instant::now()) {
                 // An empty version only if the file was closed empty: one truncated and
                 // held open is a writer that has not written yet (kept, and reported).
@@ -447,8 +452,11 @@ impl Reader {
             if m.contains(EventMask::CLOSE_WRITE) {
                 if let Some(n) = super::cookie::number_of(&name) {
                     // A sync covers what was written before it: the creates still in
-                    // their grace period are looked at now, ahead of the cookie.
+                    // their grace period are looked at now, ahead of the cookie, and so
+                    // are the files renamed onto ignored names (a save that was under
+                    // way has put its new file at the name by now).
                     self.unclosed_creates(ops, Instant::now() + CLOSE_GRACE);
+                    self.displaced_due(ops, Instant::now() + DISPLACED_GRACE);
                     let open = self.writing.report(Instant::now());
                     if let Some(p) = self
                         .syncs
@@ -558,6 +566,18 @@ impl Reader {
         }
     }
 
+    /// Sends the removal of each file renamed onto an ignored name whose grace ends by
+    /// `by`, unless a regular file holds its name again: then a safe save replaced it,
+    /// and the events that put the new file there catalog it as the same file's next
+    /// version (`modified`, not `deleted` + `undeleted`).
+    fn displaced_due(&mut self, ops: &mut Vec<Option<Op>>, by: Instant) {
+        for rel in self.displaced.overdue(by) {
+            if !self.lstat(&rel).is_ok_and(|md| md.is_file()) {
+                ops.push(Some(Op::Remove { rel, dir: false }));
+            }
+        }
+    }
+
     /// `rel`'s own metadata (a symlink is not followed).
     fn lstat(&self, rel: &Path) -> io::Result<std::fs::Metadata> {
         std::fs::symlink_metadata(self.ctx.config.files_root.join(rel))
@@ -599,6 +619,7 @@ impl Reader {
         }
         if is_dir {
             self.map.rename_prefix(&from.rel, &to);
+            self.displaced.rename_prefix(&from.rel, &to);
             let relist = self.unsettled();
             ops.push(Some(Op::Rename {
                 from: from.rel,
@@ -623,10 +644,14 @@ impl Reader {
                 rel: to,
                 compare: Compare::Strict,
             }),
-            (false, true) => Some(Op::Remove {
-                rel: from.rel,
-                dir: false,
-            }),
+            // Held back: a safe save puts a new file at the name at once.
+            (false, true) => match self.displaced.note(from.rel.clone(), Instant::now()) {
+                Held::Deferred => None,
+                Held::RemoveNow => Some(Op::Remove {
+                    rel: from.rel,
+                    dir: false,
+                }),
+            },
             (true, true) => None,
         });
     }

@@ -308,7 +308,7 @@ impl Worker {
 
     /// Applies the reloadable settings (ignore patterns, `[versions]`).
     fn reload(&mut self, config: &crate::Config) {
-        match Ignore::new(&config.ignore) {
+        match Ignore::new(&config.ignore_patterns()) {
             Ok(ignore) => self.ignore.replace_with(&ignore),
             Err(e) => {
                 tracing::error!(cause = %e, "reload: invalid ignore pattern; keeping the old settings");
@@ -317,7 +317,7 @@ impl Worker {
         }
         self.versions = config.versions.clone();
         self.prober.max_stored = config.versions.max_stored_file_size;
-        tracing::info!(ignore = ?config.ignore, versions = ?config.versions, "configuration reloaded (ignore patterns and versions)");
+        tracing::info!(ignore = ?config.ignore_patterns(), versions = ?config.versions, "configuration reloaded (ignore patterns and versions)");
     }
 
     /// How long a version's content is kept at least, in ns.

@@ -23,5 +23,6 @@ mod restore_race;
 mod root;
 mod samba;
 mod scan_renames;
+mod side_files;
 mod socket;
 mod writers;

@@ -12,11 +12,12 @@
 //! `budget` index entries, and if the page is not complete there (matches clustered late
 //! in the order) the row-reading plan runs.
 
-use horace_client::SearchResult;
+use horace_client::{FileSummary, SearchResult};
 use rusqlite::types::Value;
 use rusqlite::{params_from_iter, Connection, OptionalExtension};
 
 use super::Built;
+use crate::query::files::{version_row, VERSION_COLUMNS};
 use crate::query::sql::{fill_tags, summary_row, Res, SUMMARY_COLUMNS, SUMMARY_FROM};
 
 /// Index entries walked for the cost of one random row read (measured on a 1,000,000-file
@@ -50,11 +51,27 @@ pub fn run(conn: &Connection, b: &Built) -> Res<SearchResult> {
             files.push(stmt.query_row([id], summary_row)?);
         }
         fill_tags(conn, &mut files)?;
+        if let Some(sha) = &b.sha256 {
+            fill_matched_versions(conn, sha, &mut files)?;
+        }
     }
     if let Some(tx) = tx {
         tx.commit()?;
     }
     Ok(SearchResult { total, files })
+}
+
+/// Gives each file of a content search's page its versions with content `sha`: which
+/// version to restore, or whether the content is still stored.
+fn fill_matched_versions(conn: &Connection, sha: &str, files: &mut [FileSummary]) -> Res<()> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {VERSION_COLUMNS} FROM versions WHERE sha256 = ?1 AND file_id = ?2 ORDER BY version"
+    ))?;
+    for f in files {
+        let rows = stmt.query_map(rusqlite::params![sha, f.id], version_row)?;
+        f.matched_versions = rows.collect::<Result<_, _>>()?;
+    }
+    Ok(())
 }
 
 /// Inactive files up to which a set's count tests the status against the list of all of

@@ -803,3 +803,81 @@ fn a_tag_count_is_exact_with_few_or_many_inactive_files() {
     assert_eq!(count(&conn, &["all", "odd"]), 200);
     assert_eq!(count(&conn, &["none"]), 0);
 }
+
+/// A file whose content was SHA_A, then SHA_B, then SHA_A again, and one that held SHA_B
+/// only before its current SHA_A: by default a checksum finds every file that ever held it
+/// with the matching versions; `ContentMatch::Current` only those holding it now.
+#[test]
+fn sha256_matches_any_version_by_default_and_the_current_one_on_request() {
+    use horace_client::ContentMatch;
+    let f = fixture();
+    let add_version = |path: &str, v: i64, sha: &str| {
+        let id: i64 = f
+            .conn
+            .query_row("SELECT id FROM files WHERE path = ?1", [path], |r| r.get(0))
+            .unwrap();
+        f.conn
+            .execute(
+                "INSERT INTO versions(file_id, version, sha256, size, mtime_ns, cataloged_ns, path) VALUES (?1, ?2, ?3, 1, ?2, ?2, ?4)",
+                params![id, v, sha, path],
+            )
+            .unwrap();
+        f.conn
+            .execute(
+                "UPDATE files SET current_version = ?2 WHERE id = ?1",
+                params![id, v],
+            )
+            .unwrap();
+    };
+    // alpha/report.pdf: v1 A, v2 B, v3 A. top.png: v1 B, v2 A.
+    add_version("alpha/report.pdf", 2, SHA_B);
+    add_version("alpha/report.pdf", 3, SHA_A);
+    add_version("top.png", 2, SHA_A);
+    let search = |sha: &str, m: ContentMatch| {
+        let q = SearchQuery {
+            sha256: Some(sha.into()),
+            sha256_match: m,
+            ..Default::default()
+        };
+        let r = run(&f.conn, &build(&q).unwrap()).unwrap();
+        assert_eq!(r.total, r.files.len() as u64);
+        r.files
+            .into_iter()
+            .map(|f| {
+                let vs: Vec<i64> = f.matched_versions.iter().map(|v| v.version).collect();
+                assert!(f.matched_versions.iter().all(|v| v.sha256 == sha));
+                (f.path, vs)
+            })
+            .collect::<Vec<_>>()
+    };
+    let pv = |p: &str, v: &[i64]| (p.to_string(), v.to_vec());
+    assert_eq!(
+        search(SHA_B, ContentMatch::AnyVersion),
+        [
+            pv("alpha/photo.JPG", &[1]),
+            pv("alpha/report.pdf", &[2]),
+            pv("top.png", &[1])
+        ],
+        "an old version's checksum finds the file (active files only by default)"
+    );
+    assert_eq!(
+        search(SHA_B, ContentMatch::Current),
+        [pv("alpha/photo.JPG", &[1])]
+    );
+    assert_eq!(
+        search(SHA_A, ContentMatch::Current),
+        [
+            pv("alpha/report.pdf", &[1, 3]),
+            pv("beta/notes.txt", &[1]),
+            pv("top.png", &[2])
+        ],
+        "the current content's every version is listed"
+    );
+    assert_eq!(
+        SearchQuery::default().sha256_match,
+        ContentMatch::AnyVersion
+    );
+    // Without a checksum no versions are listed.
+    let r = run(&f.conn, &build(&SearchQuery::default()).unwrap()).unwrap();
+    assert!(r.files.iter().all(|f| f.matched_versions.is_empty()));
+}
