@@ -89,6 +89,17 @@ pub struct VersionsConfig {
     /// cataloged once this long has passed with no write, without waiting for its close;
     /// 0 catalogs such files at their close only. Read at start.
     pub quiet_period_ms: u64,
+    /// Every this many seconds, re-hash every stored object (the scrub); 0: never.
+    pub scrub_interval_secs: u64,
+    /// The scrub reads at most this many MiB per second.
+    pub scrub_mib_per_sec: u64,
+}
+
+impl VersionsConfig {
+    /// The scrub's interval, or `None` when it is off.
+    pub fn scrub_interval(&self) -> Option<Duration> {
+        (self.scrub_interval_secs > 0).then(|| Duration::from_secs(self.scrub_interval_secs))
+    }
 }
 
 impl Default for VersionsConfig {
@@ -98,6 +109,8 @@ impl Default for VersionsConfig {
             min_age_days: 7,
             max_stored_file_size: 1 << 30,
             quiet_period_ms: 3000,
+            scrub_interval_secs: 86_400,
+            scrub_mib_per_sec: 32,
         }
     }
 }

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod path;
 pub mod query;
 pub mod scan;
+pub mod scrub;
 pub mod snapshots;
 pub mod status;
 pub mod store;
@@ -89,6 +90,17 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .context("failed to start watching")?;
     let mut query_task = tokio::spawn(query::serve(ctx.clone(), watch.clone(), listeners));
     let snapshot_task = tokio::spawn(snapshots::run(ctx.clone(), watch.clone()));
+    if let Some(every) = ctx.config.versions.scrub_interval() {
+        let objects = store::Objects::open(&ctx.config.metadata_dir)
+            .context("failed to open the content store for the scrub")?;
+        scrub::spawn(
+            objects,
+            every,
+            ctx.config.versions.scrub_mib_per_sec,
+            ctx.cancel.clone(),
+        )
+        .context("failed to start the store scrub")?;
+    }
 
     let mut query_done = None;
     tokio::select! {

@@ -135,7 +135,57 @@ impl Objects {
         std::fs::create_dir_all(root.join("sha256"))?;
         let _ = std::fs::remove_dir_all(root.join("tmp"));
         std::fs::create_dir_all(root.join("tmp"))?;
+        std::fs::create_dir_all(root.join("damaged"))?;
         Ok(Self { root })
+    }
+
+    /// The store under `metadata_dir/objects` as it is, for reading (nothing created or
+    /// removed, unlike [`Objects::open`]).
+    pub fn open_existing(metadata_dir: &Path) -> Self {
+        Self {
+            root: metadata_dir.join("objects"),
+        }
+    }
+
+    /// Moves a damaged object (its content no longer hashes to its name) aside to
+    /// `objects/damaged/<sha256>`, kept for inspection. Its name in the store is then
+    /// free, so the next copy of that content anyone saves heals it ([`Objects::commit`]).
+    pub fn quarantine(&self, sha256: &str) -> io::Result<()> {
+        std::fs::rename(self.path_of(sha256), self.root.join("damaged").join(sha256))?;
+        tracing::error!(
+            sha256,
+            "store object damaged (its content does not hash to its name); moved to objects/damaged, healed when that content is saved again"
+        );
+        Ok(())
+    }
+
+    /// Whether the object was found damaged and not healed since.
+    pub fn is_damaged(&self, sha256: &str) -> bool {
+        self.root.join("damaged").join(sha256).is_file()
+    }
+
+    /// The damaged objects not healed yet, by checksum.
+    pub fn damaged(&self) -> Vec<String> {
+        std::fs::read_dir(self.root.join("damaged"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect()
+    }
+
+    /// Re-hashes one object through `read` (a paced reader over the file); `Ok(None)`
+    /// when it is gone (collected meanwhile).
+    pub fn verify(
+        &self,
+        sha256: &str,
+        read: impl FnOnce(File) -> io::Result<Digested>,
+    ) -> io::Result<Option<bool>> {
+        match File::open(self.path_of(sha256)) {
+            Ok(f) => Ok(Some(read(f)?.sha256 == sha256)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     /// Where the object with `sha256` lives.
@@ -254,6 +304,13 @@ impl Objects {
         match moved {
             Ok(()) => {
                 tmp.done = true;
+                let damaged = self.root.join("damaged").join(sha256);
+                if std::fs::remove_file(&damaged).is_ok() {
+                    tracing::info!(
+                        sha256,
+                        "damaged store object healed: the same content was saved again"
+                    );
+                }
                 Ok(())
             }
             // Already stored; the temp copy is removed on drop.

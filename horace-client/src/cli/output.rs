@@ -469,6 +469,17 @@ impl Out {
                     |why| format!("held: {}", super::escape(why)),
                 ),
             ),
+            (
+                "store objects",
+                if s.damaged_objects == 0 {
+                    "ok".into()
+                } else {
+                    format!(
+                        "{} damaged (in objects/damaged; healed when saved again)",
+                        s.damaged_objects
+                    )
+                },
+            ),
             ("failures", {
                 let total = s.failures_total.max(s.failures.len() as u64);
                 if total > s.failures.len() as u64 {

@@ -153,6 +153,10 @@ pub struct StatusReport {
     /// Why the content store keeps objects the catalog does not know: the catalog was
     /// recovered (moved aside, restored from a backup, or started empty). `None` normally.
     pub collection_held: Option<String>,
+    /// Store objects found damaged (content not hashing to its name) and not healed yet:
+    /// moved to `objects/damaged`; the next save of that content heals each.
+    #[serde(default)]
+    pub damaged_objects: u64,
 }
 
 impl StatusReport {
@@ -176,6 +180,9 @@ impl StatusReport {
         }
         if let Some(r) = &self.prune_refused {
             why.push(format!("pruning refused ({r})"));
+        }
+        if self.damaged_objects > 0 {
+            why.push(format!("{} store objects damaged", self.damaged_objects));
         }
         why
     }

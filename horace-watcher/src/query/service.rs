@@ -442,6 +442,9 @@ impl Horace for QueryService {
             report::live_figures(&self.ctx.status, self.ctx.config.snapshots.enabled, &mut r);
             r.collection_held =
                 crate::snapshots::backup::collection_held(&self.ctx.config.metadata_dir);
+            r.damaged_objects = crate::store::Objects::open_existing(&self.ctx.config.metadata_dir)
+                .damaged()
+                .len() as u64;
             Ok(r)
         })
         .await

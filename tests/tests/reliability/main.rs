@@ -23,6 +23,7 @@ mod restore_race;
 mod root;
 mod samba;
 mod scan_renames;
+mod scrub;
 mod side_files;
 mod socket;
 mod writers;

@@ -69,8 +69,20 @@ impl Worker {
             let found = self.rt.block_on(async move {
                 crate::snapshots::find_snapshot_copy(&ctx, file_id, version).await
             });
-            let copy =
-                found.map_err(|snapshots| RestoreError::ContentPruned { version, snapshots })?;
+            let copy = match found {
+                Ok(copy) => copy,
+                // Stored once, found damaged since, and in no snapshot: say so.
+                Err(_) if stored && objects.is_damaged(&sha) => {
+                    return Err(RestoreError::Write {
+                        path: row.path.clone(),
+                        kind: horace_client::RestoreFailure::Damaged,
+                        message: "the stored content is damaged (moved to objects/damaged) and \
+                                  no snapshot holds it; it heals when that content is saved again"
+                            .into(),
+                    })
+                }
+                Err(snapshots) => return Err(RestoreError::ContentPruned { version, snapshots }),
+            };
             let (tmp, d) = objects.copy_in(&copy).map_err(io_err)?;
             if d.sha256 != sha {
                 return Err(RestoreError::ContentPruned {
@@ -80,8 +92,14 @@ impl Worker {
             }
             objects.commit(tmp, &sha).map_err(io_err)?;
         }
-        let (fp, d) = store::write_over(&root, &rel, &objects.path_of(&sha), &sha)
-            .map_err(|e| RestoreError::write(row.path.clone(), &e))?;
+        let (fp, d) =
+            store::write_over(&root, &rel, &objects.path_of(&sha), &sha).map_err(|e| {
+                // The object does not hash to its name: quarantined now, not only by the scrub.
+                if e.kind() == std::io::ErrorKind::InvalidData {
+                    let _ = objects.quarantine(&sha);
+                }
+                RestoreError::write(row.path.clone(), &e)
+            })?;
         let c = NewContent {
             sha256: sha,
             fp,
