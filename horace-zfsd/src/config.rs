@@ -146,7 +146,10 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
     if !state_dir.is_absolute() {
         return Err(ConfigError::Value {
             key: "state_dir",
-            message: format!("{} is not absolute; give the full path", state_dir.display()),
+            message: format!(
+                "{} is not absolute; give the full path",
+                state_dir.display()
+            ),
         });
     }
     let secs = raw.command_timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);

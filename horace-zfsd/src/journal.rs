@@ -180,7 +180,11 @@ impl Journal {
             let path = path.to_path_buf();
             move |source| JournalError::Io { path, source }
         };
-        match fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        match fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+        {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
             Err(e) => return Err(io_err(dir)(e)),
@@ -354,7 +358,10 @@ mod tests {
         assert!(reopened.try_lock().unwrap().is_none(), "lock held");
         drop(hold);
         let mut reopened = reopened;
-        assert!(reopened.try_lock().unwrap().is_some(), "lock free once over");
+        assert!(
+            reopened.try_lock().unwrap().is_some(),
+            "lock free once over"
+        );
         assert_eq!(reopened.settle().unwrap(), Some(p.clone()));
         let again = Journal::open(&dir).unwrap();
         assert_eq!(again.pending(), None);
@@ -381,7 +388,10 @@ mod tests {
         assert!(j.try_lock().unwrap().is_none());
         child.wait().unwrap();
         assert!(j.try_lock().unwrap().is_some());
-        assert!(matches!(j.begin("p/f@t"), Ok(_)), "a stale record is settled first");
+        assert!(
+            matches!(j.begin("p/f@t"), Ok(_)),
+            "a stale record is settled first"
+        );
     }
 
     #[test]
@@ -394,11 +404,17 @@ mod tests {
             Err(JournalError::Corrupt { line: 1, .. })
         ));
         fs::write(dir.join(JOURNAL_FILE), "pending\t1\t-p@x\n").unwrap();
-        assert!(matches!(Journal::open(&dir), Err(JournalError::Corrupt { .. })));
+        assert!(matches!(
+            Journal::open(&dir),
+            Err(JournalError::Corrupt { .. })
+        ));
         fs::remove_file(dir.join(JOURNAL_FILE)).unwrap();
         use std::os::unix::fs::PermissionsExt as _;
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        assert!(matches!(Journal::open(&dir), Err(JournalError::Unsafe { .. })));
+        assert!(matches!(
+            Journal::open(&dir),
+            Err(JournalError::Unsafe { .. })
+        ));
     }
 
     #[test]

@@ -283,9 +283,9 @@ impl Service {
                 "cannot record the rollback before running it, so nothing was rolled back: {e}"
             ))
         })?;
-        let stdin = hold.child_stdin().map_err(|e| {
-            ZfsError::ZfsFailed(format!("cannot pass the journal lock to zfs: {e}"))
-        });
+        let stdin = hold
+            .child_stdin()
+            .map_err(|e| ZfsError::ZfsFailed(format!("cannot pass the journal lock to zfs: {e}")));
         let result = match stdin {
             Ok(stdin) => self.zfs.rollback(snapshot, !newer.is_empty(), stdin).await,
             Err(e) => Err(e),

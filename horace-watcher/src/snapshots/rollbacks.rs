@@ -67,10 +67,8 @@ impl Tracker {
                 let read = ctx
                     .writer
                     .exec(move |conn| -> rusqlite::Result<Option<String>> {
-                        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| {
-                            r.get(0)
-                        })
-                        .optional()
+                        conn.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                            .optional()
                     })
                     .await;
                 match read {
@@ -127,10 +125,7 @@ mod tests {
     fn decisions() {
         assert_eq!(observe(Some(5), 5), Observed::Same);
         assert_eq!(observe(None, 0), Observed::NeverRolledBack);
-        assert_eq!(
-            observe(None, 9),
-            Observed::WentBack { was: None, now: 9 }
-        );
+        assert_eq!(observe(None, 9), Observed::WentBack { was: None, now: 9 });
         assert_eq!(
             observe(Some(5), 6),
             Observed::WentBack {

@@ -213,7 +213,11 @@ async fn bus_policy_refuses_other_uids_and_lets_group_horace_through() {
     );
     assert_eq!(fx.snapshots().len(), 1);
     let out = call_serial_as(&fx, huid, hgid);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "t 0", "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "t 0",
+        "{out:?}"
+    );
     let out = call_list_as(&fx, huid, hgid, &[hgid]);
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("a(stt) 1 "),

@@ -84,19 +84,30 @@ async fn kill9_of_zfsd_mid_rollback_is_reconciled() {
             );
         }
         client.sync().await.expect("sync");
-        assert_eq!(s.catalog_active(), s.disk(), "round {round}: before the rollback");
+        assert_eq!(
+            s.catalog_active(),
+            s.disk(),
+            "round {round}: before the rollback"
+        );
         let seen = calls(&log).len();
         let zfsd = s.zfsd().await;
         let target = snap.clone();
         let call = tokio::spawn(async move { zfsd.rollback(&target, true, false).await });
         let deadline = Instant::now() + Duration::from_secs(60);
-        while !calls(&log).iter().skip(seen).any(|c| c.starts_with("rollback ")) {
+        while !calls(&log)
+            .iter()
+            .skip(seen)
+            .any(|c| c.starts_with("rollback "))
+        {
             assert!(Instant::now() < deadline, "no zfs rollback call");
             std::thread::sleep(Duration::from_millis(5));
         }
         let mut z = s.zfsd_daemon.take().expect("zfsd running");
         z.signal(libc::SIGKILL);
-        assert!(z.wait_timeout(Duration::from_secs(10)).is_some(), "zfsd survived kill -9");
+        assert!(
+            z.wait_timeout(Duration::from_secs(10)).is_some(),
+            "zfsd survived kill -9"
+        );
         let gone = s.files.join(format!("r{round}/gone-0.txt"));
         let rolled_at_kill = !gone.exists();
         let _ = call.await;
@@ -104,14 +115,25 @@ async fn kill9_of_zfsd_mid_rollback_is_reconciled() {
         s.start_zfsd();
         // The orphaned zfs finishes the rollback on its own.
         let rolled = horace_tests::wait_until(Duration::from_secs(60), || !gone.exists());
-        assert!(rolled, "round {round}: the orphaned zfs rollback never completed");
-        assert_eq!(s.disk(), at_snapshot, "round {round}: zfs rolled the files back");
+        assert!(
+            rolled,
+            "round {round}: the orphaned zfs rollback never completed"
+        );
+        assert_eq!(
+            s.disk(),
+            at_snapshot,
+            "round {round}: zfs rolled the files back"
+        );
         let equal = eventually(Duration::from_secs(60), || async {
             client.sync().await.is_ok() && s.catalog_active() == s.disk()
         })
         .await;
         let (cat, disk) = (s.catalog_active(), s.disk());
-        let extra: Vec<_> = cat.keys().filter(|k| !disk.contains_key(*k)).take(5).collect();
+        let extra: Vec<_> = cat
+            .keys()
+            .filter(|k| !disk.contains_key(*k))
+            .take(5)
+            .collect();
         assert!(
             equal,
             "round {round} ({m}): catalog != disk after the interrupted rollback; \
