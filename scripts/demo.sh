@@ -181,6 +181,7 @@ zfs_path = "/usr/sbin/zfs"
 allow_uids = [0]
 allow_groups = ["horace"]
 command_timeout = 60
+state_dir = "$work/zfsd-state"
 EOF
   "$bin/horace-zfsd" --config "$work/zfsd.toml" --bus-address "$bus" >"$work/zfsd.log" 2>&1 &
   pids+=($!)

@@ -34,7 +34,8 @@ pub async fn run(p: &Params, figs: &mut Vec<Figure>) -> anyhow::Result<()> {
         &config,
         format!(
             "root = {root:?}\nzfs_path = \"/usr/sbin/zfs\"\nallow_uids = [0]\n\
-             allow_groups = [\"horace\"]\ncommand_timeout = 60\n"
+             allow_groups = [\"horace\"]\ncommand_timeout = 60\nstate_dir = {:?}\n",
+            pool.scratch().join("zfsd-state")
         ),
     )?;
     let bus = DbusDaemon::new();

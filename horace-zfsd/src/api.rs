@@ -70,6 +70,11 @@ pub trait Zfs1 {
         dry_run: bool,
     ) -> zbus::Result<Vec<String>>;
 
+    /// The rollback serial of `dataset`: grows with every rollback of it through zfsd once
+    /// that rollback is over (0: never). A changed value means the dataset may have gone
+    /// back, whether or not `RolledBack` was seen.
+    fn rollback_serial(&self, dataset: &str) -> zbus::Result<u64>;
+
     /// The configured root dataset(s), comma separated.
     #[zbus(property)]
     fn root(&self) -> zbus::Result<String>;

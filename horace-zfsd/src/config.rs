@@ -15,6 +15,8 @@ pub const DEFAULT_PATH: &str = "/etc/horace/zfsd.toml";
 pub const DEFAULT_ZFS_PATH: &str = "/usr/sbin/zfs";
 /// Default seconds a `zfs` call may take before it is killed.
 pub const DEFAULT_TIMEOUT_SECS: u64 = 60;
+/// Default state directory (the rollback journal); systemd's `StateDirectory=horace-zfsd`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/horace-zfsd";
 
 /// A bad configuration, with where it is bad.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +74,7 @@ struct Raw {
     #[serde(default)]
     allow_groups: Vec<GroupSpec>,
     command_timeout: Option<u64>,
+    state_dir: Option<PathBuf>,
 }
 
 /// The validated configuration.
@@ -87,6 +90,8 @@ pub struct Config {
     pub allow_groups: Vec<GroupSpec>,
     /// How long one `zfs` call may take before it is killed.
     pub command_timeout: Duration,
+    /// Where the rollback journal lives (see `journal`); root-only, mode 0700.
+    pub state_dir: PathBuf,
 }
 
 impl Config {
@@ -135,6 +140,18 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
             message: format!("{} is not absolute; give the full path", zfs_path.display()),
         });
     }
+    let state_dir = raw
+        .state_dir
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_STATE_DIR));
+    if !state_dir.is_absolute() {
+        return Err(ConfigError::Value {
+            key: "state_dir",
+            message: format!(
+                "{} is not absolute; give the full path",
+                state_dir.display()
+            ),
+        });
+    }
     let secs = raw.command_timeout.unwrap_or(DEFAULT_TIMEOUT_SECS);
     if secs == 0 || secs > 86_400 {
         return Err(ConfigError::Value {
@@ -158,6 +175,7 @@ pub fn parse(text: &str) -> Result<Config, ConfigError> {
         allow_uids: raw.allow_uids,
         allow_groups: raw.allow_groups,
         command_timeout: Duration::from_secs(secs),
+        state_dir,
     })
 }
 
@@ -178,7 +196,8 @@ mod tests {
     fn full_config() {
         let c = parse(
             "root = [\"tank/files\", \"tank/other\"]\nzfs_path = \"/sbin/zfs\"\n\
-             allow_uids = [0, 998]\nallow_groups = [\"horace\", 1001]\ncommand_timeout = 5\n",
+             allow_uids = [0, 998]\nallow_groups = [\"horace\", 1001]\ncommand_timeout = 5\n\
+             state_dir = \"/srv/zfsd\"\n",
         )
         .unwrap();
         assert_eq!(c.roots, ["tank/files", "tank/other"]);
@@ -189,6 +208,7 @@ mod tests {
             [GroupSpec::Name("horace".into()), GroupSpec::Id(1001)]
         );
         assert_eq!(c.command_timeout, Duration::from_secs(5));
+        assert_eq!(c.state_dir, Path::new("/srv/zfsd"));
         assert_eq!(c.root_of("tank/other/x"), Some("tank/other"));
         assert_eq!(c.root_of("tank/files2"), None);
     }
@@ -199,6 +219,7 @@ mod tests {
         assert_eq!(c.zfs_path, Path::new(DEFAULT_ZFS_PATH));
         assert_eq!(c.allow_uids, [0]);
         assert_eq!(c.allow_groups, [GroupSpec::Name("horace".into())]);
+        assert_eq!(c.state_dir, Path::new(DEFAULT_STATE_DIR));
     }
 
     #[test]
@@ -208,6 +229,7 @@ mod tests {
         assert_eq!(c.zfs_path, Path::new(DEFAULT_ZFS_PATH));
         assert!(c.allow_uids.is_empty() && c.allow_groups.is_empty());
         assert_eq!(c.command_timeout, Duration::from_secs(DEFAULT_TIMEOUT_SECS));
+        assert_eq!(c.state_dir, Path::new(DEFAULT_STATE_DIR));
     }
 
     #[test]
@@ -232,6 +254,7 @@ mod tests {
             ("root = \"tank/../x\"", "root"),
             ("root = \"tank\"\nzfs_path = \"zfs\"", "zfs_path"),
             ("root = \"tank\"\ncommand_timeout = 0", "command_timeout"),
+            ("root = \"tank\"\nstate_dir = \"var/lib/z\"", "state_dir"),
             ("root = \"tank\"\nallow_groups = [\"\"]", "allow_groups"),
         ] {
             match parse(text) {

@@ -11,6 +11,8 @@ pub mod auth;
 #[cfg(feature = "daemon")]
 pub mod config;
 #[cfg(feature = "daemon")]
+pub mod journal;
+#[cfg(feature = "daemon")]
 pub mod privs;
 #[cfg(feature = "daemon")]
 pub mod service;
@@ -34,6 +36,7 @@ mod daemon {
     use crate::api::{BUS_NAME, OBJECT_PATH};
     use crate::auth::Allow;
     use crate::config::Config;
+    use crate::journal::Journal;
     use crate::service::Service;
 
     /// Logs to journald when there is a journal, else to stderr, coloured only when stderr is a
@@ -68,7 +71,11 @@ mod daemon {
         let allow =
             Allow::resolve(&config.allow_uids, &config.allow_groups).map_err(|e| anyhow!(e))?;
         let roots = config.roots.join(",");
-        let service = Service::new(Arc::new(config), allow);
+        let journal = Journal::open(&config.state_dir)
+            .context("failed to open the rollback journal (state_dir)")?;
+        let service = Service::new(Arc::new(config), allow, journal);
+        // Taken before serving, so no call runs zfs ahead of an interrupted rollback.
+        let recovery = service.recovery();
         let builder = match bus_address {
             Some(addr) => zbus::connection::Builder::address(addr)
                 .with_context(|| format!("bad bus address {addr:?}"))?,
@@ -92,6 +99,10 @@ mod daemon {
                 )),
             })?;
         info!(roots = %roots, bus = bus_address.unwrap_or("system"), "serving {BUS_NAME}");
+        // After the name is ours, so the RolledBack it emits has a sender clients follow.
+        if let Some(recovery) = recovery {
+            tokio::spawn(recovery.run(conn.clone()));
+        }
         let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
         shutdown.await;
         info!("shutting down");

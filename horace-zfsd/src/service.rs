@@ -1,38 +1,68 @@
 //! The `org.horace.Zfs1` object: every method authorizes the caller, validates every
 //! name against the grammar and the root, then runs `zfs`; mutating operations run one at
 //! a time. A failed call is logged and answered with a named error, never fatal.
+//!
+//! A rollback is recorded in the journal before `zfs rollback` runs and settled when it
+//! ends; [`Recovery`] settles and reports one that an earlier zfsd did not live to.
 
-use std::sync::Arc;
-use std::time::SystemTime;
+use std::sync::{Arc, Mutex as SyncMutex, MutexGuard as SyncGuard};
+use std::time::{Duration, SystemTime};
 
-use tokio::sync::Mutex;
-use tracing::{info, instrument, warn};
+use tokio::sync::{Mutex, OwnedMutexGuard};
+use tracing::{error, info, instrument, warn};
 use zbus::message::Header;
 use zbus::object_server::SignalEmitter;
 
-use crate::api::{self, SnapshotInfo, ZfsError};
+use crate::api::{self, SnapshotInfo, ZfsError, OBJECT_PATH};
 use crate::auth::{self, Allow};
 use crate::config::Config;
+use crate::journal::{Journal, Pending};
 use crate::zfs::{Snapshot, Zfs};
+
+/// How often recovery tries the lock an orphaned `zfs rollback` holds. Polled rather
+/// than a blocking flock in a thread, so a SIGTERM during the wait is not held up.
+const RECOVERY_POLL: Duration = Duration::from_millis(100);
 
 /// State of the served object.
 pub struct Service {
     config: Arc<Config>,
     allow: Allow,
     zfs: Zfs,
-    mutating: Mutex<()>,
+    mutating: Arc<Mutex<()>>,
+    journal: Arc<SyncMutex<Journal>>,
 }
 
 impl Service {
-    /// A service for `config`, with group names already resolved into `allow`.
-    pub fn new(config: Arc<Config>, allow: Allow) -> Self {
+    /// A service for `config`, with group names already resolved into `allow` and the
+    /// journal of its `state_dir` opened.
+    pub fn new(config: Arc<Config>, allow: Allow, journal: Journal) -> Self {
         let zfs = Zfs::new(config.zfs_path.clone(), config.command_timeout);
         Self {
             config,
             allow,
             zfs,
-            mutating: Mutex::new(()),
+            mutating: Arc::new(Mutex::new(())),
+            journal: Arc::new(SyncMutex::new(journal)),
         }
+    }
+
+    /// When the journal holds a rollback an earlier zfsd did not settle: the recovery
+    /// to run once the bus name is ours. It holds the mutating lock from now on, so no
+    /// call can start a `zfs` command before the interrupted rollback is over.
+    pub fn recovery(&self) -> Option<Recovery> {
+        let pending = self.journal().pending().cloned()?;
+        let guard = Arc::clone(&self.mutating)
+            .try_lock_owned()
+            .expect("nothing runs before the service is served");
+        Some(Recovery {
+            pending,
+            journal: Arc::clone(&self.journal),
+            _mutating: guard,
+        })
+    }
+
+    fn journal(&self) -> SyncGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Validates `dataset` and checks it lies at or under a configured root.
@@ -246,7 +276,27 @@ impl Service {
         if dry_run {
             return Ok(newer_names);
         }
-        self.zfs.rollback(snapshot, !newer.is_empty()).await?;
+        // Recorded durably before zfs runs: if zfsd dies while the child runs, the next
+        // zfsd finds the record and reports the rollback (see `Recovery`).
+        let hold = self.journal().begin(snapshot).map_err(|e| {
+            ZfsError::ZfsFailed(format!(
+                "cannot record the rollback before running it, so nothing was rolled back: {e}"
+            ))
+        })?;
+        let stdin = hold
+            .child_stdin()
+            .map_err(|e| ZfsError::ZfsFailed(format!("cannot pass the journal lock to zfs: {e}")));
+        let result = match stdin {
+            Ok(stdin) => self.zfs.rollback(snapshot, !newer.is_empty(), stdin).await,
+            Err(e) => Err(e),
+        };
+        // Settled whatever the outcome: a failed or timed-out attempt may have changed
+        // the dataset too, and the watcher reconciling once for nothing is harmless.
+        if let Err(e) = self.journal().settle() {
+            error!(cause = %e, "cannot settle the rollback in the journal; the next start reports it again");
+        }
+        drop(hold);
+        result?;
         info!(snapshot, destroyed = newer_names.len(), "rolled back");
         if let Err(e) = Self::rolled_back(&emitter, snapshot).await {
             warn!(cause = %e, "cannot emit RolledBack");
@@ -257,6 +307,22 @@ impl Service {
             }
         }
         Ok(newer_names)
+    }
+
+    /// The rollback serial of a dataset at or under the root: a number that grows with
+    /// every rollback of it through zfsd once that rollback is over (0: never). Lets a
+    /// client that missed `RolledBack` (zfsd died mid-rollback, or the client was away)
+    /// tell that the dataset went back. Reads the journal only; runs no `zfs`.
+    #[instrument(skip(self, hdr, conn))]
+    async fn rollback_serial(
+        &self,
+        #[zbus(header)] hdr: Header<'_>,
+        #[zbus(connection)] conn: &zbus::Connection,
+        dataset: &str,
+    ) -> Result<u64, ZfsError> {
+        auth::authorize(conn, &hdr, &self.allow, "RollbackSerial").await?;
+        self.check_dataset(dataset)?;
+        Ok(self.journal().serial(dataset))
     }
 
     /// The configured root dataset(s), comma separated.
@@ -283,4 +349,60 @@ impl Service {
     /// A dataset was rolled back to this snapshot (full name).
     #[zbus(signal)]
     async fn rolled_back(emitter: &SignalEmitter<'_>, snapshot: &str) -> zbus::Result<()>;
+}
+
+/// The settling of a rollback an earlier zfsd recorded but did not live to report.
+pub struct Recovery {
+    pending: Pending,
+    journal: Arc<SyncMutex<Journal>>,
+    _mutating: OwnedMutexGuard<()>,
+}
+
+impl Recovery {
+    /// Waits until no `zfs rollback` of the earlier zfsd runs (its lock is free), settles
+    /// the record (the serial changes), then emits `RolledBack`: the dataset may have
+    /// gone back, and a reconcile the watcher did not need costs nothing. Releases the
+    /// mutating lock when done.
+    pub async fn run(self, conn: zbus::Connection) {
+        let snapshot = self.pending.snapshot.clone();
+        let lock = |j: &Arc<SyncMutex<Journal>>| {
+            let g = j.lock().unwrap_or_else(|e| e.into_inner());
+            g.try_lock()
+        };
+        let mut waited = false;
+        let hold = loop {
+            match lock(&self.journal) {
+                Ok(Some(hold)) => break Some(hold),
+                Ok(None) => {
+                    if !std::mem::replace(&mut waited, true) {
+                        info!(%snapshot, "an interrupted rollback's zfs still runs; waiting for it to end");
+                    }
+                    tokio::time::sleep(RECOVERY_POLL).await;
+                }
+                Err(e) => {
+                    // Report anyway: a rollback may have happened, and silence is worse.
+                    error!(cause = %e, "cannot take the rollback lock; reporting the rollback without waiting");
+                    break None;
+                }
+            }
+        };
+        let settled = self
+            .journal
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .settle();
+        if let Err(e) = settled {
+            error!(cause = %e, "cannot settle the interrupted rollback; the next start reports it again");
+        }
+        drop(hold);
+        info!(%snapshot, "reporting a rollback an earlier horace-zfsd did not finish reporting");
+        match SignalEmitter::new(&conn, OBJECT_PATH) {
+            Ok(emitter) => {
+                if let Err(e) = Service::rolled_back(&emitter, &snapshot).await {
+                    warn!(cause = %e, "cannot emit RolledBack");
+                }
+            }
+            Err(e) => warn!(cause = %e, "cannot emit RolledBack"),
+        }
+    }
 }

@@ -114,15 +114,21 @@ impl Zfs {
         Self { path, timeout }
     }
 
-    /// Runs `zfs ARGS`; returns stdout, or the mapped failure.
+    /// Runs `zfs ARGS` with stdin from /dev/null; returns stdout, or the mapped failure.
     async fn run(&self, what: &str, args: &[&str]) -> Result<String, ZfsError> {
+        self.run_with(what, args, Stdio::null()).await
+    }
+
+    /// [`Zfs::run`] with the child's stdin given: the rollback hands it the journal's
+    /// locked file (see `journal`), which the child never reads.
+    async fn run_with(&self, what: &str, args: &[&str], stdin: Stdio) -> Result<String, ZfsError> {
         debug!(zfs = %self.path.display(), ?args, "running zfs");
         let mut cmd = tokio::process::Command::new(&self.path);
         cmd.args(args)
             .env_clear()
             .env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin")
             .env("LC_ALL", "C")
-            .stdin(Stdio::null())
+            .stdin(stdin)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -199,15 +205,21 @@ impl Zfs {
             .map(drop)
     }
 
-    /// `zfs rollback [-r] FULL`.
-    pub async fn rollback(&self, full: &str, destroy_newer: bool) -> Result<(), ZfsError> {
+    /// `zfs rollback [-r] FULL`, with `stdin` as the child's stdin (the journal's lock,
+    /// which must outlive zfsd if zfsd dies while the child runs).
+    pub async fn rollback(
+        &self,
+        full: &str,
+        destroy_newer: bool,
+        stdin: Stdio,
+    ) -> Result<(), ZfsError> {
         let what = format!("rolling back to {full}");
         let args: &[&str] = if destroy_newer {
             &["rollback", "-r", full]
         } else {
             &["rollback", full]
         };
-        self.run(&what, args).await.map(drop)
+        self.run_with(&what, args, stdin).await.map(drop)
     }
 }
 

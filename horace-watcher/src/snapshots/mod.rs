@@ -6,6 +6,7 @@ pub mod backup;
 mod copy;
 mod mirror;
 pub mod retention;
+mod rollbacks;
 mod scheduler;
 mod tick;
 
@@ -64,7 +65,8 @@ pub async fn find_snapshot_copy(
 /// Every tick (at start, then each minute) it asks zfsd for the dataset's snapshots,
 /// executes [`retention::plan`] unchanged (creates, then one batched destroy), and mirrors
 /// the list into the catalog; it follows zfsd's signals and asks `watch` for a reconcile
-/// scan after a rollback. A failing zfsd never stops cataloging.
+/// scan after a rollback, also one it learns of only from zfsd's rollback serial. A
+/// failing zfsd never stops cataloging.
 pub async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result<()> {
     scheduler::run(ctx, watch).await
 }

@@ -4,7 +4,11 @@
 //! their own timer in the same task.
 //!
 //! zfsd being away never stops cataloging: the failure is logged once per outage, shown
-//! in status, and the next tick tries again.
+//! in status, and the next tick tries again. While the bus answers that zfsd is off it
+//! (`ServiceUnknown`, `NameHasNoOwner`), the connection and its signal subscriptions are
+//! kept, and zfsd taking its name again (`NameOwnerChanged`) brings the next tick
+//! forward. Every tick first compares zfsd's rollback serial with the one last acted on
+//! (`rollbacks`), so a rollback whose `RolledBack` was lost is still reconciled.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,6 +18,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 use horace_zfsd::api::{parse_managed, SnapshotInfo, Zfs1Proxy, SNAPSHOT_PREFIX};
 
 use super::retention::{Clock, Policy, SystemClock};
+use super::rollbacks::{Observed, Tracker};
 use super::tick::{tick, SnapshotOps, TickError};
 use super::{backup, mirror};
 use crate::watch::WatchHandle;
@@ -25,14 +30,49 @@ struct Zfsd {
     proxy: Zfs1Proxy<'static>,
 }
 
-/// A readable message for a failed call; `reached` is false when zfsd itself did not
-/// answer (no bus, no owner of the name).
+/// Errors with which the bus itself says zfsd is not on it right now: the connection is
+/// fine and is kept (with its subscriptions) for when zfsd comes back.
+const ZFSD_AWAY: [&str; 2] = [
+    "org.freedesktop.DBus.Error.ServiceUnknown",
+    "org.freedesktop.DBus.Error.NameHasNoOwner",
+];
+
+/// What a failed call says about the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// zfsd answered with one of its named errors.
+    Refused,
+    /// The bus answered that zfsd is not on it: keep the connection.
+    ZfsdAway,
+    /// The connection itself failed: reconnect next tick.
+    Transport,
+}
+
+fn classify(message: &str) -> Failure {
+    if message.starts_with("org.horace.Zfs1.Error.") {
+        Failure::Refused
+    } else if ZFSD_AWAY.iter().any(|n| message.starts_with(n)) {
+        Failure::ZfsdAway
+    } else {
+        Failure::Transport
+    }
+}
+
+/// A readable message for a failed call: the D-Bus error name first when there is one
+/// (what [`classify`] reads).
 fn describe(e: zbus::Error) -> String {
     match e {
         zbus::Error::MethodError(name, msg, _) => {
             format!("{}: {}", name.as_str(), msg.unwrap_or_default())
         }
         other => other.to_string(),
+    }
+}
+
+impl Zfsd {
+    /// `RollbackSerial(dataset)`.
+    async fn rollback_serial(&self, dataset: &str) -> Result<u64, String> {
+        self.proxy.rollback_serial(dataset).await.map_err(describe)
     }
 }
 
@@ -61,6 +101,8 @@ enum Signal {
     Changed,
     /// A dataset was rolled back to this snapshot.
     RolledBack(String),
+    /// zfsd took its bus name (again): tick now rather than at the next minute.
+    ZfsdBack,
 }
 
 async fn connect(bus: Option<&str>) -> Result<(Zfsd, BoxStream<'static, Signal>), String> {
@@ -91,7 +133,19 @@ async fn connect(bus: Option<&str>) -> Result<(Zfsd, BoxStream<'static, Signal>)
             Ok(a) => Signal::RolledBack(a.snapshot.clone()),
             Err(_) => Signal::RolledBack(String::new()),
         });
-    let signals = stream::select_all([created.boxed(), destroyed.boxed(), rolled.boxed()]).boxed();
+    let back = proxy
+        .inner()
+        .receive_owner_changed()
+        .await
+        .map_err(describe)?
+        .filter_map(|owner| async move { owner.map(|_| Signal::ZfsdBack) });
+    let signals = stream::select_all([
+        created.boxed(),
+        destroyed.boxed(),
+        rolled.boxed(),
+        back.boxed(),
+    ])
+    .boxed();
     Ok((Zfsd { _conn: conn, proxy }, signals))
 }
 
@@ -166,6 +220,7 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
     let mut next_tick = tokio::time::Instant::now();
     let mut next_backup = backup::first_due(&ctx.config).map(tokio::time::Instant::from_std);
     let mut mirrored: Option<Vec<SnapshotInfo>> = None;
+    let mut serial = Tracker::new(dataset.as_deref().unwrap_or_default());
 
     loop {
         let backup_at = next_backup
@@ -181,6 +236,7 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
                     }
                 }
                 if let Some(z) = &zfsd {
+                    check_rollbacks(&ctx, z, ds, &mut serial, &watch).await;
                     let result = tick(z, &policy, ds, SystemClock.now()).await;
                     match result {
                         Ok(out) => {
@@ -199,11 +255,17 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
                         }
                         Err(TickError { stage, message, created }) => {
                             health.failed(&ctx, stage, &message);
-                            if !message.starts_with("org.horace.Zfs1.Error.") {
-                                // Transport trouble: reconnect next tick.
-                                (zfsd, signals) = (None, stream::pending().boxed());
-                            } else if !created.is_empty() {
-                                resync(&ctx, z, ds, &mut mirrored).await;
+                            match classify(&message) {
+                                // Reconnect next tick.
+                                Failure::Transport => {
+                                    (zfsd, signals) = (None, stream::pending().boxed());
+                                }
+                                // Keep listening: NameOwnerChanged says when zfsd is back.
+                                Failure::ZfsdAway => {}
+                                Failure::Refused if !created.is_empty() => {
+                                    resync(&ctx, z, ds, &mut mirrored).await;
+                                }
+                                Failure::Refused => {}
                             }
                         }
                     }
@@ -212,10 +274,22 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
             }
             Some(sig) = signals.next() => {
                 let ds = dataset.as_deref().unwrap_or_default();
+                if let Signal::ZfsdBack = sig {
+                    tracing::info!("horace-zfsd is on the bus; ticking now");
+                    next_tick = tokio::time::Instant::now();
+                    continue;
+                }
                 if let Signal::RolledBack(snapshot) = &sig {
                     if snapshot.split_once('@').is_none_or(|(d, _)| d == ds) {
                         tracing::info!(%snapshot, "dataset rolled back; reconciling the catalog with the disk");
                         watch.request_reconcile("rollback");
+                        // Acted on: the serial this rollback settled to needs no second
+                        // reconcile at the next tick.
+                        if let Some(z) = &zfsd {
+                            if let Ok(now) = z.rollback_serial(ds).await {
+                                serial.record(&ctx, now).await;
+                            }
+                        }
                     }
                 }
                 if let Some(z) = &zfsd {
@@ -230,6 +304,35 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
                 next_backup = ctx.config.catalog.interval().map(|i| tokio::time::Instant::now() + i);
             }
         }
+    }
+}
+
+/// Reconciles when zfsd's rollback serial differs from the one last acted on: a rollback
+/// happened whose `RolledBack` the watcher did not act on (zfsd died mid-rollback, or the
+/// signal came while the watcher was away). A failure is left to the tick that follows,
+/// which reports zfsd's health.
+async fn check_rollbacks(
+    ctx: &Context,
+    z: &Zfsd,
+    dataset: &str,
+    serial: &mut Tracker,
+    watch: &WatchHandle,
+) {
+    let now = match z.rollback_serial(dataset).await {
+        Ok(now) => now,
+        Err(e) => {
+            tracing::debug!(error = %e, "RollbackSerial failed");
+            return;
+        }
+    };
+    if let Observed::WentBack { was, now } = serial.observe(ctx, now).await {
+        tracing::info!(
+            dataset,
+            was = ?was,
+            now,
+            "horace-zfsd reports a rollback not acted on; reconciling the catalog with the disk"
+        );
+        watch.request_reconcile("rollback");
     }
 }
 

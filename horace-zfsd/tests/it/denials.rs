@@ -32,6 +32,7 @@ async fn hostile_names_are_invalid_and_change_nothing() {
             named(zfsd.list_snapshots(&name).await),
             named(zfsd.create_snapshot(&name, "hourly").await),
             named(zfsd.destroy_snapshots(&name, &[], false).await),
+            named(zfsd.rollback_serial(&name).await),
         ] {
             assert!(matches!(err, ZfsError::InvalidName(_)), "{name:?}: {err:?}");
         }
@@ -112,6 +113,7 @@ async fn outside_the_root() {
         for err in [
             named(zfsd.list_snapshots(&ds).await),
             named(zfsd.create_snapshot(&ds, "hourly").await),
+            named(zfsd.rollback_serial(&ds).await),
             named(
                 zfsd.destroy_snapshots(&ds, &[&format!("{ds}@horace_x")], false)
                     .await,
@@ -261,6 +263,7 @@ async fn wrong_types_and_huge_arrays() {
         vec!["CreateSnapshot", "s", "x"],
         vec!["DestroySnapshots", "sss", "a", "b", "c"],
         vec!["Rollback", "sbs", "a", "true", "x"],
+        vec!["RollbackSerial", "u", "5"],
     ] {
         let mut full = vec![
             "call",

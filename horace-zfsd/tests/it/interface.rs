@@ -43,6 +43,7 @@ async fn busctl_introspect_shows_the_whole_interface_and_matches_the_packaged_xm
         (".DestroySnapshots", "method", "sasb"),
         (".ListSnapshots", "method", "s"),
         (".Rollback", "method", "sbb"),
+        (".RollbackSerial", "method", "s"),
         (".Root", "property", "s"),
         (".Version", "property", "s"),
         (".RolledBack", "signal", "s"),
@@ -66,6 +67,7 @@ async fn busctl_introspect_shows_the_whole_interface_and_matches_the_packaged_xm
     assert_eq!(returns(".ListSnapshots "), "a(stt)");
     assert_eq!(returns(".DestroySnapshots "), "as");
     assert_eq!(returns(".Rollback "), "as");
+    assert_eq!(returns(".RollbackSerial "), "t");
     assert_eq!(returns(".CreateSnapshot "), "s");
     println!("{text}");
 
@@ -150,6 +152,23 @@ fn call_create_as(fx: &Fixture, uid: u32, gid: u32) -> std::process::Output {
     )
 }
 
+fn call_serial_as(fx: &Fixture, uid: u32, gid: u32) -> std::process::Output {
+    fx.bus.busctl_as(
+        uid,
+        gid,
+        &[],
+        &[
+            "call",
+            BUS_NAME,
+            OBJECT_PATH,
+            INTERFACE,
+            "RollbackSerial",
+            "s",
+            &fx.root,
+        ],
+    )
+}
+
 #[tokio::test]
 async fn bus_policy_refuses_other_uids_and_lets_group_horace_through() {
     let fx = Fixture::new();
@@ -158,6 +177,7 @@ async fn bus_policy_refuses_other_uids_and_lets_group_horace_through() {
     for out in [
         call_list_as(&fx, NOBODY.0, NOBODY.1, &[]),
         call_create_as(&fx, NOBODY.0, NOBODY.1),
+        call_serial_as(&fx, NOBODY.0, NOBODY.1),
     ] {
         assert!(!out.status.success());
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -192,6 +212,12 @@ async fn bus_policy_refuses_other_uids_and_lets_group_horace_through() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert_eq!(fx.snapshots().len(), 1);
+    let out = call_serial_as(&fx, huid, hgid);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "t 0",
+        "{out:?}"
+    );
     let out = call_list_as(&fx, huid, hgid, &[hgid]);
     assert!(
         String::from_utf8_lossy(&out.stdout).starts_with("a(stt) 1 "),
@@ -226,5 +252,10 @@ async fn uid_check_refuses_callers_the_policy_lets_through() {
     );
     let err = named(zfsd.list_snapshots(&fx.root).await);
     assert!(matches!(err, ZfsError::PermissionDenied(_)), "{err:?}");
+    let err = named(zfsd.rollback_serial(&fx.root).await);
+    assert!(
+        matches!(&err, ZfsError::PermissionDenied(m) if m.contains("RollbackSerial")),
+        "{err:?}"
+    );
     assert_eq!(fx.pool_state(), before);
 }

@@ -74,11 +74,12 @@ impl Fixture {
             &config,
             format!(
                 "root = {root:?}\nzfs_path = {:?}\nallow_uids = {}\nallow_groups = {}\n\
-                 command_timeout = {}\n",
+                 command_timeout = {}\nstate_dir = {:?}\n",
                 zfs_path.display().to_string(),
                 opts.allow_uids,
                 opts.allow_groups,
-                opts.timeout
+                opts.timeout,
+                pool.scratch().join("zfsd-state")
             ),
         )
         .unwrap();

@@ -52,7 +52,11 @@ impl Setup {
         let zfsd_toml = scratch.join("zfsd.toml");
         fs::write(
             &zfsd_toml,
-            format!("root = {dataset:?}\nzfs_path = \"/usr/sbin/zfs\"\nallow_uids = [0]\ncommand_timeout = 30\n"),
+            format!(
+                "root = {dataset:?}\nzfs_path = \"/usr/sbin/zfs\"\nallow_uids = [0]\n\
+                 command_timeout = 30\nstate_dir = {:?}\n",
+                scratch.join("zfsd-state")
+            ),
         )
         .unwrap();
         let bus = DbusDaemon::new();

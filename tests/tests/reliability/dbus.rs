@@ -17,6 +17,7 @@ fn calls(root: &str) -> Vec<Vec<String>> {
         vec!["CreateSnapshot", "ss", root, "hourly"],
         vec!["DestroySnapshots", "sasb", root, "1", &snap, "false"],
         vec!["Rollback", "sbb", &snap, "true", "false"],
+        vec!["RollbackSerial", "s", root],
     ]
     .into_iter()
     .map(|v| v.into_iter().map(str::to_string).collect())
@@ -101,7 +102,7 @@ fn every_method_refuses_disallowed_uids_and_keeps_serving() {
     );
     still_serving(&bus);
     eprintln!(
-        "D-Bus: {} refusals over 4 methods and 2 uids, daemon kept serving",
+        "D-Bus: {} refusals over 5 methods and 2 uids, daemon kept serving",
         refusals + 1
     );
 }

@@ -370,7 +370,11 @@ pub fn spawn_zfsd(
     let toml = dir.path().join("zfsd.toml");
     fs::write(
         &toml,
-        format!("root = {root:?}\nzfs_path = \"/usr/sbin/zfs\"\nallow_uids = {allow_uids:?}\nallow_groups = []\ncommand_timeout = 5\n"),
+        format!(
+            "root = {root:?}\nzfs_path = \"/usr/sbin/zfs\"\nallow_uids = {allow_uids:?}\n\
+             allow_groups = []\ncommand_timeout = 5\nstate_dir = {:?}\n",
+            dir.path().join("zfsd-state")
+        ),
     )
     .unwrap();
     let mut notify = NotifySocket::new();

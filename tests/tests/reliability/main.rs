@@ -14,6 +14,7 @@ mod fixture;
 mod full;
 mod fuzz;
 mod hostile;
+mod kill_rollback;
 mod kill_watcher;
 mod kill_zfsd;
 mod load;
