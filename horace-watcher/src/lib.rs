@@ -91,10 +91,10 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
     let mut query_task = tokio::spawn(query::serve(ctx.clone(), watch.clone(), listeners));
     let snapshot_task = tokio::spawn(snapshots::run(ctx.clone(), watch.clone()));
     if let Some(every) = ctx.config.versions.scrub_interval() {
-        let objects = store::Objects::open(&ctx.config.metadata_dir)
-            .context("failed to open the content store for the scrub")?;
+        // The store as the worker opened it (`Objects::open` would empty its tmp/ under
+        // the copies in flight).
         scrub::spawn(
-            objects,
+            store::Objects::open_existing(&ctx.config.metadata_dir),
             every,
             ctx.config.versions.scrub_mib_per_sec,
             ctx.cancel.clone(),

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use crate::hash;
-use crate::store::Objects;
+use crate::store::{Objects, Verdict};
 
 /// Reads at most `rate` bytes per second, and stops when `cancel` is set.
 struct Paced<'a, R> {
@@ -84,8 +84,8 @@ pub fn pass(objects: &Objects, mib_per_sec: u64, cancel: &CancellationToken) -> 
             d
         });
         match verdict {
-            Ok(Some(true)) => out.checked += 1,
-            Ok(Some(false)) => {
+            Ok(Verdict::Intact) => out.checked += 1,
+            Ok(Verdict::Damaged) => {
                 out.checked += 1;
                 match objects.quarantine(&sha) {
                     Ok(()) => out.damaged += 1,
@@ -94,7 +94,7 @@ pub fn pass(objects: &Objects, mib_per_sec: u64, cancel: &CancellationToken) -> 
                     }
                 }
             }
-            Ok(None) => {}
+            Ok(Verdict::Gone) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
             Err(e) => tracing::warn!(sha256 = %sha, cause = %e, "cannot scrub object"),
         }
@@ -164,7 +164,7 @@ mod tests {
             }
         );
         assert!(!objects.contains(&dg.sha256) && objects.is_damaged(&dg.sha256));
-        assert_eq!(objects.damaged(), [dg.sha256.clone()]);
+        assert_eq!(objects.damaged(), std::slice::from_ref(&dg.sha256));
         // The same content saved again: in place, and no longer listed as damaged.
         let (tmp, again) = objects.copy_in(&src).unwrap();
         objects.commit(tmp, &again.sha256).unwrap();
@@ -173,5 +173,26 @@ mod tests {
         // Cancelled: stops at once.
         cancel.cancel();
         assert_eq!(pass(&objects, 1, &cancel).checked, 0);
+    }
+
+    #[test]
+    fn an_object_cut_short_is_replaced_by_the_next_copy_without_a_scrub() {
+        let d = tempfile::tempdir().unwrap();
+        let objects = Objects::open(d.path()).unwrap();
+        let src = d.path().join("src");
+        std::fs::write(&src, b"precious content").unwrap();
+        let (tmp, dg) = objects.copy_in(&src).unwrap();
+        objects.commit(tmp, &dg.sha256).unwrap();
+        let obj = objects.path_of(&dg.sha256);
+        let mut perms = std::fs::metadata(&obj).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&obj, perms).unwrap();
+        std::fs::write(&obj, b"preci").unwrap();
+        let (tmp, again) = objects.copy_in(&src).unwrap();
+        objects.commit(tmp, &again.sha256).unwrap();
+        assert_eq!(std::fs::read(&obj).unwrap(), b"precious content");
+        // Moved aside, then healed at once by this copy.
+        assert!(objects.damaged().is_empty());
     }
 }

@@ -127,6 +127,17 @@ impl Drop for TempObject {
     }
 }
 
+/// What re-hashing a stored object found ([`Objects::verify`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Its content hashes to its name.
+    Intact,
+    /// Its content no longer hashes to its name.
+    Damaged,
+    /// It is gone (collected meanwhile).
+    Gone,
+}
+
 impl Objects {
     /// The store under `metadata_dir/objects`, created if missing; stale temp files of
     /// an earlier run are removed.
@@ -174,16 +185,19 @@ impl Objects {
             .collect()
     }
 
-    /// Re-hashes one object through `read` (a paced reader over the file); `Ok(None)`
-    /// when it is gone (collected meanwhile).
+    /// Re-hashes one object through `read` (a paced reader over the file).
     pub fn verify(
         &self,
         sha256: &str,
         read: impl FnOnce(File) -> io::Result<Digested>,
-    ) -> io::Result<Option<bool>> {
+    ) -> io::Result<Verdict> {
         match File::open(self.path_of(sha256)) {
-            Ok(f) => Ok(Some(read(f)?.sha256 == sha256)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Ok(f) => Ok(if read(f)?.sha256 == sha256 {
+                Verdict::Intact
+            } else {
+                Verdict::Damaged
+            }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Verdict::Gone),
             Err(e) => Err(e),
         }
     }
@@ -313,8 +327,17 @@ impl Objects {
                 }
                 Ok(())
             }
-            // Already stored; the temp copy is removed on drop.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            // Already stored; the temp copy is removed on drop. A stored object of another
+            // length than this copy of its content is damaged (cut short, or grown): it is
+            // moved aside and this copy takes its place. Same-length damage is the scrub's.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let len = |p: &Path| std::fs::symlink_metadata(p).map(|m| m.len());
+                if len(&dest)? != len(&tmp.path)? {
+                    self.quarantine(sha256)?;
+                    return self.commit(tmp, sha256);
+                }
+                Ok(())
+            }
             Err(e) => Err(e),
         }
     }
