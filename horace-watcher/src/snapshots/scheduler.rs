@@ -6,8 +6,8 @@
 //! zfsd being away never stops cataloging: the failure is logged once per outage, shown
 //! in status, and the next tick tries again. While the bus answers that zfsd is off it
 //! (`ServiceUnknown`, `NameHasNoOwner`), the connection and its signal subscriptions are
-//! kept, and zfsd taking its name again (`NameOwnerChanged`) brings the next tick
-//! forward. Every tick first compares zfsd's rollback serial with the one last acted on
+//! kept, and zfsd taking its name again (`NameOwnerChanged`) brings the rollback check
+//! forward (the snapshot plan keeps to the minute). Every tick first compares zfsd's rollback serial with the one last acted on
 //! (`rollbacks`), so a rollback whose `RolledBack` was lost is still reconciled.
 
 use std::sync::atomic::Ordering;
@@ -274,9 +274,14 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
             }
             Some(sig) = signals.next() => {
                 let ds = dataset.as_deref().unwrap_or_default();
+                // zfsd back: a rollback it settled at its start is reconciled now; the
+                // snapshot plan waits for the tick on the minute, as `--plan` says.
                 if let Signal::ZfsdBack = sig {
-                    tracing::info!("horace-zfsd is on the bus; ticking now");
-                    next_tick = tokio::time::Instant::now();
+                    tracing::info!("horace-zfsd is on the bus; checking for a rollback not acted on");
+                    if let Some(z) = &zfsd {
+                        check_rollbacks(&ctx, z, ds, &mut serial, &watch).await;
+                        resync(&ctx, z, ds, &mut mirrored).await;
+                    }
                     continue;
                 }
                 if let Signal::RolledBack(snapshot) = &sig {
