@@ -41,10 +41,10 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 
 use self::auth::{Peer, PeerKind, Rights};
-use self::sight::Sight;
 use self::deadline::{Activity, Deadlines};
 use self::limits::{Caller, Full, Slots};
 use self::service::QueryService;
+use self::sight::Sight;
 use crate::watch::WatchHandle;
 use crate::Context;
 
@@ -117,7 +117,15 @@ pub async fn serve(
         match tcp {
             Some((l, token)) => {
                 let slots = Slots::new(MAX_TCP_CONNECTIONS, MAX_TCP_PER_ADDRESS);
-                accept_tcp(ctx.clone(), watch.clone(), l, token, slots, rights.tcp_sight()).await
+                accept_tcp(
+                    ctx.clone(),
+                    watch.clone(),
+                    l,
+                    token,
+                    slots,
+                    rights.tcp_sight(),
+                )
+                .await
             }
             None => std::future::pending().await,
         }

@@ -8,8 +8,8 @@
 
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use horace_client::*;
 use rusqlite::Connection;
@@ -17,7 +17,7 @@ use tarpc::context;
 
 use super::auth::Peer;
 use super::paths::normalize;
-use super::search::{Built, Hidden};
+use super::search::Built;
 use super::sight::{self, Seer, Sight, Viewer};
 use super::sql::{resolve, Res, Target};
 use super::{collections, files, plan, reads, report, search};
@@ -35,17 +35,12 @@ pub const MAX_BATCH: usize = 1000;
 pub const MAX_CONCURRENT_READS: usize = 8;
 static READS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_CONCURRENT_READS);
 
-/// How long one connection's list of the directories it may not see is reused.
-const HIDDEN_FOR: Duration = Duration::from_secs(1);
-
 /// The handlers of one connection.
 #[derive(Clone)]
 pub struct QueryService {
     ctx: Arc<Context>,
     watch: WatchHandle,
     peer: Arc<Peer>,
-    /// The directories the peer may not see, and when they were found.
-    hidden: Arc<Mutex<Option<(Instant, Hidden)>>>,
 }
 
 fn internal(e: impl std::fmt::Display) -> QueryError {
@@ -61,7 +56,6 @@ impl QueryService {
             ctx,
             watch,
             peer: Arc::new(peer),
-            hidden: Arc::default(),
         }
     }
 
@@ -88,25 +82,11 @@ impl QueryService {
                 })
                 .await;
         };
-        let (root, watch, cache) = (
-            self.ctx.config.files_root.clone(),
-            self.watch.clone(),
-            self.hidden.clone(),
-        );
+        let (root, watch) = (self.ctx.config.files_root.clone(), self.watch.clone());
         self.read(move |c| {
             check(c)?;
             let mut seer = Seer::new(&root, viewer);
-            let hidden = {
-                let mut g = cache.lock().unwrap_or_else(|e| e.into_inner());
-                match &*g {
-                    Some((at, h)) if at.elapsed() < HIDDEN_FOR => h.clone(),
-                    _ => {
-                        let h = seer.hidden_dirs(watch.watched_dirs());
-                        *g = Some((Instant::now(), h.clone()));
-                        h
-                    }
-                }
-            };
+            let hidden = sight::hidden_for(&mut seer, || watch.watched_dirs());
             sight::search(c, built, &hidden, &mut seer)
         })
         .await

@@ -16,6 +16,8 @@
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use horace_client::{
     DuplicatesQuery, DuplicatesResult, FileInfo, QueryError, SearchResult, VersionInfo,
@@ -41,7 +43,7 @@ pub enum Sight {
 }
 
 /// The credentials the permission bits are tested against.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Viewer {
     /// The uid; `None` for a caller with no uid (TCP), which only the "other" bits admit.
     pub uid: Option<u32>,
@@ -163,14 +165,15 @@ impl Seer {
         if let Some(&o) = self.open.get(rel) {
             return o;
         }
-        let above = rel.is_empty() || self.dir_open(&parent(rel).to_vec());
+        let above = rel.is_empty() || self.dir_open(parent(rel));
         let o = above
-            && self.root.as_ref().and_then(|r| stat_at(r, rel)).is_some_and(
-                |(uid, gid, mode, kind)| {
-                    kind == FileType::Directory
-                        && self.viewer.may(uid, gid, mode, READ | SEARCH)
-                },
-            );
+            && self
+                .root
+                .as_ref()
+                .and_then(|r| stat_at(r, rel))
+                .is_some_and(|(uid, gid, mode, kind)| {
+                    kind == FileType::Directory && self.viewer.may(uid, gid, mode, READ | SEARCH)
+                });
         self.open.insert(rel.to_vec(), o);
         o
     }
@@ -213,7 +216,11 @@ impl Seer {
         let mut hidden: Vec<Vec<u8>> = Vec::new();
         for d in dirs {
             let b = d.as_os_str().as_bytes();
-            if b.is_empty() || hidden.iter().any(|h| b.starts_with(h) && b.get(h.len()) == Some(&b'/')) {
+            if b.is_empty()
+                || hidden
+                    .iter()
+                    .any(|h| b.starts_with(h) && b.get(h.len()) == Some(&b'/'))
+            {
                 continue;
             }
             if !self.dir_open(b) {
@@ -229,6 +236,34 @@ impl Seer {
     }
 }
 
+/// How long a viewer's hidden directories are reused (by every connection of that
+/// viewer: a `horace search` is a new connection each time).
+pub const HIDDEN_FOR: Duration = Duration::from_secs(1);
+
+/// Most viewers whose hidden directories are remembered at once.
+const HIDDEN_VIEWERS: usize = 256;
+
+type HiddenCache = HashMap<Viewer, (Instant, Hidden)>;
+static HIDDEN: Mutex<Option<HiddenCache>> = Mutex::new(None);
+
+/// The directories `seer`'s viewer may not see, from `dirs` (the watched directories,
+/// asked for only when the remembered answer is older than [`HIDDEN_FOR`]).
+pub fn hidden_for(seer: &mut Seer, dirs: impl FnOnce() -> Vec<PathBuf>) -> Hidden {
+    let mut g = HIDDEN.lock().unwrap_or_else(|e| e.into_inner());
+    let cache = g.get_or_insert_with(HashMap::new);
+    if let Some((at, h)) = cache.get(&seer.viewer) {
+        if at.elapsed() < HIDDEN_FOR {
+            return h.clone();
+        }
+    }
+    let h = seer.hidden_dirs(dirs());
+    cache.retain(|_, (at, _)| at.elapsed() < HIDDEN_FOR);
+    if cache.len() < HIDDEN_VIEWERS {
+        cache.insert(seer.viewer.clone(), (Instant::now(), h.clone()));
+    }
+    h
+}
+
 /// Most matches of a content search examined for a caller that does not see everything:
 /// whether a file holds the content is itself what the caller may not learn, so each
 /// match is checked before it counts.
@@ -241,7 +276,12 @@ pub const MAX_DUPLICATE_GROUPS: u32 = 10_000;
 /// file of the page checked again (a directory not watched, or changed since the hidden
 /// list was made), and checksums of files it cannot read left out. A content search
 /// counts only the files whose content the viewer could read.
-pub fn search(conn: &Connection, mut b: Built, hidden: &Hidden, seer: &mut Seer) -> Res<SearchResult> {
+pub fn search(
+    conn: &Connection,
+    mut b: Built,
+    hidden: &Hidden,
+    seer: &mut Seer,
+) -> Res<SearchResult> {
     search::leave_out(&mut b, hidden);
     if b.sha256.is_none() {
         let mut r = search::run(conn, &b)?;
@@ -317,7 +357,11 @@ fn hide_checksums(list: &mut [VersionInfo]) {
 /// Duplicates as the viewer sees them: a group counts only the files whose content it
 /// could read, and only groups with two of them are shown (that two unreadable files are
 /// equal, or that an unreadable file equals one of the viewer's, is what it may not learn).
-pub fn duplicates(conn: &Connection, q: &DuplicatesQuery, seer: &mut Seer) -> Res<DuplicatesResult> {
+pub fn duplicates(
+    conn: &Connection,
+    q: &DuplicatesQuery,
+    seer: &mut Seer,
+) -> Res<DuplicatesResult> {
     let limit = search::page_limit(q.limit)? as usize;
     let all = super::report::duplicate_page(conn, q.min_size, MAX_DUPLICATE_GROUPS, 0)?;
     let mut groups: Vec<_> = all
@@ -402,8 +446,14 @@ mod tests {
         assert!(s.name_visible("open/private.txt"));
         assert!(!s.content_visible("open/private.txt"));
         assert!(!s.name_visible("closed/inner/x.txt"));
-        assert!(!s.name_visible("noread/y.txt"), "search without read is not a listing");
-        assert!(!s.name_visible("link/public.txt"), "a link is never followed");
+        assert!(
+            !s.name_visible("noread/y.txt"),
+            "search without read is not a listing"
+        );
+        assert!(
+            !s.name_visible("link/public.txt"),
+            "a link is never followed"
+        );
         assert!(!s.content_visible("open/gone.txt"));
         let dirs = ["", "open", "closed", "closed/inner", "noread", "link"]
             .iter()

@@ -77,7 +77,12 @@ impl WatchMap {
 
     /// The directories watched now (relative to the root).
     pub fn dirs(&self) -> Vec<PathBuf> {
-        self.lock().1.by_wd.values().map(|e| e.path.clone()).collect()
+        self.lock()
+            .1
+            .by_wd
+            .values()
+            .map(|e| e.path.clone())
+            .collect()
     }
 
     pub(super) fn resolve(&self, wd: i32) -> Option<PathBuf> {

@@ -126,7 +126,11 @@ fn another_uids_private_files_are_not_shown_and_their_checksums_not_told() {
         .all(|v| v["sha256"].is_null()));
     let (code, versions) = as_nobody(&w, &["versions", "bob/private.txt"]);
     assert_eq!(code, 0, "{versions}");
-    assert!(versions.as_array().unwrap().iter().all(|v| v["sha256"].is_null()));
+    assert!(versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|v| v["sha256"].is_null()));
     let (code, _) = as_nobody(&w, &["versions", "alice/secret.txt"]);
     assert_eq!(code, missing_code);
 

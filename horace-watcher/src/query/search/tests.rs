@@ -845,7 +845,10 @@ fn sha256_matches_any_version_by_default_and_the_current_one_on_request() {
             .into_iter()
             .map(|f| {
                 let vs: Vec<i64> = f.matched_versions.iter().map(|v| v.version).collect();
-                assert!(f.matched_versions.iter().all(|v| v.sha256.as_deref() == Some(sha)));
+                assert!(f
+                    .matched_versions
+                    .iter()
+                    .all(|v| v.sha256.as_deref() == Some(sha)));
                 (f.path, vs)
             })
             .collect::<Vec<_>>()
@@ -890,7 +893,10 @@ fn hidden_directories_leave_the_count_and_the_page() {
         let mut b = build(&q).unwrap();
         leave_out(&mut b, &h);
         let r = run(&f.conn, &b).unwrap();
-        (r.total, r.files.into_iter().map(|f| f.path).collect::<Vec<_>>())
+        (
+            r.total,
+            r.files.into_iter().map(|f| f.path).collect::<Vec<_>>(),
+        )
     };
     let q = SearchQuery::default;
     assert_eq!(
@@ -906,5 +912,8 @@ fn hidden_directories_leave_the_count_and_the_page() {
         ..Default::default()
     };
     assert_eq!(run_hidden(red.clone(), Hidden::Under(vec![])).0, 2);
-    assert_eq!(run_hidden(red, Hidden::Under(vec!["alpha".into()])), (0, vec![]));
+    assert_eq!(
+        run_hidden(red, Hidden::Under(vec!["alpha".into()])),
+        (0, vec![])
+    );
 }
