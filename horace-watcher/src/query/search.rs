@@ -323,14 +323,16 @@ pub const MAX_HIDDEN_RANGES: usize = 4000;
 
 /// Adds the caller's hidden directories to a compiled search: one range test on the path
 /// for each (`path >= 'dir/' AND path < 'dir0'`, '0' following '/'), so the count and the
-/// page leave out everything beneath them. The id-set count shortcut is then off.
+/// page leave out everything beneath them. `+f.path`: the ranges are tests on rows the
+/// other filters chose, never a reason to walk the path index. The id-set count shortcut
+/// is then off.
 pub fn leave_out(b: &mut Built, hidden: &Hidden) {
     let (sql, params) = match hidden {
         Hidden::All => ("0".to_string(), Vec::new()),
         Hidden::Under(dirs) if dirs.is_empty() => return,
         Hidden::Under(dirs) => {
             let dirs = &dirs[..dirs.len().min(MAX_HIDDEN_RANGES)];
-            let sql = vec!["NOT (f.path >= ? AND f.path < ?)"; dirs.len()].join(" AND ");
+            let sql = vec!["NOT (+f.path >= ? AND +f.path < ?)"; dirs.len()].join(" AND ");
             let params = dirs
                 .iter()
                 .flat_map(|d| [Value::Text(format!("{d}/")), Value::Text(format!("{d}0"))])
