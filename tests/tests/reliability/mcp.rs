@@ -166,3 +166,153 @@ fn stdio_every_tool_through_the_python_sdk() {
     assert!(t0.elapsed() < Duration::from_secs(60));
     w.stop();
 }
+
+const WRITE_TOKEN: &str = "w-0123456789abcdef0123456789abcdef";
+const READ_TOKEN: &str = "r-0123456789abcdef0123456789abcdef";
+
+/// `horace mcp --listen` on a free loopback port, with a writer and a reader token.
+struct HttpServer {
+    _child: horace_tests::ChildGuard,
+    url: String,
+    log: PathBuf,
+}
+
+fn tokens_file(dir: &Path, mode: u32) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let p = dir.join(format!("tokens-{mode:o}.toml"));
+    fs::write(
+        &p,
+        format!(
+            "[[token]]\nname = \"agent\"\ntoken = \"{WRITE_TOKEN}\"\nrights = \"write\"\n\n\
+             [[token]]\nname = \"viewer\"\ntoken = \"{READ_TOKEN}\"\nrights = \"read\"\n"
+        ),
+    )
+    .unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(mode)).unwrap();
+    p
+}
+
+fn mcp_http(w: &Watcher, dir: &Path, extra: &[&str]) -> Command {
+    let mut c = Command::new(bin_path("horace"));
+    c.arg("--socket")
+        .arg(&w.socket)
+        .arg("mcp")
+        .arg("--tokens")
+        .arg(tokens_file(dir, 0o600))
+        .args(extra)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    c
+}
+
+impl HttpServer {
+    fn start(w: &Watcher, dir: &Path) -> Self {
+        let log = dir.join("mcp-http.log");
+        let child = horace_tests::ChildGuard::spawn(
+            mcp_http(w, dir, &["--listen", "127.0.0.1:0"]).stderr(fs::File::create(&log).unwrap()),
+        );
+        let mut url = None;
+        let up = horace_tests::wait_until(Duration::from_secs(30), || {
+            let text = fs::read_to_string(&log).unwrap_or_default();
+            url = text
+                .lines()
+                .find_map(|l| l.strip_prefix("horace mcp: listening on "))
+                .map(str::to_owned);
+            url.is_some()
+        });
+        assert!(
+            up,
+            "mcp --listen did not start: {}",
+            fs::read_to_string(&log).unwrap()
+        );
+        Self {
+            _child: child,
+            url: url.unwrap(),
+            log,
+        }
+    }
+
+    fn run(&self, py: &Path, w: &Watcher, token: &str, role: &str) -> serde_json::Value {
+        run_script(
+            py,
+            "client_http.py",
+            &[&self.url, token, role, w.files.to_str().unwrap(), PREFIX],
+        )
+    }
+}
+
+#[test]
+fn http_writer_token_every_tool_and_no_token_is_401() {
+    let Some(py) = python() else { return };
+    let t0 = Instant::now();
+    let (dir, mut w) = setup();
+    let server = HttpServer::start(&w, dir.path());
+    let ids = server.run(&py, &w, WRITE_TOKEN, "writer");
+    assert_eq!(ids["tools"], 12);
+    assert_eq!(ids["unauthorized"], serde_json::json!([401, 401, 401, 401]));
+    assert_catalog_after_writes(&w, &ids);
+    w.sync(3);
+    w.assert_consistent("after the MCP calls over HTTP");
+    let log = fs::read_to_string(&server.log).unwrap();
+    assert!(!log.contains(WRITE_TOKEN), "a token reached the log");
+    eprintln!(
+        "figure: mcp http: {} tool calls, 5 refused requests, {:?} in all",
+        ids["calls"],
+        t0.elapsed()
+    );
+    w.stop();
+}
+
+#[test]
+fn http_reader_token_cannot_write() {
+    let Some(py) = python() else { return };
+    let (dir, mut w) = setup();
+    // Refused at start: a tokens file others can read, a public address without
+    // --allow-remote.
+    let out = Command::new(bin_path("horace"))
+        .arg("--socket")
+        .arg(&w.socket)
+        .args(["mcp", "--listen", "127.0.0.1:0", "--tokens"])
+        .arg(tokens_file(dir.path(), 0o644))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("chmod 600"), "{err}");
+    let out = mcp_http(&w, dir.path(), &["--listen", "0.0.0.0:0"])
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("--allow-remote"),
+        "{err}"
+    );
+
+    let before = w.catalog_active();
+    let a_bytes = fs::read(w.files.join("svc/a.txt")).unwrap();
+    let server = HttpServer::start(&w, dir.path());
+    let ids = server.run(&py, &w, READ_TOKEN, "reader");
+    assert_eq!(ids["tools"], 12);
+    assert_eq!(fs::read(w.files.join("svc/a.txt")).unwrap(), a_bytes);
+    w.sync(3);
+    let conn = w.catalog();
+    let (tags, cols, a_versions): (i64, i64, i64) = conn
+        .query_row(
+            "SELECT (SELECT count(*) FROM tags), (SELECT count(*) FROM collections), \
+             (SELECT count(*) FROM versions v JOIN files f ON f.id = v.file_id \
+              WHERE f.path = 'svc/a.txt')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (tags, cols, a_versions),
+        (0, 0, 2),
+        "a reader changed the catalog"
+    );
+    // Only the file the reader wrote on disk itself (cataloged by the watcher) is new.
+    let mut after = w.catalog_active();
+    after.remove("svc/reader.txt");
+    assert_eq!(after, before);
+    w.stop();
+}
