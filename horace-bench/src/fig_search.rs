@@ -20,7 +20,7 @@ use crate::report::{count, ms, Figure};
 use crate::Params;
 
 /// Owners (first path components) in the big catalog.
-const OWNERS: u64 = 100;
+pub const OWNERS: u64 = 100;
 /// Distinct tags; every tenth file has one.
 const TAGS: u64 = 20;
 /// The catalog's time span: one year of created/updated times.
@@ -121,6 +121,16 @@ fn fill_catalog(conn: &mut Connection, entries: &[Entry]) -> rusqlite::Result<()
     tx.execute("INSERT INTO files_fts(files_fts) VALUES ('rebuild')", [])?;
     tx.commit()?;
     conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE)")?;
+    Ok(())
+}
+
+/// A tree of `rows` sparse files in `dirs` directories under `root` and its catalog in
+/// `meta`, as figure 5 builds them: for the figures that need a catalog of some size.
+pub fn build_catalog(root: &Path, meta: &Path, rows: u64, dirs: u64) -> anyhow::Result<()> {
+    let entries = make_sparse_tree(root, rows, dirs)?;
+    fs::create_dir_all(meta)?;
+    let mut conn = open_writer(&horace_watcher::catalog::catalog_path(meta))?;
+    fill_catalog(&mut conn, &entries)?;
     Ok(())
 }
 

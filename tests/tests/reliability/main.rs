@@ -18,6 +18,7 @@ mod kill_rollback;
 mod kill_watcher;
 mod kill_zfsd;
 mod load;
+mod mcp;
 mod mounts;
 mod open_writes;
 mod restore_race;
