@@ -31,6 +31,10 @@ def raw_robustness(horace, socket):
         assert line, f"server closed stdout; stderr: {p.stderr.read().decode()}"
         return json.loads(line)
 
+    # The 2026 protocol's probe before the handshake: refused, the session goes on.
+    send({"jsonrpc": "2.0", "id": 0, "method": "server/discover", "params": {}})
+    probe = recv()
+    assert probe["id"] == 0 and probe["error"]["code"] == -32601, probe
     send({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
         "protocolVersion": "2025-06-18", "capabilities": {},
         "clientInfo": {"name": "raw", "version": "0"}}})

@@ -316,3 +316,94 @@ fn http_reader_token_cannot_write() {
     assert_eq!(after, before);
     w.stop();
 }
+
+/// A raw JSON-RPC line session with `horace mcp` over stdio.
+struct RawSession {
+    child: std::process::Child,
+    stdin: std::process::ChildStdin,
+    stdout: std::io::BufReader<std::process::ChildStdout>,
+    id: u64,
+}
+
+impl RawSession {
+    fn start(w: &Watcher) -> Self {
+        let mut child = Command::new(bin_path("horace"))
+            .arg("--socket")
+            .arg(&w.socket)
+            .args(["--timeout", "10", "mcp"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut s = Self {
+            stdin: child.stdin.take().unwrap(),
+            stdout: std::io::BufReader::new(child.stdout.take().unwrap()),
+            child,
+            id: 0,
+        };
+        s.request(
+            "initialize",
+            serde_json::json!({"protocolVersion": "2025-06-18", "capabilities": {},
+                               "clientInfo": {"name": "raw", "version": "0"}}),
+        );
+        s.send(serde_json::json!({"jsonrpc": "2.0", "method": "notifications/initialized"}));
+        s
+    }
+
+    fn send(&mut self, v: serde_json::Value) {
+        use std::io::Write;
+        writeln!(self.stdin, "{v}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn request(&mut self, method: &str, params: serde_json::Value) -> serde_json::Value {
+        use std::io::BufRead;
+        self.id += 1;
+        let id = self.id;
+        self.send(
+            serde_json::json!({"jsonrpc": "2.0", "id": id, "method": method,
+                                     "params": params}),
+        );
+        let mut line = String::new();
+        assert!(
+            self.stdout.read_line(&mut line).unwrap() > 0,
+            "horace mcp exited"
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["id"], id, "{v}");
+        v
+    }
+
+    /// `horace_get_status`: Ok(files_active) or Err(the error text).
+    fn status(&mut self) -> Result<u64, String> {
+        let v = self.request(
+            "tools/call",
+            serde_json::json!({"name": "horace_get_status", "arguments": {}}),
+        );
+        let r = &v["result"];
+        if r["isError"] == true {
+            return Err(r["content"][0]["text"].as_str().unwrap().to_owned());
+        }
+        Ok(r["structuredContent"]["files_active"].as_u64().unwrap())
+    }
+}
+
+/// The watcher restarting under a session: calls in between are tool errors
+/// (`Unavailable`), the server stays up, and the first call after the restart reconnects.
+#[test]
+fn stdio_session_survives_a_watcher_restart() {
+    let (_dir, mut w) = setup();
+    let mut s = RawSession::start(&w);
+    assert_eq!(s.status(), Ok(4));
+    w.stop();
+    for _ in 0..2 {
+        let e = s.status().unwrap_err();
+        assert!(e.starts_with("Unavailable: "), "{e}");
+    }
+    w.start();
+    assert_eq!(s.status(), Ok(4));
+    drop(s.stdin);
+    let st = s.child.wait().unwrap();
+    assert!(st.success(), "{st:?}");
+    w.stop();
+}

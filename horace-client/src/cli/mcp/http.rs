@@ -28,6 +28,11 @@ use super::Server;
 
 /// The shortest token accepted: 32 characters (e.g. `openssl rand -hex 16`).
 pub const MIN_TOKEN_LEN: usize = 32;
+/// Connections served at once; more wait in the kernel's accept queue.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a client may take to send a request's headers (a slowloris holds a slot
+/// no longer).
+const HEADER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// What the caller of a tool may do, beyond what the query service allows this process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -218,7 +223,13 @@ pub async fn serve(server: Server, addr: &str, m: &McpArgs) -> anyhow::Result<()
         listener.local_addr()?
     );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
     loop {
+        let slot = tokio::select! {
+            s = slots.clone().acquire_owned() => s?,
+            _ = term.recv() => break,
+            _ = tokio::signal::ctrl_c() => break,
+        };
         let (stream, peer) = tokio::select! {
             r = listener.accept() => match r {
                 Ok(x) => x,
@@ -233,6 +244,7 @@ pub async fn serve(server: Server, addr: &str, m: &McpArgs) -> anyhow::Result<()
         let _ = stream.set_nodelay(true);
         let (service, tokens) = (service.clone(), tokens.clone());
         tokio::spawn(async move {
+            let _slot = slot;
             let handler = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 let (service, tokens) = (service.clone(), tokens.clone());
                 async move {
@@ -256,6 +268,8 @@ pub async fn serve(server: Server, addr: &str, m: &McpArgs) -> anyhow::Result<()
                 }
             });
             if let Err(e) = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), handler)
                 .await
             {
