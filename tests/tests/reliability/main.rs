@@ -28,4 +28,5 @@ mod scan_renames;
 mod scrub;
 mod side_files;
 mod socket;
+mod visibility;
 mod writers;

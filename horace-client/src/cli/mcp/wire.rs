@@ -249,8 +249,9 @@ pub struct VersionResult {
     pub timestamp: String,
     /// Size in bytes.
     pub size: u64,
-    /// SHA-256 (hex).
-    pub checksum: String,
+    /// SHA-256 (hex); null when the caller may not read the file (the watcher's
+    /// `[query] visibility`).
+    pub checksum: Option<String>,
     /// The file's path (under the container prefix) when this version was saved.
     pub path: String,
     /// The version this one restored, if it is a restore.
