@@ -126,6 +126,7 @@ struct Shared {
     tx: Sender<Msg>,
     cookies: Arc<cookie::Syncs>,
     done: tokio::sync::watch::Receiver<bool>,
+    map: Arc<map::WatchMap>,
 }
 
 /// Handle other tasks use to talk to the watch loop. Cheap to clone.
@@ -177,6 +178,12 @@ impl WatchHandle {
             .remove(&cookie.n);
         let _ = tokio::task::spawn_blocking(move || cookie.remove()).await;
         result
+    }
+
+    /// The directories watched now (relative to the root): what a query's visibility
+    /// check examines to leave out whole subtrees (`query::sight`).
+    pub fn watched_dirs(&self) -> Vec<PathBuf> {
+        self.inner.map.dirs()
     }
 
     /// Catalogs `rel` (relative to files_root) now and returns its file id.
@@ -270,7 +277,7 @@ pub async fn start(
     let worker = worker::Worker::new(worker::Parts {
         ctx: ctx.clone(),
         objects,
-        map,
+        map: map.clone(),
         ignore,
         rx,
         cookies: cookies.clone(),
@@ -314,6 +321,7 @@ pub async fn start(
             tx,
             cookies,
             done: done_rx,
+            map,
         }),
     };
     Ok((handle, task))
