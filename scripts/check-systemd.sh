@@ -297,6 +297,13 @@ t_zfsd_snapshot() {
   echo "$snap" >"$work/snap"
 }
 
+t_snapshot_journal() {
+  local snap
+  snap=$(cat "$work/snap" 2>/dev/null) || fail "no snapshot"
+  c journalctl -u horace-zfsd -o cat --no-pager | grep -qF "snapshot created: $snap" \
+    || fail "no 'snapshot created: $snap' in the journal of horace-zfsd"
+}
+
 t_zfsd_rollback() {
   local snap out
   snap=$(cat "$work/snap" 2>/dev/null) || fail "no snapshot"
@@ -363,6 +370,16 @@ t_horace_status() {
   local out rc=0
   out=$(c horace status 2>&1) || rc=$?
   [ "$rc" -eq 0 ] || fail "horace status exit $rc: $out"
+}
+
+t_horace_check() {
+  local out rc=0
+  out=$(c horace check --backup-warn 0) || rc=$?
+  case "$rc" in 0|1) ;; *) fail "horace check exit $rc: $out" ;; esac
+  [[ "$out" =~ ^HORACE\ (OK|WARNING)\ -\ .*\|\ files=[0-9]+ ]] || fail "not a plugin line: $out"
+  out=$(c horace metrics) || fail "horace metrics failed"
+  grep -qx 'horace_up 1' <<<"$out" || fail "no horace_up 1 in: $(head -c 300 <<<"$out")"
+  grep -q '^horace_files{status="active"} [1-9]' <<<"$out" || fail "no active files metric"
 }
 
 t_stop() {
@@ -516,6 +533,7 @@ check busctl-introspect t_busctl_introspect
 check busctl-call t_busctl_call
 check busctl-denied-other-uid t_busctl_denied
 check zfsd-snapshot t_zfsd_snapshot
+check snapshot-name-in-journal t_snapshot_journal
 check zfsd-rollback t_zfsd_rollback
 check zfsd-prune t_zfsd_prune
 check startup-files t_make_files
@@ -523,6 +541,7 @@ check enable t_enable
 check start t_start_with_progress
 check status-progress t_status_progress
 check horace-status t_horace_status
+check horace-check-metrics t_horace_check
 check stop-start t_stop
 check restart t_do_restart
 check reload-good t_reload_good
