@@ -5,7 +5,8 @@ set -euo pipefail
 need=()
 for pair in zfs-fuse:/usr/sbin/zfs-fuse dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/setpriv \
             systemd:/usr/bin/systemd-analyze openssl:/usr/bin/openssl python3:/usr/bin/python3 \
-            samba:/usr/sbin/smbd smbclient:/usr/bin/smbclient; do
+            samba:/usr/sbin/smbd smbclient:/usr/bin/smbclient \
+            debootstrap:/usr/sbin/debootstrap systemd-container:/usr/bin/systemd-nspawn; do
   pkg=${pair%%:*}; bin=${pair#*:}
   [ -x "$bin" ] || need+=("$pkg")
 done

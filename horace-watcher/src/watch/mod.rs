@@ -8,6 +8,7 @@
 
 mod cookie;
 mod displaced;
+pub(crate) mod liveness;
 pub(crate) mod map;
 pub(crate) mod reader;
 mod worker;
@@ -126,6 +127,8 @@ struct Shared {
     cookies: Arc<cookie::Syncs>,
     done: tokio::sync::watch::Receiver<bool>,
     map: Arc<map::WatchMap>,
+    /// The watchdog task (it holds the context: awaited at shutdown).
+    watchdog: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Handle other tasks use to talk to the watch loop. Cheap to clone.
@@ -220,6 +223,17 @@ impl WatchHandle {
         let _ = self.inner.tx.send(Msg::Shutdown);
         let mut done = self.inner.done.clone();
         let _ = done.wait_for(|d| *d).await;
+        // It holds the context: make sure it has let go.
+        let watchdog = self
+            .inner
+            .watchdog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = watchdog {
+            w.abort();
+            let _ = w.await;
+        }
     }
 }
 
@@ -284,7 +298,7 @@ pub async fn start(
         unwatched,
         reader_stop: stop,
         reader_thread,
-        scan_epoch,
+        scan_epoch: scan_epoch.clone(),
     });
     std::thread::Builder::new()
         .name("watch-loop".into())
@@ -304,42 +318,25 @@ pub async fn start(
     let task = tokio::spawn(async move {
         let _ = done.wait_for(|d| *d).await;
     });
-    tokio::spawn(watchdog(ctx.cancel.clone()));
+    // WATCHDOG=1 only while the loop and the writer make progress (liveness.rs).
+    let probes = liveness::Live {
+        ctx: ctx.clone(),
+        tx: tx.clone(),
+        cookies: cookies.clone(),
+        scan_epoch,
+        loop_probe: None,
+        writer_probe: None,
+    };
+    let watchdog = tokio::spawn(liveness::run(probes, ctx.cancel.clone()));
     let handle = WatchHandle {
         inner: Arc::new(Shared {
             ctx,
             tx,
             cookies,
             done: done_rx,
+            watchdog: Mutex::new(Some(watchdog)),
             map,
         }),
     };
     Ok((handle, task))
-}
-
-/// Pings systemd's watchdog at half its interval while the watcher runs (no-op unless
-/// `WATCHDOG_USEC` is set).
-async fn watchdog(cancel: tokio_util::sync::CancellationToken) {
-    let Some(usec) = watchdog_usec() else { return };
-    let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => { let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]); }
-            () = cancel.cancelled() => return,
-        }
-    }
-}
-
-/// The watchdog interval, as `sd_watchdog_enabled(3)` reads it: `WATCHDOG_USEC`, and
-/// `WATCHDOG_PID`, when set, must be this process.
-fn watchdog_usec() -> Option<u64> {
-    let usec: u64 = std::env::var("WATCHDOG_USEC")
-        .ok()?
-        .parse()
-        .ok()
-        .filter(|u| *u > 0)?;
-    match std::env::var("WATCHDOG_PID") {
-        Ok(pid) if pid.parse::<u32>().ok() != Some(std::process::id()) => None,
-        _ => Some(usec),
-    }
 }
