@@ -151,12 +151,20 @@ fn restore_of_a_pruned_version_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_plan_with_snapshots_off_is_named() {
     let s = Server::start();
-    for args in [
-        &["snapshots", "--plan"][..],
-        &["snapshots", "--plan", "--json"],
-    ] {
-        assert_fails(&s.cli(args), 1, "snapshots are off in the config");
-    }
+    assert_fails(
+        &s.cli(&["snapshots", "--plan"]),
+        1,
+        "snapshots are off in the config",
+    );
+    // With --json the error is a JSON object on stderr.
+    let out = s.cli(&["snapshots", "--plan", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(e["error"], "InvalidArgument", "{e}");
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .contains("snapshots are off in the config"));
     let e = s.client().await.snapshot_plan().await.unwrap_err();
     assert!(
         matches!(&e, ClientError::Query(QueryError::InvalidArgument { message }) if message.contains("snapshots are off")),
