@@ -2,13 +2,15 @@
 //! the results with the machine and the command to a Markdown page (docs/benchmarks.md).
 //!
 //! Figures (issue 7): initial catalog, restart, write-to-queryable latency, burst, search
-//! on a large catalog, file_info throughput, memory, and zfsd's CreateSnapshot. Run it
+//! on a large catalog, file_info throughput, memory, zfsd's CreateSnapshot, and fast saves
+//! (issue 14). Run it
 //! through `scripts/bench.sh`, which builds the release binaries first.
 
 mod baseline;
 mod daemon;
 mod data;
 mod fig_catalog;
+mod fig_fastsave;
 mod fig_search;
 mod fig_zfs;
 mod report;
@@ -41,6 +43,8 @@ enum Group {
     Search,
     /// Figures 8 and 7b (zfsd on zfs-fuse; needs root).
     Zfs,
+    /// Figures 9 and 9b (fast saves, issue 14 item 1).
+    Fastsave,
 }
 
 /// Measures Horace against its baselines and writes a Markdown report.
@@ -55,7 +59,7 @@ struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these figure groups (comma-separated): catalog (figures 1-4, 6), search
-    /// (5, 2b, 7), zfs (8). Figure 0 (hashing speed) always runs.
+    /// (5, 2b, 7), zfs (8), fastsave (9, 9b). Figure 0 (hashing speed) always runs.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Group>,
     /// Directory for the benchmark's temporary data (default: the system temp dir).
@@ -205,6 +209,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run(Group::Search) {
         fig_search::run(&p, work.path(), &mut figs).await?;
+    }
+    if run(Group::Fastsave) {
+        fig_fastsave::run(&p, args.size, work.path(), &mut figs).await?;
     }
     if run(Group::Zfs) {
         if horace_tests::is_root() {

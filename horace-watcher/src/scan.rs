@@ -308,6 +308,9 @@ impl Prober {
         };
         let (tmp, d) = match read {
             Ok(x) => x,
+            // A big file replaced or deleted while read is given up (`Abandonable`): the
+            // events that replaced it take over.
+            Err(e) if gone(&e) => return p(Probe::Missing),
             Err(e) => return p(Probe::Failed(e.to_string())),
         };
         let mime = hash::mime_of(rel, &d.prefix, d.len);

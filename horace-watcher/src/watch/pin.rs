@@ -29,7 +29,7 @@ use crate::hash::Fingerprint;
 /// Files up to this size are read by the reader at once.
 pub const READ_AHEAD_MAX: u64 = 1 << 20;
 /// Bytes read ahead and not yet cataloged, at most.
-const BYTES_MAX: u64 = 256 << 20;
+const BYTES_MAX: u64 = 64 << 20;
 /// Open descriptors held by pins, at most (and a quarter of the soft `RLIMIT_NOFILE`).
 const FDS_MAX: usize = 4096;
 
@@ -161,7 +161,9 @@ impl Eq for Pin {}
 #[derive(Debug)]
 pub enum Taken {
     /// The save, pinned. `confirmed`: read while nobody had the file open for writing (a
-    /// read lease could be taken), so the content is a completed save's; otherwise the
+    /// read lease could be taken), so the content is a completed save's; otherwise (not
+    /// permitted, or someone has it open for writing: a later write, or the closing
+    /// writer itself, whose close is reported before its write access is dropped) the
     /// reader waits for the events that would show a later write began (`reader.rs`,
     /// `Unconfirmed`).
     Pinned {
@@ -170,10 +172,6 @@ pub enum Taken {
         /// Whether the content is known to be a completed save's.
         confirmed: bool,
     },
-    /// Someone has the file open for writing (a later write began, or a writer keeps it
-    /// open): what it holds now is not a completed save. Its close, or its quiet period,
-    /// catalogs it.
-    Writing,
     /// Not pinned: not a regular file, vanished, the read caught a change, or the budget
     /// is spent (counted). The loop looks at the path, as without pins.
     NotPinned,
@@ -215,17 +213,7 @@ pub fn take(root: &Path, rel: &Path, budget: &Arc<Budget>) -> Taken {
         return match read {
             ReadOutcome::Stable(bytes, writers) => {
                 give_back(bytes.capacity() as u64);
-                match writers {
-                    Some(true) => {
-                        drop(Pinned {
-                            fp,
-                            held: Held::Bytes(bytes),
-                            budget: budget.clone(),
-                        });
-                        Taken::Writing
-                    }
-                    w => pinned(Held::Bytes(bytes), w == Some(false)),
-                }
+                pinned(Held::Bytes(bytes), writers == Some(false))
             }
             ReadOutcome::Changed => {
                 give_back(0);
@@ -257,7 +245,15 @@ fn read_stable(file: &File, size: u64, fp: Fingerprint) -> ReadOutcome {
     if (&*file).take(size + 1).read_to_end(&mut bytes).is_err() {
         return ReadOutcome::Changed;
     }
-    let writers = open_for_writing(file);
+    // The closing writer drops its write access a moment after its close is reported.
+    let mut writers = open_for_writing(file);
+    for _ in 0..3 {
+        if writers != Some(true) {
+            break;
+        }
+        std::thread::yield_now();
+        writers = open_for_writing(file);
+    }
     let after = file.metadata().ok().map(|m| Fingerprint::of(&m));
     if bytes.len() as u64 == size && after == Some(fp) {
         ReadOutcome::Stable(bytes, writers)
@@ -331,8 +327,8 @@ mod tests {
         assert!(pin("link").is_none());
         assert!(pin("dir").is_none());
         assert!(pin("gone").is_none());
-        // Open for writing: not a completed save (a lease tells, where permitted: the
-        // file's owner, as here).
+        // Open for writing: not known to be a completed save (a lease tells, where
+        // permitted: the file's owner, as here).
         let held = std::fs::OpenOptions::new()
             .write(true)
             .open(root.join("small"))
@@ -340,7 +336,10 @@ mod tests {
         ignore_lease_breaks();
         assert!(matches!(
             take(root, Path::new("small"), &budget),
-            Taken::Writing
+            Taken::Pinned {
+                confirmed: false,
+                ..
+            }
         ));
         drop(held);
         assert!(matches!(

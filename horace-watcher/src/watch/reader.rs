@@ -650,7 +650,7 @@ impl Reader {
     /// of its read are handled (the rest of this read's events and what the kernel holds
     /// queued then, `FIONREAD`) and [`CONFIRM_GRACE`] has passed (a truncate shortens the
     /// file before its event is queued); so is the look at the path sent when there is no
-    /// pin. A file open for writing now is left to its close or its quiet period.
+    /// pin.
     fn saved(&mut self, rel: PathBuf, compare: Compare, ops: &[Option<Op>]) -> Option<Op> {
         use super::pin::Taken;
         let (op, confirmed) = match super::pin::take(&self.ctx.config.files_root, &rel, &self.pins)
@@ -662,11 +662,6 @@ impl Reader {
                     pin,
                 };
                 (op, confirmed)
-            }
-            Taken::Writing => {
-                tracing::debug!(path = %rel.display(), "closed while open for writing elsewhere; left to its close or quiet period");
-                self.writing.note(rel, Instant::now());
-                return None;
             }
             Taken::NotPinned => (
                 Op::Check {

@@ -296,7 +296,8 @@ impl Worker {
 
         // Pinned saves first, each its own version: the content the reader pinned at the
         // event, whatever the path holds now. One whose descriptor shows a later write
-        // began (or that cannot be read) is looked at by path, as without a pin.
+        // began is looked at by path, as without a pin; one that cannot be read goes to
+        // the retry queue.
         let saved: Vec<usize> = (0..list.len())
             .filter(|&i| matches!(list[i], Op::Saved { .. }))
             .collect();
@@ -309,7 +310,7 @@ impl Worker {
         let mut pinned: HashMap<usize, (Probe, Option<(crate::store::TempObject, String)>)> =
             HashMap::new();
         for (i, probe) in saved.into_iter().zip(pinned_probes) {
-            if matches!(probe.0, Probe::Changing | Probe::Failed(_)) {
+            if matches!(probe.0, Probe::Changing) {
                 if let Op::Saved { rel, compare, .. } = &list[i] {
                     tracing::debug!(path = %rel.display(), "pinned save changed since; looking at the path");
                     list[i] = Op::Check {
@@ -408,12 +409,15 @@ impl Worker {
 
         let mut items = Vec::with_capacity(list.len());
         let mut pinned_ok: Vec<PathBuf> = Vec::new();
+        let mut pinned_failed: Vec<(PathBuf, String)> = Vec::new();
         for (i, (op, f)) in list.into_iter().zip(finals).enumerate() {
             items.push(match op {
                 Op::Saved { rel, .. } => {
                     let probe = pinned.get(&i).cloned().unwrap_or(Probe::Missing);
-                    if matches!(probe, Probe::Hashed(_) | Probe::Unchanged(_)) {
-                        pinned_ok.push(rel.clone());
+                    match &probe {
+                        Probe::Hashed(_) | Probe::Unchanged(_) => pinned_ok.push(rel.clone()),
+                        Probe::Failed(why) => pinned_failed.push((rel.clone(), why.clone())),
+                        _ => {}
                     }
                     Item::Check(rel, probe)
                 }
@@ -459,6 +463,9 @@ impl Worker {
         }
         for rel in pinned_ok {
             self.note_success(&rel);
+        }
+        for (rel, why) in pinned_failed {
+            self.note_failure(&rel, &why);
         }
         let now = Instant::now();
         for (f, (probe, origins)) in results {
