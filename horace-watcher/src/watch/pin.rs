@@ -242,7 +242,7 @@ enum ReadOutcome {
 fn read_stable(file: &File, size: u64, fp: Fingerprint) -> ReadOutcome {
     let mut bytes = Vec::with_capacity(size as usize + 1);
     // One byte more than the size: a file that grew reads longer.
-    if (&*file).take(size + 1).read_to_end(&mut bytes).is_err() {
+    if file.take(size + 1).read_to_end(&mut bytes).is_err() {
         return ReadOutcome::Changed;
     }
     // The closing writer drops its write access a moment after its close is reported.
