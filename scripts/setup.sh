@@ -5,7 +5,8 @@ set -euo pipefail
 need=()
 for pair in zfs-fuse:/usr/sbin/zfs-fuse dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/setpriv \
             systemd:/usr/bin/systemd-analyze openssl:/usr/bin/openssl python3:/usr/bin/python3 \
-            samba:/usr/sbin/smbd smbclient:/usr/bin/smbclient; do
+            samba:/usr/sbin/smbd smbclient:/usr/bin/smbclient \
+            debootstrap:/usr/sbin/debootstrap systemd-container:/usr/bin/systemd-nspawn; do
   pkg=${pair%%:*}; bin=${pair#*:}
   [ -x "$bin" ] || need+=("$pkg")
 done
@@ -25,4 +26,22 @@ fi
 if [ "$(id -u)" -eq 0 ]; then
   getent group horace >/dev/null || groupadd --system horace
   getent passwd horace >/dev/null || useradd --system --gid horace --no-create-home --shell /usr/sbin/nologin horace
+fi
+# The MCP tests (tests/tests/reliability/mcp.rs) drive `horace mcp` with an MCP client this
+# project did not write: the official Python SDK, pinned, in a venv next to the binaries.
+mcp_sdk=mcp==2.3.0
+venv="${CARGO_TARGET_DIR:-$(dirname "$0")/../target}/mcp-venv"
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "setup: python3-venv is missing; run as root to install it" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+if [ "$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("mcp"))' 2>/dev/null)" != "${mcp_sdk#mcp==}" ]; then
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check "$mcp_sdk"
 fi

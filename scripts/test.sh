@@ -52,6 +52,10 @@ bash scripts/check-units.sh
 if [ "$(id -u)" -eq 0 ]; then
   deb=$(bash packaging/build-deb.sh --debug --no-build | tail -n 1)
   bash packaging/verify-deb.sh "$deb"
+  # The same package under a real systemd: a bookworm booted with systemd-nspawn (cached
+  # under /var/tmp/horace-nspawn), install, units, D-Bus, sandbox, watchdog, upgrade,
+  # purge (scripts/check-systemd.sh; skips where the machine cannot, except under CI).
+  bash scripts/check-systemd.sh "$deb"
 else
   echo "test.sh: not root, skipping the package install check (packaging/verify-deb.sh)"
 fi

@@ -1,4 +1,4 @@
-//! Figure 9: fast saves (issue 14 item 1). Saves 5 ms and 10 ms apart, by rename (a temp
+//! Figure 10: fast saves (issue 14 item 1). Saves 5 ms and 10 ms apart, by rename (a temp
 //! name, then a rename onto the document) and in place (truncate, write, close), with two
 //! busy-loop processes competing for the CPU; then 8 writers saving 200 files each at
 //! increasing total rates. Every save has content of its own, so the catalog's versions
@@ -22,11 +22,11 @@ use crate::{Params, Size};
 /// Names and targets of the figures, for a run that skips them.
 pub const NAMES: [(&str, &str); 2] = [
     (
-        "9. Fast saves, one file",
+        "10. Fast saves, one file",
         "with two busy processes: saves 5 ms apart ≥ 99 % kept, 10 ms apart 100 %, by rename and in place",
     ),
     (
-        "9b. Fast saves, 8 writers × 200 files",
+        "10b. Fast saves, 8 writers × 200 files",
         "no loss up to at least 2,000 saves/s in all",
     ),
 ];
@@ -157,7 +157,7 @@ fn pct(kept: usize, of: usize) -> f64 {
     100.0 * kept as f64 / of.max(1) as f64
 }
 
-/// Runs figures 9 and 9b.
+/// Runs figures 10 and 10b.
 pub async fn run(
     p: &Params,
     size: Size,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use horace_client::{SearchQuery, StatusReport};
 use horace_watcher::catalog::{open_reader, open_writer};
-use horace_watcher::query::search;
+use horace_watcher::query::{search, sight};
 use rusqlite::{params, Connection};
 
 use crate::daemon::{memory_kib, mib, Catalog, Watcher};
@@ -20,7 +20,7 @@ use crate::report::{count, ms, Figure};
 use crate::Params;
 
 /// Owners (first path components) in the big catalog.
-const OWNERS: u64 = 100;
+pub const OWNERS: u64 = 100;
 /// Distinct tags; every tenth file has one.
 const TAGS: u64 = 20;
 /// The catalog's time span: one year of created/updated times.
@@ -124,6 +124,16 @@ fn fill_catalog(conn: &mut Connection, entries: &[Entry]) -> rusqlite::Result<()
     Ok(())
 }
 
+/// A tree of `rows` sparse files in `dirs` directories under `root` and its catalog in
+/// `meta`, as figure 5 builds them: for the figures that need a catalog of some size.
+pub fn build_catalog(root: &Path, meta: &Path, rows: u64, dirs: u64) -> anyhow::Result<()> {
+    let entries = make_sparse_tree(root, rows, dirs)?;
+    fs::create_dir_all(meta)?;
+    let mut conn = open_writer(&horace_watcher::catalog::catalog_path(meta))?;
+    fill_catalog(&mut conn, &entries)?;
+    Ok(())
+}
+
 /// The parameters of a baseline scan for one search.
 type ScanParams = Box<dyn Fn(&SearchQuery) -> Vec<rusqlite::types::Value>>;
 
@@ -211,28 +221,95 @@ fn kinds(dirs: u64) -> Vec<Kind> {
     ]
 }
 
-fn time_search(conn: &Connection, q: &SearchQuery) -> anyhow::Result<(Duration, u64)> {
+/// One pass of figure 5's searches.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// On the catalog as filled, by a caller that sees everything.
+    Fresh,
+    /// After `ANALYZE`.
+    Analyzed,
+    /// As another uid, with visibility on: some owners' directories closed to it.
+    OtherUid,
+}
+
+/// The uid figure 5's [`Pass::OtherUid`] searches as (owns nothing in the tree).
+const OTHER_UID: u32 = 4242;
+/// Every this many owners' directories are made 0700 for [`Pass::OtherUid`].
+const CLOSED_OWNER_EVERY: u64 = 10;
+
+/// The directories the watcher would watch on the big tree.
+fn big_tree_dirs(dirs: u64) -> Vec<PathBuf> {
+    let owners = (0..OWNERS).map(|o| PathBuf::from(format!("u{o:02}")));
+    let leaves = (0..dirs).map(|d| PathBuf::from(format!("u{:02}/d{d:05}", d % OWNERS)));
+    std::iter::once(PathBuf::new())
+        .chain(owners)
+        .chain(leaves)
+        .collect()
+}
+
+fn other_viewer() -> sight::Viewer {
+    sight::Viewer {
+        uid: Some(OTHER_UID),
+        gids: vec![OTHER_UID],
+    }
+}
+
+/// p50 of finding the hidden directories anew (one fstatat per directory).
+fn time_hidden_refresh(root: &Path, dirs: &[PathBuf]) -> Duration {
+    let mut times: Vec<Duration> = (0..5)
+        .map(|_| {
+            let t = Instant::now();
+            sight::Seer::new(root, other_viewer()).hidden_dirs(dirs.to_vec());
+            t.elapsed()
+        })
+        .collect();
+    percentile(&mut times, 50.0)
+}
+
+fn time_search(
+    conn: &Connection,
+    q: &SearchQuery,
+    as_other: Option<(&Path, &[PathBuf])>,
+) -> anyhow::Result<(Duration, u64)> {
     let t0 = Instant::now();
     let built = search::build(q).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let res = search::run(conn, &built).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    let res = match as_other {
+        None => search::run(conn, &built),
+        Some((root, dirs)) => {
+            // As the query service does: the hidden directories reused for
+            // sight::HIDDEN_FOR per uid (their refresh is timed apart, see the note).
+            let mut seer = sight::Seer::new(root, other_viewer());
+            let hidden = sight::hidden_for(&mut seer, || dirs.to_vec());
+            sight::search(conn, built, &hidden, &mut seer)
+        }
+    }
+    .map_err(|e| anyhow::anyhow!("{e:?}"))?;
     Ok((t0.elapsed(), res.total))
 }
 
 fn search_figures(
     p: &Params,
     db: &Path,
-    analyzed: bool,
+    root: &Path,
+    pass: Pass,
     fill: Duration,
     figs: &mut Vec<Figure>,
 ) -> anyhow::Result<()> {
     let conn = open_reader(db)?;
-    let suffix = if analyzed { " (after ANALYZE)" } else { "" };
+    let suffix = match pass {
+        Pass::Fresh => "",
+        Pass::Analyzed => " (after ANALYZE)",
+        Pass::OtherUid => " (as another uid, visibility on)",
+    };
+    let dirs = big_tree_dirs(p.dirs);
+    let as_other = (pass == Pass::OtherUid).then_some((root, &dirs[..]));
+    let refresh = as_other.map(|(root, dirs)| time_hidden_refresh(root, dirs));
     for k in kinds(p.dirs) {
         eprintln!("bench: 5. search by {}{suffix}", k.name);
         let mut rng = Rng::new(42);
         let (mut times, mut hits) = (Vec::new(), 0u64);
         for _ in 0..p.searches {
-            let (t, n) = time_search(&conn, &(k.query)(&mut rng))?;
+            let (t, n) = time_search(&conn, &(k.query)(&mut rng), as_other)?;
             times.push(t);
             hits += n;
         }
@@ -268,19 +345,30 @@ fn search_figures(
             count(hits / p.searches.max(1) as u64),
             k.scan
         ));
-        if analyzed {
-            f.note(
+        match pass {
+            Pass::Analyzed => f.note(
                 "Same searches after `ANALYZE` (sqlite_stat1) on the catalog, which the \
                  watcher does not run: the plans must not depend on planner statistics.",
-            );
-        } else {
-            f.note(format!(
+            ),
+            Pass::OtherUid => f.note(format!(
+                "Same searches as uid {OTHER_UID} through query::sight (issue 12 item 9): \
+                 {} of {OWNERS} owners' directories are 0700 (their files leave the count \
+                 by one path range each) and every file of the page is checked (its \
+                 directory and its mode). The hidden directories are reused for 1 s per \
+                 uid, as in the watcher; finding them anew (one fstatat per watched \
+                 directory, {} directories) took p50 {}, paid by the first search of a uid \
+                 in each second.",
+                OWNERS / CLOSED_OWNER_EVERY,
+                count(dirs.len() as u64),
+                ms(refresh.unwrap_or_default())
+            )),
+            Pass::Fresh => f.note(format!(
                 "The catalog was filled in {:.1} s (one transaction: {} files with a version \
                  each, a tag on every tenth, the substring index rebuilt), on the watcher's \
                  schema and indexes.",
                 fill.as_secs_f64(),
                 count(p.rows)
-            ));
+            )),
         }
         figs.push(f);
     }
@@ -315,12 +403,25 @@ pub async fn run(p: &Params, work: &Path, figs: &mut Vec<Figure>) -> anyhow::Res
         t1.elapsed().as_secs_f64(),
         fill.as_secs_f64()
     );
-    search_figures(p, &db, false, fill, figs)?;
+    search_figures(p, &db, &root, Pass::Fresh, fill, figs)?;
     // The watcher never runs ANALYZE; show what planner statistics change.
     let t = Instant::now();
     open_writer(&db)?.execute_batch("ANALYZE")?;
     eprintln!("bench: ANALYZE in {:.1} s", t.elapsed().as_secs_f64());
-    search_figures(p, &db, true, fill, figs)?;
+    search_figures(p, &db, &root, Pass::Analyzed, fill, figs)?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |o: u64, m: u32| {
+            fs::set_permissions(root.join(format!("u{o:02}")), fs::Permissions::from_mode(m))
+        };
+        for o in (0..OWNERS).step_by(CLOSED_OWNER_EVERY as usize) {
+            mode(o, 0o700)?;
+        }
+        search_figures(p, &db, &root, Pass::OtherUid, fill, figs)?;
+        for o in (0..OWNERS).step_by(CLOSED_OWNER_EVERY as usize) {
+            mode(o, 0o755)?;
+        }
+    }
 
     eprintln!("bench: 7. watcher memory (empty tree first)");
     let empty = work.join("empty-files");

@@ -2,8 +2,9 @@
 //! the results with the machine and the command to a Markdown page (docs/benchmarks.md).
 //!
 //! Figures (issue 7): initial catalog, restart, write-to-queryable latency, burst, search
-//! on a large catalog, file_info throughput, memory, zfsd's CreateSnapshot, and fast saves
-//! (issue 14). Run it
+//! on a large catalog, file_info throughput, memory, zfsd's CreateSnapshot, (issue 15)
+//! what `horace mcp` over stdio adds to a search and a file_info, and (issue 14) fast
+//! saves. Run it
 //! through `scripts/bench.sh`, which builds the release binaries first.
 
 mod baseline;
@@ -11,6 +12,7 @@ mod daemon;
 mod data;
 mod fig_catalog;
 mod fig_fastsave;
+mod fig_mcp;
 mod fig_search;
 mod fig_zfs;
 mod report;
@@ -43,7 +45,9 @@ enum Group {
     Search,
     /// Figures 8 and 7b (zfsd on zfs-fuse; needs root).
     Zfs,
-    /// Figures 9 and 9b (fast saves, issue 14 item 1).
+    /// Figure 9: `horace mcp` over stdio against the Rust client.
+    Mcp,
+    /// Figures 10 and 10b (fast saves, issue 14 item 1).
     Fastsave,
 }
 
@@ -59,7 +63,8 @@ struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these figure groups (comma-separated): catalog (figures 1-4, 6), search
-    /// (5, 2b, 7), zfs (8), fastsave (9, 9b). Figure 0 (hashing speed) always runs.
+    /// (5, 2b, 7), zfs (8), mcp (9), fastsave (10, 10b). Figure 0 (hashing speed) always
+    /// runs.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Group>,
     /// Directory for the benchmark's temporary data (default: the system temp dir).
@@ -95,6 +100,8 @@ pub struct Params {
     pub snapshots: usize,
     /// Cores of the machine.
     pub cores: usize,
+    /// Rows of the catalog of figure 9 (MCP).
+    pub mcp_rows: u64,
 }
 
 impl Params {
@@ -116,6 +123,7 @@ impl Params {
             query_secs: secs,
             snapshots: snaps,
             cores,
+            mcp_rows: if size == Size::Tiny { 1_000 } else { 10_000 },
         }
     }
 }
@@ -209,6 +217,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run(Group::Search) {
         fig_search::run(&p, work.path(), &mut figs).await?;
+    }
+    if run(Group::Mcp) {
+        fig_mcp::run(&p, work.path(), &mut figs).await?;
     }
     if run(Group::Fastsave) {
         fig_fastsave::run(&p, args.size, work.path(), &mut figs).await?;

@@ -31,7 +31,8 @@
 //! client.sync().await?;
 //! let info = client.file_info(FileRef::Path("reports/2024/q3.pdf".into())).await?;
 //! for v in &info.versions {
-//!     println!("v{} {} {} bytes{}", v.version, v.sha256, v.size,
+//!     let sha = v.sha256.as_deref().unwrap_or("(not readable to this uid)");
+//!     println!("v{} {sha} {} bytes{}", v.version, v.size,
 //!         if v.content_stored { "" } else { " (content pruned)" });
 //! }
 //! for e in &info.events {

@@ -164,6 +164,11 @@ pub struct QueryConfig {
     /// uids and gids (as `"uid:1000"`, `"gid:100"`, or a bare number meaning a uid) allowed
     /// to restore, update metadata, register and change collections.
     pub writers: Vec<String>,
+    /// uids and gids (same forms as `writers`) that see every file's name and checksum
+    /// whatever the file's permissions (writers, root and the watcher's own uid always do).
+    pub readers: Vec<String>,
+    /// Whom the query service shows a file to (see [`Visibility`]).
+    pub visibility: Visibility,
     /// Seconds a connection may stay with no request in flight and none arriving before
     /// it is closed (0: never).
     pub idle_timeout: u64,
@@ -178,10 +183,23 @@ impl Default for QueryConfig {
             tcp: None,
             token_file: None,
             writers: Vec::new(),
+            readers: Vec::new(),
+            visibility: Visibility::Permissions,
             idle_timeout: 300,
             frame_timeout: 10,
         }
     }
+}
+
+/// `[query] visibility`: which files a peer that is not root, a writer or a reader sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    /// A file's name only if the peer could list every directory on its path, its
+    /// checksums only if it could also read the file (the modes and owners on disk).
+    Permissions,
+    /// Every peer sees every file (a NAS with a single tenant).
+    Everyone,
 }
 
 impl QueryConfig {
@@ -424,11 +442,16 @@ impl Config {
                 }
             }
         }
-        for w in &self.query.writers {
-            if parse_writer(w).is_none() {
-                return invalid(format!(
-                    "query.writers entry {w:?} is not \"uid:N\", \"gid:N\" or N"
-                ));
+        for (key, list) in [
+            ("query.writers", &self.query.writers),
+            ("query.readers", &self.query.readers),
+        ] {
+            for w in list {
+                if parse_writer(w).is_none() {
+                    return invalid(format!(
+                        "{key} entry {w:?} is not \"uid:N\", \"gid:N\" or N"
+                    ));
+                }
             }
         }
         Ok(())

@@ -215,6 +215,19 @@ impl Read for Abandonable<'_> {
         }
         let n = (&*self.file).read(buf)?;
         self.unchecked += n as u64;
+        crate::watch::liveness::note_work(n as u64);
+        Ok(n)
+    }
+}
+
+/// A reader that counts what it yields as cataloging work for the watchdog
+/// (`watch::liveness`): reading back a big object shows the loop is busy, not hung.
+pub struct Counted<R>(pub R);
+
+impl<R: Read> Read for Counted<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.0.read(buf)?;
+        crate::watch::liveness::note_work(n as u64);
         Ok(n)
     }
 }

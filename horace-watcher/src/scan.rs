@@ -157,6 +157,7 @@ impl Prober {
         covered_after: Option<i64>,
     ) -> (Probe, Option<(TempObject, String)>) {
         let p = |probe: Probe| (probe, None);
+        crate::watch::liveness::note_work(1);
         let abs = self.root.join(rel);
         let md = match std::fs::symlink_metadata(&abs) {
             Ok(md) => md,
@@ -395,6 +396,7 @@ pub fn walk_each(
     let mut stack = vec![start.to_path_buf()];
     while let Some(dir) = stack.pop() {
         before_list(&dir);
+        crate::watch::liveness::note_work(1);
         let rd = match std::fs::read_dir(root.join(&dir)) {
             Ok(rd) => rd,
             Err(e) => {

@@ -230,7 +230,7 @@ impl Objects {
             io::copy(&mut &*src, &mut out)?;
             // (copy_file_range clones the blocks without reading them: nothing to abandon.)
             out.seek(SeekFrom::Start(0))?;
-            hash::digest_reader(&out)?
+            hash::digest_reader(hash::Counted(&out))?
         } else {
             // Elsewhere copy_file_range is a page-by-page copy in the kernel, and reading
             // the copy back a second pass: hash each block as it is read and write that

@@ -114,6 +114,26 @@ pub enum Command {
     Status,
     /// Wait until everything written so far is cataloged.
     Sync,
+    /// Serve the catalog to MCP clients (the seeds' horace_* tools): over stdio, or with
+    /// --listen over Streamable HTTP at /mcp.
+    Mcp(McpArgs),
+}
+
+/// `horace mcp …`
+#[derive(Debug, clap::Args)]
+pub struct McpArgs {
+    /// Serve Streamable HTTP on this address (at /mcp) instead of stdio.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub listen: Option<String>,
+    /// Allow --listen on an address other than loopback.
+    #[arg(long, requires = "listen")]
+    pub allow_remote: bool,
+    /// The bearer tokens of --listen (TOML: [[token]] name, token, rights = "read"|"write").
+    #[arg(long, value_name = "FILE", requires = "listen")]
+    pub tokens: Option<PathBuf>,
+    /// The prefix under which clients see the files root, used in the paths answered.
+    #[arg(long, default_value = "/mnt/irina_storage/files", value_name = "PATH")]
+    pub container_prefix: String,
 }
 
 /// `horace collections …`

@@ -1,6 +1,7 @@
 //! The CLI's flags and commands, and how errors map to exit codes.
 
 mod args;
+mod mcp;
 mod output;
 
 use std::io::Write;
@@ -10,7 +11,8 @@ use anyhow::Context as _;
 use horace_client::{Client, ClientError, FileRef, FileUpdate, QueryError};
 
 pub use self::args::Args;
-use self::args::{Collections, Command};
+use self::args::Collections;
+pub use self::args::Command;
 use self::output::Out;
 
 /// Exit code of a failed command.
@@ -112,6 +114,9 @@ async fn connect(args: &Args) -> anyhow::Result<Client> {
 
 /// Runs one command.
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    if let Command::Mcp(m) = &args.command {
+        return mcp::run(&args, m).await;
+    }
     let client = connect(&args).await?;
     let mut out = Out::new(args.json);
     match args.command {
@@ -161,6 +166,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 return Err(Degraded(why).into());
             }
         }
+        Command::Mcp(_) => unreachable!("served above"),
         Command::Sync => {
             let report = client.sync().await?;
             out.sync(&report)?;

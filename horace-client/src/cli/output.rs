@@ -206,7 +206,9 @@ impl Out {
                     v.restored_from
                         .map(|r| format!("v{r}"))
                         .unwrap_or_else(|| "-".into()),
-                    v.sha256.chars().take(16).collect(),
+                    v.sha256
+                        .as_deref()
+                        .map_or_else(|| "(hidden)".into(), |s| s.chars().take(16).collect()),
                     v.path.clone(),
                 ]
             })

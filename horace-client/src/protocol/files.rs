@@ -22,7 +22,8 @@ pub struct FileSummary {
     pub status: FileStatus,
     /// Current version number (`None` before the first version is cataloged).
     pub current_version: Option<i64>,
-    /// SHA-256 of the current version.
+    /// SHA-256 of the current version; `None` before the first version, or when the
+    /// caller may not read the file (the server's `[query] visibility`).
     pub sha256: Option<String>,
     /// First cataloged (unix ns).
     pub created_ns: i64,
@@ -50,8 +51,9 @@ pub struct SearchResult {
 pub struct VersionInfo {
     /// 1, 2, 3 … per file.
     pub version: i64,
-    /// SHA-256 (hex).
-    pub sha256: String,
+    /// SHA-256 (hex); `None` when the caller may not read the file (the server's
+    /// `[query] visibility`: docs/security.md).
+    pub sha256: Option<String>,
     /// Size in bytes.
     pub size: u64,
     /// Modification time on disk (unix ns).

@@ -188,6 +188,18 @@ impl Writer {
         self.send(f)?.await.map_err(|_| CatalogError::WriterGone)
     }
 
+    /// Queues a job that does nothing and is not counted as a change (the generation stays):
+    /// the receiver yields once the writer has come to it. The watchdog's probe.
+    pub fn probe(&self) -> Result<oneshot::Receiver<()>, CatalogError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |_| {
+                let _ = done.send(());
+            }))
+            .map_err(|_| CatalogError::WriterGone)?;
+        Ok(wait)
+    }
+
     /// Queues `f` on the writer thread without waiting: the receiver yields its result
     /// (`blocking_recv` from synchronous code). A caller can prepare its next job meanwhile.
     pub fn submit<R, F>(&self, f: F) -> Result<oneshot::Receiver<R>, CatalogError>

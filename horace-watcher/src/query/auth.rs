@@ -3,6 +3,8 @@
 //! Unix socket: the kernel's peer credentials (SO_PEERCRED) decide. Any peer may read;
 //! root, the watcher's own uid, and the uids and (primary) gids listed in `query.writers`
 //! may also write (restore, update metadata, register, change collections).
+//! What a peer sees of the tree is its [`Sight`] (see `sight`): everything for root, the
+//! watcher's uid, writers and `query.readers`, else what its uid could list and read.
 //! TCP: the peer must present the bearer token from `query.token_file` (see
 //! `horace_client::wire`) and may only read — a token proves knowledge of a secret, not
 //! an identity, so writes stay with local peers whose uid the kernel vouches for.
@@ -13,7 +15,8 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::config::{parse_writer, Writer};
+use super::sight::{Sight, Viewer};
+use crate::config::{parse_writer, QueryConfig, Visibility, Writer};
 
 /// A connected caller.
 #[derive(Debug, Clone)]
@@ -22,6 +25,8 @@ pub struct Peer {
     pub kind: PeerKind,
     /// Whether it may write.
     pub writer: bool,
+    /// What it may see.
+    pub sight: Sight,
 }
 
 /// How a caller connected.
@@ -55,30 +60,57 @@ impl fmt::Display for Peer {
     }
 }
 
-/// The writer list in force, parsed once.
+fn listed(list: &[Writer], uid: u32, gid: u32) -> bool {
+    list.iter().any(|w| match *w {
+        Writer::Uid(u) => u == uid,
+        Writer::Gid(g) => g == gid,
+    })
+}
+
+/// The rights in force (`query.writers`, `query.readers`, `query.visibility`), parsed once.
 #[derive(Debug, Clone)]
-pub struct Writers {
-    list: Vec<Writer>,
+pub struct Rights {
+    writers: Vec<Writer>,
+    readers: Vec<Writer>,
+    visibility: Visibility,
     own_uid: u32,
 }
 
-impl Writers {
-    /// Parses `query.writers` (already checked by the config).
-    pub fn new(entries: &[String]) -> Self {
+impl Rights {
+    /// Parses the `[query]` rights (already checked by the config).
+    pub fn new(q: &QueryConfig) -> Self {
+        let parse = |l: &[String]| l.iter().filter_map(|e| parse_writer(e)).collect();
         Self {
-            list: entries.iter().filter_map(|e| parse_writer(e)).collect(),
+            writers: parse(&q.writers),
+            readers: parse(&q.readers),
+            visibility: q.visibility,
             own_uid: rustix::process::geteuid().as_raw(),
         }
     }
 
     /// Whether a local peer with these credentials may write.
     pub fn allows(&self, uid: u32, gid: u32) -> bool {
-        uid == 0
-            || uid == self.own_uid
-            || self.list.iter().any(|w| match *w {
-                Writer::Uid(u) => u == uid,
-                Writer::Gid(g) => g == gid,
-            })
+        uid == 0 || uid == self.own_uid || listed(&self.writers, uid, gid)
+    }
+
+    /// What a local peer with these credentials sees.
+    pub fn sight(&self, uid: u32, gid: u32) -> Sight {
+        if self.visibility == Visibility::Everyone
+            || self.allows(uid, gid)
+            || listed(&self.readers, uid, gid)
+        {
+            Sight::Everything
+        } else {
+            Sight::Permissions(Viewer::local(uid, gid))
+        }
+    }
+
+    /// What a TCP peer (a token, no uid) sees.
+    pub fn tcp_sight(&self) -> Sight {
+        match self.visibility {
+            Visibility::Everyone => Sight::Everything,
+            Visibility::Permissions => Sight::Permissions(Viewer::anyone()),
+        }
     }
 
     /// The peer of a Unix connection.
@@ -92,6 +124,7 @@ impl Writers {
                 pid: cred.pid(),
             },
             writer: self.allows(uid, gid),
+            sight: self.sight(uid, gid),
         })
     }
 }
@@ -121,7 +154,11 @@ mod tests {
 
     #[test]
     fn writers_by_uid_gid_root_and_self() {
-        let w = Writers::new(&["uid:1000".into(), "gid:50".into(), "7".into()]);
+        let w = Rights::new(&QueryConfig {
+            writers: vec!["uid:1000".into(), "gid:50".into(), "7".into()],
+            readers: vec!["uid:2000".into()],
+            ..Default::default()
+        });
         assert!(w.allows(1000, 1));
         assert!(w.allows(7, 1));
         assert!(w.allows(123, 50));
@@ -129,6 +166,10 @@ mod tests {
         assert!(w.allows(w.own_uid, 12345));
         let other = if w.own_uid == 65534 { 65533 } else { 65534 };
         assert!(!w.allows(other, 65534));
+        assert_eq!(w.sight(2000, 1), Sight::Everything);
+        assert_eq!(w.sight(1000, 1), Sight::Everything);
+        assert!(matches!(w.sight(other, 65534), Sight::Permissions(_)));
+        assert!(matches!(w.tcp_sight(), Sight::Permissions(_)));
     }
 
     #[test]

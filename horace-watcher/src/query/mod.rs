@@ -23,6 +23,7 @@ pub mod refuse;
 pub mod report;
 pub mod search;
 pub mod service;
+pub mod sight;
 pub mod sql;
 
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
@@ -39,10 +40,11 @@ use tarpc::tokio_serde::formats::Bincode;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, UnixListener};
 
-use self::auth::{Peer, PeerKind, Writers};
+use self::auth::{Peer, PeerKind, Rights};
 use self::deadline::{Activity, Deadlines};
 use self::limits::{Caller, Full, Slots};
 use self::service::QueryService;
+use self::sight::Sight;
 use crate::watch::WatchHandle;
 use crate::Context;
 
@@ -109,13 +111,21 @@ pub async fn serve(
         others: Slots::new(MAX_CONNECTIONS, MAX_CONNECTIONS_PER_CALLER),
         root: Slots::new(ROOT_CONNECTIONS, ROOT_CONNECTIONS),
     };
-    let writers = Writers::new(&q.writers);
-    let unix_loop = accept_unix(ctx.clone(), watch.clone(), unix, writers, slots);
+    let rights = Rights::new(q);
+    let unix_loop = accept_unix(ctx.clone(), watch.clone(), unix, rights.clone(), slots);
     let tcp_loop = async {
         match tcp {
             Some((l, token)) => {
                 let slots = Slots::new(MAX_TCP_CONNECTIONS, MAX_TCP_PER_ADDRESS);
-                accept_tcp(ctx.clone(), watch.clone(), l, token, slots).await
+                accept_tcp(
+                    ctx.clone(),
+                    watch.clone(),
+                    l,
+                    token,
+                    slots,
+                    rights.tcp_sight(),
+                )
+                .await
             }
             None => std::future::pending().await,
         }
@@ -165,7 +175,7 @@ async fn accept_unix(
     ctx: Arc<Context>,
     watch: WatchHandle,
     l: UnixListener,
-    writers: Writers,
+    rights: Rights,
     slots: UnixSlots,
 ) {
     loop {
@@ -177,7 +187,7 @@ async fn accept_unix(
                 continue;
             }
         };
-        let peer = match writers.unix_peer(&stream) {
+        let peer = match rights.unix_peer(&stream) {
             Ok(p) => p,
             Err(e) => {
                 tracing::warn!(error = %e, "no peer credentials; closing the connection");
@@ -220,6 +230,7 @@ async fn accept_tcp(
     l: TcpListener,
     token: Vec<u8>,
     slots: Slots,
+    tcp_sight: Sight,
 ) {
     let token = Arc::new(token);
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_PENDING_HANDSHAKES));
@@ -240,6 +251,7 @@ async fn accept_tcp(
             continue;
         };
         let (ctx, watch, token, slots) = (ctx.clone(), watch.clone(), token.clone(), slots.clone());
+        let tcp_sight = tcp_sight.clone();
         tokio::spawn(async move {
             let _ = stream.set_nodelay(true);
             let presented =
@@ -268,6 +280,7 @@ async fn accept_tcp(
                     let peer = Peer {
                         kind: PeerKind::Tcp(addr),
                         writer: false,
+                        sight: tcp_sight.clone(),
                     };
                     serve_connection(ctx, watch, stream, peer).await;
                     drop(slot);

@@ -24,19 +24,28 @@ const DUP_GROUPS: &str = "SELECT v.sha256 AS sha, max(v.size) AS one_size, count
 
 /// Groups of active files with the same current content, most wasted bytes first.
 pub fn duplicates(conn: &Connection, q: &DuplicatesQuery) -> Res<DuplicatesResult> {
-    let limit = page_limit(q.limit)?;
-    let min = i64::try_from(q.min_size.unwrap_or(0)).unwrap_or(i64::MAX);
+    duplicate_page(conn, q.min_size, page_limit(q.limit)?, q.offset)
+}
+
+/// One page of [`duplicates`], of any size.
+pub fn duplicate_page(
+    conn: &Connection,
+    min_size: Option<u64>,
+    limit: u32,
+    offset: u64,
+) -> Res<DuplicatesResult> {
+    let min = i64::try_from(min_size.unwrap_or(0)).unwrap_or(i64::MAX);
     let total: i64 = conn.query_row(
         &format!("SELECT count(*) FROM ({DUP_GROUPS})"),
         [min],
         |r| r.get(0),
     )?;
     let mut groups = Vec::new();
-    if limit > 0 && q.offset < total as u64 {
+    if limit > 0 && offset < total as u64 {
         let mut stmt = conn.prepare_cached(&format!(
             "{DUP_GROUPS} ORDER BY one_size * (n - 1) DESC, sha LIMIT ?2 OFFSET ?3"
         ))?;
-        let rows = stmt.query_map(params![min, limit, q.offset as i64], |r| {
+        let rows = stmt.query_map(params![min, limit, offset as i64], |r| {
             Ok((
                 r.get::<_, String>(0)?,
                 r.get::<_, i64>(1)?,

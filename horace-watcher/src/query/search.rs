@@ -308,6 +308,46 @@ pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
     })
 }
 
+/// The directories a caller's searches leave out (its visibility, `query::sight`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Hidden {
+    /// The files root itself: nothing is visible.
+    All,
+    /// Everything beneath these (escaped) directories.
+    Under(Vec<String>),
+}
+
+/// Most hidden directories turned into SQL ranges; beyond them, the page's own check
+/// (`sight`) still leaves each hidden file out, but the count may then include some.
+pub const MAX_HIDDEN_RANGES: usize = 4000;
+
+/// Adds the caller's hidden directories to a compiled search: one range test on the path
+/// for each (`path >= 'dir/' AND path < 'dir0'`, '0' following '/'), so the count and the
+/// page leave out everything beneath them. `+f.path`: the ranges are tests on rows the
+/// other filters chose, never a reason to walk the path index. The id-set count shortcut
+/// is then off.
+pub fn leave_out(b: &mut Built, hidden: &Hidden) {
+    let (sql, params) = match hidden {
+        Hidden::All => ("0".to_string(), Vec::new()),
+        Hidden::Under(dirs) if dirs.is_empty() => return,
+        Hidden::Under(dirs) => {
+            let dirs = &dirs[..dirs.len().min(MAX_HIDDEN_RANGES)];
+            let sql = vec!["NOT (+f.path >= ? AND +f.path < ?)"; dirs.len()].join(" AND ");
+            let params = dirs
+                .iter()
+                .flat_map(|d| [Value::Text(format!("{d}/")), Value::Text(format!("{d}0"))])
+                .collect();
+            (sql, params)
+        }
+    };
+    b.cond = format!("{} AND {sql}", b.cond);
+    if let Some(w) = &mut b.walk_cond {
+        *w = format!("{w} AND {sql}");
+    }
+    b.id_set = None;
+    b.params.extend(params);
+}
+
 pub use page::run;
 
 mod page;

@@ -17,6 +17,8 @@ use tarpc::context;
 
 use super::auth::Peer;
 use super::paths::normalize;
+use super::search::Built;
+use super::sight::{self, Seer, Sight, Viewer};
 use super::sql::{resolve, Res, Target};
 use super::{collections, files, plan, reads, report, search};
 use crate::store::{self, RestoreError};
@@ -55,6 +57,39 @@ impl QueryService {
             watch,
             peer: Arc::new(peer),
         }
+    }
+
+    /// The peer's credentials, unless it sees everything.
+    fn viewer(&self) -> Option<Viewer> {
+        match &self.peer.sight {
+            Sight::Everything => None,
+            Sight::Permissions(v) => Some(v.clone()),
+        }
+    }
+
+    /// Runs a compiled search as the peer sees it; `check` runs first in the same read
+    /// transaction (e.g. that a collection exists).
+    async fn search_as_peer(
+        &self,
+        built: Built,
+        check: impl FnOnce(&Connection) -> Res<()> + Send + 'static,
+    ) -> Result<SearchResult, QueryError> {
+        let Some(viewer) = self.viewer() else {
+            return self
+                .read(move |c| {
+                    check(c)?;
+                    search::run(c, &built)
+                })
+                .await;
+        };
+        let (root, watch) = (self.ctx.config.files_root.clone(), self.watch.clone());
+        self.read(move |c| {
+            check(c)?;
+            let mut seer = Seer::new(&root, viewer);
+            let hidden = sight::hidden_for(&mut seer, || watch.watched_dirs());
+            sight::search(c, built, &hidden, &mut seer)
+        })
+        .await
     }
 
     fn target(&self, f: &FileRef) -> Result<Target, QueryError> {
@@ -216,7 +251,7 @@ impl Horace for QueryService {
     async fn search(self, _: context::Context, q: SearchQuery) -> Result<SearchResult, QueryError> {
         self.handle("search", async {
             let built = search::build(&q)?;
-            self.read(move |c| search::run(c, &built)).await
+            self.search_as_peer(built, |_| Ok(())).await
         })
         .await
     }
@@ -224,7 +259,15 @@ impl Horace for QueryService {
     async fn file_info(self, _: context::Context, f: FileRef) -> Result<FileInfo, QueryError> {
         self.handle("file_info", async {
             let t = self.target(&f)?;
-            self.read_point(move |c| files::info_of(c, &t)).await
+            let Some(viewer) = self.viewer() else {
+                return self.read_point(move |c| files::info_of(c, &t)).await;
+            };
+            let root = self.ctx.config.files_root.clone();
+            self.read_point(move |c| {
+                let info = files::info_of(c, &t)?;
+                sight::file_info(info, &t, &mut Seer::new(&root, viewer.clone()))
+            })
+            .await
         })
         .await
     }
@@ -236,8 +279,20 @@ impl Horace for QueryService {
     ) -> Result<Vec<VersionInfo>, QueryError> {
         self.handle("versions", async {
             let t = self.target(&f)?;
-            self.read_point(move |c| files::versions(c, resolve(c, &t)?))
-                .await
+            let Some(viewer) = self.viewer() else {
+                return self
+                    .read_point(move |c| files::versions(c, resolve(c, &t)?))
+                    .await;
+            };
+            let root = self.ctx.config.files_root.clone();
+            self.read_point(move |c| {
+                let id = resolve(c, &t)?;
+                let path: String =
+                    c.query_row("SELECT path FROM files WHERE id = ?1", [id], |r| r.get(0))?;
+                let list = files::versions(c, id)?;
+                sight::versions(list, &path, &t, &mut Seer::new(&root, viewer.clone()))
+            })
+            .await
         })
         .await
     }
@@ -360,11 +415,8 @@ impl Horace for QueryService {
                 ..Default::default()
             };
             let built = search::build(&q)?;
-            self.read(move |c| {
-                collections::get(c, &name)?;
-                search::run(c, &built)
-            })
-            .await
+            self.search_as_peer(built, move |c| collections::get(c, &name).map(drop))
+                .await
         })
         .await
     }
@@ -404,7 +456,12 @@ impl Horace for QueryService {
     ) -> Result<DuplicatesResult, QueryError> {
         self.handle("duplicates", async {
             search::page_limit(q.limit)?;
-            self.read(move |c| report::duplicates(c, &q)).await
+            let Some(viewer) = self.viewer() else {
+                return self.read(move |c| report::duplicates(c, &q)).await;
+            };
+            let root = self.ctx.config.files_root.clone();
+            self.read(move |c| sight::duplicates(c, &q, &mut Seer::new(&root, viewer)))
+                .await
         })
         .await
     }

@@ -75,6 +75,16 @@ impl WatchMap {
         self.lock().1.by_wd.len()
     }
 
+    /// The directories watched now (relative to the root).
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        self.lock()
+            .1
+            .by_wd
+            .values()
+            .map(|e| e.path.clone())
+            .collect()
+    }
+
     pub(super) fn resolve(&self, wd: i32) -> Option<PathBuf> {
         self.lock().1.by_wd.get(&wd).map(|e| e.path.clone())
     }

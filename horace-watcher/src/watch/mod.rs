@@ -8,6 +8,7 @@
 
 mod cookie;
 mod displaced;
+pub(crate) mod liveness;
 pub(crate) mod map;
 pub(crate) mod pin;
 pub(crate) mod reader;
@@ -139,6 +140,7 @@ struct Shared {
     tx: Sender<Msg>,
     cookies: Arc<cookie::Syncs>,
     done: tokio::sync::watch::Receiver<bool>,
+    map: Arc<map::WatchMap>,
 }
 
 /// Handle other tasks use to talk to the watch loop. Cheap to clone.
@@ -190,6 +192,12 @@ impl WatchHandle {
             .remove(&cookie.n);
         let _ = tokio::task::spawn_blocking(move || cookie.remove()).await;
         result
+    }
+
+    /// The directories watched now (relative to the root): what a query's visibility
+    /// check examines to leave out whole subtrees (`query::sight`).
+    pub fn watched_dirs(&self) -> Vec<PathBuf> {
+        self.inner.map.dirs()
     }
 
     /// Catalogs `rel` (relative to files_root) now and returns its file id.
@@ -287,7 +295,7 @@ pub async fn start(
     let worker = worker::Worker::new(worker::Parts {
         ctx: ctx.clone(),
         objects,
-        map,
+        map: map.clone(),
         ignore,
         rx,
         cookies: cookies.clone(),
@@ -295,7 +303,7 @@ pub async fn start(
         unwatched,
         reader_stop: stop,
         reader_thread,
-        scan_epoch,
+        scan_epoch: scan_epoch.clone(),
     });
     std::thread::Builder::new()
         .name("watch-loop".into())
@@ -315,41 +323,24 @@ pub async fn start(
     let task = tokio::spawn(async move {
         let _ = done.wait_for(|d| *d).await;
     });
-    tokio::spawn(watchdog(ctx.cancel.clone()));
+    // WATCHDOG=1 only while the loop and the writer make progress (liveness.rs).
+    let probes = liveness::Live {
+        ctx: ctx.clone(),
+        tx: tx.clone(),
+        cookies: cookies.clone(),
+        scan_epoch,
+        loop_probe: None,
+        writer_probe: None,
+    };
+    tokio::spawn(liveness::run(probes, ctx.cancel.clone()));
     let handle = WatchHandle {
         inner: Arc::new(Shared {
             ctx,
             tx,
             cookies,
             done: done_rx,
+            map,
         }),
     };
     Ok((handle, task))
-}
-
-/// Pings systemd's watchdog at half its interval while the watcher runs (no-op unless
-/// `WATCHDOG_USEC` is set).
-async fn watchdog(cancel: tokio_util::sync::CancellationToken) {
-    let Some(usec) = watchdog_usec() else { return };
-    let mut tick = tokio::time::interval(Duration::from_micros(usec / 2));
-    loop {
-        tokio::select! {
-            _ = tick.tick() => { let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]); }
-            () = cancel.cancelled() => return,
-        }
-    }
-}
-
-/// The watchdog interval, as `sd_watchdog_enabled(3)` reads it: `WATCHDOG_USEC`, and
-/// `WATCHDOG_PID`, when set, must be this process.
-fn watchdog_usec() -> Option<u64> {
-    let usec: u64 = std::env::var("WATCHDOG_USEC")
-        .ok()?
-        .parse()
-        .ok()
-        .filter(|u| *u > 0)?;
-    match std::env::var("WATCHDOG_PID") {
-        Ok(pid) if pid.parse::<u32>().ok() != Some(std::process::id()) => None,
-        _ => Some(usec),
-    }
 }

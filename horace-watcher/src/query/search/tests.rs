@@ -845,7 +845,10 @@ fn sha256_matches_any_version_by_default_and_the_current_one_on_request() {
             .into_iter()
             .map(|f| {
                 let vs: Vec<i64> = f.matched_versions.iter().map(|v| v.version).collect();
-                assert!(f.matched_versions.iter().all(|v| v.sha256 == sha));
+                assert!(f
+                    .matched_versions
+                    .iter()
+                    .all(|v| v.sha256.as_deref() == Some(sha)));
                 (f.path, vs)
             })
             .collect::<Vec<_>>()
@@ -880,4 +883,37 @@ fn sha256_matches_any_version_by_default_and_the_current_one_on_request() {
     // Without a checksum no versions are listed.
     let r = run(&f.conn, &build(&SearchQuery::default()).unwrap()).unwrap();
     assert!(r.files.iter().all(|f| f.matched_versions.is_empty()));
+}
+
+#[test]
+fn hidden_directories_leave_the_count_and_the_page() {
+    use super::{leave_out, Hidden};
+    let f = fixture();
+    let run_hidden = |q: SearchQuery, h: Hidden| {
+        let mut b = build(&q).unwrap();
+        leave_out(&mut b, &h);
+        let r = run(&f.conn, &b).unwrap();
+        (
+            r.total,
+            r.files.into_iter().map(|f| f.path).collect::<Vec<_>>(),
+        )
+    };
+    let q = SearchQuery::default;
+    assert_eq!(
+        run_hidden(q(), Hidden::Under(vec!["alpha".into()])),
+        (2, vec!["beta/notes.txt".to_string(), "top.png".to_string()])
+    );
+    // A range, not a prefix of names: "alph" hides nothing of "alpha/".
+    assert_eq!(run_hidden(q(), Hidden::Under(vec!["alph".into()])).0, 4);
+    assert_eq!(run_hidden(q(), Hidden::All), (0, vec![]));
+    // An id-set filter (tag) alone: its count shortcut must not bypass the ranges.
+    let red = SearchQuery {
+        tags_any: vec!["red".into()],
+        ..Default::default()
+    };
+    assert_eq!(run_hidden(red.clone(), Hidden::Under(vec![])).0, 2);
+    assert_eq!(
+        run_hidden(red, Hidden::Under(vec!["alpha".into()])),
+        (0, vec![])
+    );
 }
