@@ -256,6 +256,7 @@ impl Prober {
         use crate::watch::pin::Held;
         use std::io::{Seek, SeekFrom};
         let p = |probe: Probe| (probe, None);
+        crate::watch::liveness::note_work(1);
         let fp = pin.fp;
         if let Some(row) = known {
             let same = match compare {
