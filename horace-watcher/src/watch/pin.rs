@@ -161,17 +161,21 @@ impl Eq for Pin {}
 #[derive(Debug)]
 pub enum Taken {
     /// The save, pinned. `confirmed`: read while nobody had the file open for writing (a
-    /// read lease could be taken), so the content is a completed save's; otherwise (not
-    /// permitted, or someone has it open for writing: a later write, or the closing
-    /// writer itself, whose close is reported before its write access is dropped) the
-    /// reader waits for the events that would show a later write began (`reader.rs`,
-    /// `Unconfirmed`).
+    /// read lease could be taken; the closing writer, whose close is reported before its
+    /// write access is dropped, is waited for), so the content is a completed save's;
+    /// otherwise (a lease is not permitted) the reader waits for the events that would
+    /// show a later write began (`reader.rs`, `Unconfirmed`).
     Pinned {
         /// The pin.
         pin: Pin,
         /// Whether the content is known to be a completed save's.
         confirmed: bool,
     },
+    /// Someone kept the file open for writing for as long as the reader waited
+    /// ([`WRITERS_WAIT`]): a later write began (what the file holds may be that write's
+    /// truncate, or its first part), or a writer keeps it open. Its close, or its quiet
+    /// period, catalogs it.
+    Writing,
     /// Not pinned: not a regular file, vanished, the read caught a change, or the budget
     /// is spent (counted). The loop looks at the path, as without pins.
     NotPinned,
@@ -213,6 +217,14 @@ pub fn take(root: &Path, rel: &Path, budget: &Arc<Budget>) -> Taken {
         return match read {
             ReadOutcome::Stable(bytes, writers) => {
                 give_back(bytes.capacity() as u64);
+                if writers == Some(true) {
+                    drop(Pinned {
+                        fp,
+                        held: Held::Bytes(bytes),
+                        budget: budget.clone(),
+                    });
+                    return Taken::Writing;
+                }
                 pinned(Held::Bytes(bytes), writers == Some(false))
             }
             ReadOutcome::Changed => {
@@ -227,6 +239,10 @@ pub fn take(root: &Path, rel: &Path, budget: &Arc<Budget>) -> Taken {
     budget.fell_back();
     Taken::NotPinned
 }
+
+/// How long the reader waits for the writers of a file whose close it read to drop their
+/// write access.
+const WRITERS_WAIT: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// What [`read_stable`] read.
 enum ReadOutcome {
@@ -245,13 +261,16 @@ fn read_stable(file: &File, size: u64, fp: Fingerprint) -> ReadOutcome {
     if file.take(size + 1).read_to_end(&mut bytes).is_err() {
         return ReadOutcome::Changed;
     }
-    // The closing writer drops its write access a moment after its close is reported.
+    // The closing writer drops its write access a moment after its close is reported:
+    // wait for that, as long as the file does not change (a later writer would change it
+    // when it writes).
+    let deadline = std::time::Instant::now() + WRITERS_WAIT;
     let mut writers = open_for_writing(file);
-    for _ in 0..3 {
-        if writers != Some(true) {
-            break;
+    while writers == Some(true) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_micros(200));
+        if file.metadata().ok().map(|m| Fingerprint::of(&m)) != Some(fp) {
+            return ReadOutcome::Changed;
         }
-        std::thread::yield_now();
         writers = open_for_writing(file);
     }
     let after = file.metadata().ok().map(|m| Fingerprint::of(&m));
@@ -346,10 +365,7 @@ mod tests {
         ignore_lease_breaks();
         assert!(matches!(
             take(root, Path::new("small"), &budget),
-            Taken::Pinned {
-                confirmed: false,
-                ..
-            }
+            Taken::Writing
         ));
         drop(held);
         assert!(matches!(

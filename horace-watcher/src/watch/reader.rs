@@ -650,7 +650,8 @@ impl Reader {
     /// of its read are handled (the rest of this read's events and what the kernel holds
     /// queued then, `FIONREAD`) and [`CONFIRM_GRACE`] has passed (a truncate shortens the
     /// file before its event is queued); so is the look at the path sent when there is no
-    /// pin.
+    /// pin. A file someone keeps open for writing is left to its next close or its quiet
+    /// period.
     fn saved(&mut self, rel: PathBuf, compare: Compare, ops: &[Option<Op>]) -> Option<Op> {
         use super::pin::Taken;
         let (op, confirmed) = match super::pin::take(&self.ctx.config.files_root, &rel, &self.pins)
@@ -662,6 +663,11 @@ impl Reader {
                     pin,
                 };
                 (op, confirmed)
+            }
+            Taken::Writing => {
+                tracing::debug!(path = %rel.display(), "open for writing when its close was read; left to its next close or quiet period");
+                self.writing.note(rel, Instant::now());
+                return None;
             }
             Taken::NotPinned => (
                 Op::Check {
