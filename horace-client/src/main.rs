@@ -15,6 +15,7 @@ fn main() -> ExitCode {
         // stdout carries the protocol: logs go to stderr, warnings only unless RUST_LOG.
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_env_filter(
                 tracing_subscriber::EnvFilter::try_from_default_env()
                     .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
@@ -34,6 +35,7 @@ fn main() -> ExitCode {
     match runtime.block_on(cli::run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if cli::quiet_exit(&e).is_some() => ExitCode::from(cli::exit_code(&e)),
         Err(e) => {
             // Error messages can quote names: escaped like every human output.
             eprintln!("horace: {}", cli::escape(&format!("{e:#}")));

@@ -9,6 +9,7 @@ pub mod catalog;
 pub mod config;
 pub mod guard;
 pub mod hash;
+pub mod health;
 pub mod identity;
 pub mod path;
 pub mod query;
@@ -90,6 +91,8 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         .context("failed to start watching")?;
     let mut query_task = tokio::spawn(query::serve(ctx.clone(), watch.clone(), listeners));
     let snapshot_task = tokio::spawn(snapshots::run(ctx.clone(), watch.clone()));
+    // STATUS= "degraded: …" while it is (health.rs).
+    let health_task = tokio::spawn(health::run(ctx.clone()));
     if let Some(every) = ctx.config.versions.scrub_interval() {
         // The store as the worker opened it (`Objects::open` would empty its tmp/ under
         // the copies in flight).
@@ -125,6 +128,7 @@ pub async fn run(config: Config, shutdown: impl Future<Output = ()>) -> anyhow::
         Ok(Err(e)) => tracing::error!(task = "snapshots", error = %format!("{e:#}"), "task failed"),
         Err(e) => tracing::error!(task = "snapshots", error = %e, "task panicked"),
     }
+    let _ = health_task.await;
     watch.shutdown().await;
     drop(watch);
     let writer_gone = Arc::try_unwrap(ctx).map(|c| drop(c.writer)).is_ok();

@@ -156,7 +156,7 @@ impl Service {
         self.zfs.snapshot(&full).await?;
         info!(snapshot = %full, "snapshot created: {full}");
         if let Err(e) = Self::snapshot_created(&emitter, &full).await {
-            warn!(cause = %e, "cannot emit SnapshotCreated");
+            warn!(cause = %e, "cannot emit SnapshotCreated: {e}");
         }
         Ok(full)
     }
@@ -221,7 +221,7 @@ impl Service {
                 done.join(", ")
             );
             if let Err(e) = Self::snapshots_destroyed(&emitter, &done).await {
-                warn!(cause = %e, "cannot emit SnapshotsDestroyed");
+                warn!(cause = %e, "cannot emit SnapshotsDestroyed: {e}");
             }
         }
         match failure {
@@ -297,13 +297,22 @@ impl Service {
         }
         drop(hold);
         result?;
-        info!(snapshot, destroyed = newer_names.len(), "rolled back");
+        info!(
+            snapshot,
+            destroyed = newer_names.len(),
+            "rolled back to {snapshot}{}",
+            if newer_names.is_empty() {
+                String::new()
+            } else {
+                format!(", destroying {}", newer_names.join(", "))
+            }
+        );
         if let Err(e) = Self::rolled_back(&emitter, snapshot).await {
-            warn!(cause = %e, "cannot emit RolledBack");
+            warn!(cause = %e, "cannot emit RolledBack: {e}");
         }
         if !newer_names.is_empty() {
             if let Err(e) = Self::snapshots_destroyed(&emitter, &newer_names).await {
-                warn!(cause = %e, "cannot emit SnapshotsDestroyed");
+                warn!(cause = %e, "cannot emit SnapshotsDestroyed: {e}");
             }
         }
         Ok(newer_names)
@@ -375,7 +384,7 @@ impl Recovery {
                 Ok(Some(hold)) => break Some(hold),
                 Ok(None) => {
                     if !std::mem::replace(&mut waited, true) {
-                        info!(%snapshot, "an interrupted rollback's zfs still runs; waiting for it to end");
+                        info!(%snapshot, "an interrupted rollback to {snapshot}: its zfs still runs; waiting for it to end");
                     }
                     tokio::time::sleep(RECOVERY_POLL).await;
                 }
@@ -395,11 +404,11 @@ impl Recovery {
             error!(cause = %e, "cannot settle the interrupted rollback; the next start reports it again");
         }
         drop(hold);
-        info!(%snapshot, "reporting a rollback an earlier horace-zfsd did not finish reporting");
+        info!(%snapshot, "reporting the rollback to {snapshot} an earlier horace-zfsd did not finish reporting");
         match SignalEmitter::new(&conn, OBJECT_PATH) {
             Ok(emitter) => {
                 if let Err(e) = Service::rolled_back(&emitter, &snapshot).await {
-                    warn!(cause = %e, "cannot emit RolledBack");
+                    warn!(cause = %e, "cannot emit RolledBack: {e}");
                 }
             }
             Err(e) => warn!(cause = %e, "cannot emit RolledBack"),

@@ -24,7 +24,8 @@ Exit codes:
   6  restore failed (the file could not be written back)
   7  too many connections
   8  status: printed, but the watcher is degraded (zfsd unreachable, failing paths, …)
-  9  sync: printed what written before it is not cataloged yet, and why";
+  9  sync: printed what written before it is not cataloged yet, and why
+`horace check` exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugin).";
 
 /// Query the Horace catalog: search, history, restore, tags, collections, duplicates,
 /// snapshots, status.
@@ -114,6 +115,14 @@ pub enum Command {
     Status,
     /// Wait until everything written so far is cataloged.
     Sync,
+    /// One line and the exit status of a monitoring plugin (Nagios, Icinga): 0 OK,
+    /// 1 WARNING, 2 CRITICAL, 3 UNKNOWN, from readiness, zfsd, the newest snapshot of each
+    /// label, the queue, failing paths, damaged store objects and the last catalog backup.
+    Check(Box<super::monitor::Thresholds>),
+    /// The status figures and counters in the Prometheus text exposition format (for
+    /// node_exporter's textfile collector or a scrape wrapper); `horace_up 0` when the
+    /// watcher does not answer.
+    Metrics,
     /// Serve the catalog to MCP clients (the seeds' horace_* tools): over stdio, or with
     /// --listen over Streamable HTTP at /mcp.
     Mcp(McpArgs),

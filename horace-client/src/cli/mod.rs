@@ -2,6 +2,7 @@
 
 mod args;
 mod mcp;
+mod monitor;
 mod output;
 
 use std::io::Write;
@@ -58,6 +59,80 @@ impl std::fmt::Display for NotSynced {
 
 impl std::error::Error for NotSynced {}
 
+/// Ends the command with this exit status and nothing more on stderr (`horace check`
+/// printed its line already).
+#[derive(Debug)]
+pub struct Quiet(pub u8);
+
+impl std::fmt::Display for Quiet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit status {}", self.0)
+    }
+}
+
+impl std::error::Error for Quiet {}
+
+/// The exit status of a [`Quiet`] error.
+pub fn quiet_exit(e: &anyhow::Error) -> Option<u8> {
+    e.downcast_ref::<Quiet>().map(|q| q.0)
+}
+
+/// `horace check`: one line on stdout, the plugin exit status.
+async fn check(args: &Args, t: &monitor::Thresholds) -> anyhow::Result<()> {
+    let asked = async {
+        let client = connect(args).await?;
+        let report = client.status().await?;
+        let snaps = if report.snapshots_enabled && report.zfsd_reachable {
+            client.snapshots().await?
+        } else {
+            Vec::new()
+        };
+        anyhow::Ok((report, snaps))
+    };
+    let (level, line) = match asked.await {
+        Ok((report, snaps)) => monitor::verdict(&report, &snaps, unix_now(), t),
+        Err(e) => (monitor::Level::Unknown, monitor::unknown(&e)),
+    };
+    let mut stdout = std::io::stdout().lock();
+    self::line(&mut stdout, &line)?;
+    stdout.flush()?;
+    match level {
+        monitor::Level::Ok => Ok(()),
+        l => Err(Quiet(l as u8).into()),
+    }
+}
+
+/// `horace metrics`: the exposition on stdout.
+async fn metrics(args: &Args) -> anyhow::Result<()> {
+    let asked = async {
+        let client = connect(args).await?;
+        let report = client.status().await?;
+        let snaps = if report.snapshots_enabled && report.zfsd_reachable {
+            client.snapshots().await.unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        anyhow::Ok((report, snaps))
+    };
+    let text = match asked.await {
+        Ok((report, snaps)) => monitor::exposition(Some(&report), &snaps),
+        Err(e) => {
+            eprintln!("horace: {}", escape(&format!("{e:#}")));
+            monitor::exposition(None, &[])
+        }
+    };
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes())?;
+    stdout.flush()?;
+    Ok(())
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
 /// Whether the error is a closed stdout (`horace … | head`), which is not a failure.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -68,6 +143,9 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 
 /// The exit code for an error.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
+    if let Some(code) = quiet_exit(e) {
+        return code;
+    }
     if e.is::<Degraded>() {
         return EXIT_DEGRADED;
     }
@@ -116,6 +194,12 @@ async fn connect(args: &Args) -> anyhow::Result<Client> {
 pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Command::Mcp(m) = &args.command {
         return mcp::run(&args, m).await;
+    }
+    if let Command::Check(t) = &args.command {
+        return check(&args, t).await;
+    }
+    if let Command::Metrics = &args.command {
+        return metrics(&args).await;
     }
     let client = connect(&args).await?;
     let mut out = Out::new(args.json);
@@ -166,7 +250,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 return Err(Degraded(why).into());
             }
         }
-        Command::Mcp(_) => unreachable!("served above"),
+        Command::Mcp(_) | Command::Check(_) | Command::Metrics => unreachable!("served above"),
         Command::Sync => {
             let report = client.sync().await?;
             out.sync(&report)?;

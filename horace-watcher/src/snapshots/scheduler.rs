@@ -194,7 +194,9 @@ impl Health {
         ctx.status
             .with_detail(|d| d.prune_refused = refused.map(str::to_string));
         match refused {
-            Some(why) if !self.prune_refused => tracing::warn!(reason = %why, "pruning refused"),
+            Some(why) if !self.prune_refused => {
+                tracing::warn!(reason = %why, "pruning refused: {why}")
+            }
             None if self.prune_refused => tracing::info!("pruning resumed"),
             _ => {}
         }
@@ -246,10 +248,15 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
                             });
                             health.prune(&ctx, refused.as_deref());
                             for name in &out.created {
-                                tracing::info!(snapshot = %name, "snapshot taken");
+                                tracing::info!(snapshot = %name, "snapshot taken: {name}");
                             }
                             if !out.destroyed.is_empty() {
-                                tracing::info!(count = out.destroyed.len(), names = ?out.destroyed, "snapshots pruned");
+                                tracing::info!(
+                                    count = out.destroyed.len(),
+                                    names = ?out.destroyed,
+                                    "snapshots pruned: {}",
+                                    out.destroyed.join(", ")
+                                );
                             }
                             refresh(&ctx, ds, out.snapshots, &mut mirrored).await;
                         }
@@ -286,7 +293,7 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
                 }
                 if let Signal::RolledBack(snapshot) = &sig {
                     if snapshot.split_once('@').is_none_or(|(d, _)| d == ds) {
-                        tracing::info!(%snapshot, "dataset rolled back; reconciling the catalog with the disk");
+                        tracing::info!(%snapshot, "dataset rolled back to {snapshot}; reconciling the catalog with the disk");
                         watch.request_reconcile("rollback");
                         // Acted on: the serial this rollback settled to needs no second
                         // reconcile at the next tick.
@@ -303,8 +310,8 @@ pub(crate) async fn run(ctx: Arc<Context>, watch: WatchHandle) -> anyhow::Result
             }
             () = tokio::time::sleep_until(backup_at), if next_backup.is_some() => {
                 match backup::backup_now(&ctx).await {
-                    Ok(path) => tracing::info!(path = %path.display(), "catalog backed up"),
-                    Err(e) => tracing::warn!(error = %e, "catalog backup failed; will retry"),
+                    Ok(path) => tracing::info!(path = %path.display(), "catalog backed up to {}", path.display()),
+                    Err(e) => tracing::warn!(error = %e, "catalog backup failed ({e}); will retry"),
                 }
                 next_backup = ctx.config.catalog.interval().map(|i| tokio::time::Instant::now() + i);
             }
@@ -375,7 +382,7 @@ async fn refresh(
     }
     match mirror::replace(ctx, dataset, list.clone()).await {
         Ok(()) => *mirrored = Some(list),
-        Err(e) => tracing::warn!(error = %e, "updating the snapshot mirror failed"),
+        Err(e) => tracing::warn!(error = %e, "updating the snapshot mirror failed: {e}"),
     }
 }
 

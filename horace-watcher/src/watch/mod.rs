@@ -141,6 +141,8 @@ struct Shared {
     cookies: Arc<cookie::Syncs>,
     done: tokio::sync::watch::Receiver<bool>,
     map: Arc<map::WatchMap>,
+    /// The watchdog task (it holds the context: awaited at shutdown).
+    watchdog: Mutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
 /// Handle other tasks use to talk to the watch loop. Cheap to clone.
@@ -235,6 +237,17 @@ impl WatchHandle {
         let _ = self.inner.tx.send(Msg::Shutdown);
         let mut done = self.inner.done.clone();
         let _ = done.wait_for(|d| *d).await;
+        // It holds the context: make sure it has let go.
+        let watchdog = self
+            .inner
+            .watchdog
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(w) = watchdog {
+            w.abort();
+            let _ = w.await;
+        }
     }
 }
 
@@ -332,13 +345,14 @@ pub async fn start(
         loop_probe: None,
         writer_probe: None,
     };
-    tokio::spawn(liveness::run(probes, ctx.cancel.clone()));
+    let watchdog = tokio::spawn(liveness::run(probes, ctx.cancel.clone()));
     let handle = WatchHandle {
         inner: Arc::new(Shared {
             ctx,
             tx,
             cookies,
             done: done_rx,
+            watchdog: Mutex::new(Some(watchdog)),
             map,
         }),
     };

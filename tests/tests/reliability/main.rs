@@ -20,6 +20,7 @@ mod kill_watcher;
 mod kill_zfsd;
 mod load;
 mod mcp;
+mod monitor;
 mod mounts;
 mod open_writes;
 mod restore_race;
