@@ -173,8 +173,8 @@ pub enum Taken {
     },
     /// Someone kept the file open for writing for as long as the reader waited
     /// ([`WRITERS_WAIT`]): a later write began (what the file holds may be that write's
-    /// truncate, or its first part), or a writer keeps it open. Its close, or its quiet
-    /// period, catalogs it.
+    /// truncate, or its first part), or a writer (a file server's other handle) keeps it
+    /// open: what it holds now is not known to be a save. The loop looks at the path.
     Writing,
     /// Not pinned: not a regular file, vanished, the read caught a change, or the budget
     /// is spent (counted). The loop looks at the path, as without pins.

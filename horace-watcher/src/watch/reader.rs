@@ -650,8 +650,7 @@ impl Reader {
     /// of its read are handled (the rest of this read's events and what the kernel holds
     /// queued then, `FIONREAD`) and [`CONFIRM_GRACE`] has passed (a truncate shortens the
     /// file before its event is queued); so is the look at the path sent when there is no
-    /// pin. A file someone keeps open for writing is left to its next close or its quiet
-    /// period.
+    /// pin (also when someone keeps the file open for writing).
     fn saved(&mut self, rel: PathBuf, compare: Compare, ops: &[Option<Op>]) -> Option<Op> {
         use super::pin::Taken;
         let (op, confirmed) = match super::pin::take(&self.ctx.config.files_root, &rel, &self.pins)
@@ -664,12 +663,9 @@ impl Reader {
                 };
                 (op, confirmed)
             }
-            Taken::Writing => {
-                tracing::debug!(path = %rel.display(), "open for writing when its close was read; left to its next close or quiet period");
-                self.writing.note(rel, Instant::now());
-                return None;
-            }
-            Taken::NotPinned => (
+            // Someone holds it open for writing (a later write, or a server's other
+            // handle): no pin; the loop looks at the path, as without pins.
+            Taken::Writing | Taken::NotPinned => (
                 Op::Check {
                     rel: rel.clone(),
                     compare,
