@@ -402,7 +402,12 @@ pub fn walk_each(
             Ok(rd) => rd,
             Err(e) => {
                 if !gone(&e) {
-                    tracing::warn!(dir = %dir.display(), cause = %e, "cannot list directory");
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        cause = %e,
+                        "cannot list directory {}: {e}",
+                        crate::path::escape(&dir)
+                    );
                     w.unreadable.push(dir);
                 }
                 continue;
