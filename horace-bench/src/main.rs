@@ -2,14 +2,16 @@
 //! the results with the machine and the command to a Markdown page (docs/benchmarks.md).
 //!
 //! Figures (issue 7): initial catalog, restart, write-to-queryable latency, burst, search
-//! on a large catalog, file_info throughput, memory, zfsd's CreateSnapshot, and (issue 15)
-//! what `horace mcp` over stdio adds to a search and a file_info. Run it
+//! on a large catalog, file_info throughput, memory, zfsd's CreateSnapshot, (issue 15)
+//! what `horace mcp` over stdio adds to a search and a file_info, and (issue 14) fast
+//! saves. Run it
 //! through `scripts/bench.sh`, which builds the release binaries first.
 
 mod baseline;
 mod daemon;
 mod data;
 mod fig_catalog;
+mod fig_fastsave;
 mod fig_mcp;
 mod fig_search;
 mod fig_zfs;
@@ -45,6 +47,8 @@ enum Group {
     Zfs,
     /// Figure 9: `horace mcp` over stdio against the Rust client.
     Mcp,
+    /// Figures 10 and 10b (fast saves, issue 14 item 1).
+    Fastsave,
 }
 
 /// Measures Horace against its baselines and writes a Markdown report.
@@ -59,7 +63,8 @@ struct Args {
     #[arg(long)]
     out: Option<PathBuf>,
     /// Run only these figure groups (comma-separated): catalog (figures 1-4, 6), search
-    /// (5, 2b, 7), zfs (8), mcp (9). Figure 0 (hashing speed) always runs.
+    /// (5, 2b, 7), zfs (8), mcp (9), fastsave (10, 10b). Figure 0 (hashing speed) always
+    /// runs.
     #[arg(long, value_enum, value_delimiter = ',')]
     only: Vec<Group>,
     /// Directory for the benchmark's temporary data (default: the system temp dir).
@@ -215,6 +220,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if run(Group::Mcp) {
         fig_mcp::run(&p, work.path(), &mut figs).await?;
+    }
+    if run(Group::Fastsave) {
+        fig_fastsave::run(&p, args.size, work.path(), &mut figs).await?;
     }
     if run(Group::Zfs) {
         if horace_tests::is_root() {

@@ -365,11 +365,22 @@ fn check_files_root(config: &Config, conn: &Connection) -> Result<(), Attempt> {
     };
     record(conn, &id, &now).map_err(fatal)?;
     if recorded.is_none() {
-        tracing::info!(files_root = %root.display(), on = %now.describe(), "recorded the files root's filesystem");
+        tracing::info!(
+            files_root = %root.display(),
+            on = %now.describe(),
+            "recorded the files root's filesystem: {} on {}",
+            root.display(),
+            now.describe()
+        );
     }
     if marker.as_deref() != Some(id.as_str()) {
         if let Err(e) = write_marker(root, &id) {
-            tracing::warn!(path = %root.join(MARKER).display(), error = %e, "cannot write the catalog marker; an unmounted metadata dataset will not be recognised");
+            tracing::warn!(
+                path = %root.join(MARKER).display(),
+                error = %e,
+                "cannot write the catalog marker {}: {e}; an unmounted metadata dataset will not be recognised",
+                root.join(MARKER).display()
+            );
         }
     }
     Ok(())
@@ -403,7 +414,12 @@ pub fn read_marker(root: &Path) -> Option<String> {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
         Err(e) => {
-            tracing::warn!(path = %root.join(MARKER).display(), error = %e, "catalog marker unreadable; ignored");
+            tracing::warn!(
+                path = %root.join(MARKER).display(),
+                error = %e,
+                "catalog marker {} unreadable ({e}); ignored",
+                root.join(MARKER).display()
+            );
             return None;
         }
     };

@@ -239,6 +239,95 @@ impl Prober {
     }
 }
 
+impl Prober {
+    /// Like [`Prober::probe_unsettled`], for a save pinned at its event
+    /// (`watch::pin`): the content is the pinned one, whatever the path holds now. Content
+    /// read by the reader is hashed and stored as it is; a pinned descriptor is read here
+    /// and must keep the fingerprint of the event before and after the read, else a later
+    /// write began ([`Probe::Changing`]: the caller looks at the path instead).
+    pub fn probe_pinned(
+        &self,
+        rel: &Path,
+        pin: &crate::watch::pin::Pinned,
+        known: Option<&Row>,
+        compare: Compare,
+        fsync: bool,
+    ) -> (Probe, Option<(TempObject, String)>) {
+        use crate::watch::pin::Held;
+        use std::io::{Seek, SeekFrom};
+        let p = |probe: Probe| (probe, None);
+        crate::watch::liveness::note_work(1);
+        let fp = pin.fp;
+        if let Some(row) = known {
+            let same = match compare {
+                Compare::Strict => row.fp.same_strict(&fp),
+                Compare::Relaxed | Compare::Attributes => row.fp.same_relaxed(&fp),
+                Compare::Force => false,
+            };
+            if let (true, Some(sha)) = (same, &row.sha256) {
+                return p(Probe::Unchanged(NewContent {
+                    sha256: sha.clone(),
+                    fp,
+                    mime: row.mime.clone().unwrap_or_default(),
+                    stored: row.content_stored,
+                    restored_from: None,
+                }));
+            }
+        }
+        let store = fp.size as u64 <= self.max_stored;
+        let read = match &pin.held {
+            Held::Bytes(b) if store => self
+                .objects
+                .copy_in_bytes(b, fsync)
+                .map(|(tmp, d)| (Some(tmp), d)),
+            Held::Bytes(b) => hash::digest_reader(&b[..]).map(|d| (None, d)),
+            Held::File(file) => {
+                let now = file.metadata().map(|md| Fingerprint::of(&md));
+                match now {
+                    Ok(now) if now == fp => {}
+                    Ok(_) => return p(Probe::Changing),
+                    Err(e) => return p(Probe::Failed(e.to_string())),
+                }
+                let read = (&*file).seek(SeekFrom::Start(0)).and_then(|_| {
+                    if store {
+                        self.objects
+                            .copy_in_file(file, fsync)
+                            .map(|(tmp, d)| (Some(tmp), d))
+                    } else {
+                        hash::digest_reader(hash::Abandonable::new(file)).map(|d| (None, d))
+                    }
+                });
+                // Open for writing now: not (or no longer) a completed save's content.
+                let writing = crate::watch::pin::open_for_writing(file) == Some(true);
+                let after = file.metadata().map(|md| Fingerprint::of(&md)).ok();
+                match read {
+                    Ok((_, ref d)) if writing || after != Some(fp) || d.len != fp.size as u64 => {
+                        return p(Probe::Changing)
+                    }
+                    r => r,
+                }
+            }
+        };
+        let (tmp, d) = match read {
+            Ok(x) => x,
+            // A big file replaced or deleted while read is given up (`Abandonable`): the
+            // events that replaced it take over.
+            Err(e) if gone(&e) => return p(Probe::Missing),
+            Err(e) => return p(Probe::Failed(e.to_string())),
+        };
+        let mime = hash::mime_of(rel, &d.prefix, d.len);
+        let pending = tmp.map(|t| (t, d.sha256.clone()));
+        let probe = Probe::Hashed(NewContent {
+            sha256: d.sha256,
+            fp,
+            mime,
+            stored: store,
+            restored_from: None,
+        });
+        (probe, pending)
+    }
+}
+
 fn gone(e: &io::Error) -> bool {
     matches!(
         e.raw_os_error(),
@@ -313,7 +402,12 @@ pub fn walk_each(
             Ok(rd) => rd,
             Err(e) => {
                 if !gone(&e) {
-                    tracing::warn!(dir = %dir.display(), cause = %e, "cannot list directory");
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        cause = %e,
+                        "cannot list directory {}: {e}",
+                        crate::path::escape(&dir)
+                    );
                     w.unreadable.push(dir);
                 }
                 continue;

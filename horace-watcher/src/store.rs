@@ -223,20 +223,7 @@ impl Objects {
     /// following symlinks: see [`open_file_beneath`]), and hashed. The copy is fsynced now
     /// when `fsync` is set, else by [`Objects::commit_all`] with the rest of its batch.
     pub fn copy_in_file(&self, src: &File, fsync: bool) -> io::Result<(TempObject, Digested)> {
-        let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = TempObject {
-            path: self
-                .root
-                .join("tmp")
-                .join(format!("{}-{n}", std::process::id())),
-            synced: fsync,
-            done: false,
-        };
-        let mut out = File::options()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&tmp.path)?;
+        let (tmp, mut out) = self.temp(fsync)?;
         let d = if on_zfs(src) {
             // File to file: std uses copy_file_range, which OpenZFS turns into block
             // cloning; then the copy is read back and hashed.
@@ -254,6 +241,36 @@ impl Objects {
             out.sync_all()?;
         }
         Ok((tmp, d))
+    }
+
+    /// Like [`Objects::copy_in_file`], from content already read (a save the reader read
+    /// at its event: `watch::pin`): hashed and written with one pass.
+    pub fn copy_in_bytes(&self, bytes: &[u8], fsync: bool) -> io::Result<(TempObject, Digested)> {
+        let (tmp, mut out) = self.temp(fsync)?;
+        let d = hash::digest_copy(bytes, &mut out)?;
+        if fsync {
+            out.sync_all()?;
+        }
+        Ok((tmp, d))
+    }
+
+    /// A new temp object, open for reading and writing.
+    fn temp(&self, fsync: bool) -> io::Result<(TempObject, File)> {
+        let n = TMP_SEQ.fetch_add(1, Ordering::Relaxed);
+        let tmp = TempObject {
+            path: self
+                .root
+                .join("tmp")
+                .join(format!("{}-{n}", std::process::id())),
+            synced: fsync,
+            done: false,
+        };
+        let out = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&tmp.path)?;
+        Ok((tmp, out))
     }
 
     /// Moves a batch of temp objects into place under their names: copies not yet fsynced

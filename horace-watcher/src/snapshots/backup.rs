@@ -206,7 +206,7 @@ pub fn open_or_recover(config: &Config) -> Result<Connection, CatalogError> {
     }
     let first_run = !existed && backups.is_empty() && !config.metadata_dir.join("objects").exists();
     if first_run {
-        tracing::info!(path = %path.display(), "creating a new catalog");
+        tracing::info!(path = %path.display(), "creating a new catalog at {}", path.display());
     } else {
         tracing::warn!(
             path = %path.display(),

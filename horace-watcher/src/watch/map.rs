@@ -147,7 +147,12 @@ pub fn add_watch_counted(map: &WatchMap, status: &Status, dir: &Path) -> bool {
             } else {
                 e.to_string()
             };
-            tracing::error!(dir = %dir.display(), cause, "cannot watch directory; it will be rescanned periodically");
+            tracing::error!(
+                dir = %dir.display(),
+                cause,
+                "cannot watch directory {}: {cause}; it will be rescanned periodically",
+                crate::path::escape(dir)
+            );
             false
         }
     }

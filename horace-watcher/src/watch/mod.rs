@@ -10,6 +10,7 @@ mod cookie;
 mod displaced;
 pub(crate) mod liveness;
 pub(crate) mod map;
+pub(crate) mod pin;
 pub(crate) mod reader;
 mod worker;
 
@@ -58,6 +59,19 @@ pub enum Op {
         rel: PathBuf,
         /// How closely it must match its row to count as unchanged.
         compare: Compare,
+    },
+    /// A completed save (close-after-write, or a file renamed onto the name), pinned by
+    /// the reader when it read the event (see [`pin`]): the loop catalogs the pinned
+    /// content as a version of its own, in order, even when more saves of the path follow
+    /// in the same batch. Without a pin (the budget spent, or not a regular file by then)
+    /// the reader sends an [`Op::Check`] instead.
+    Saved {
+        /// The file.
+        rel: PathBuf,
+        /// How closely it must match its row to count as unchanged.
+        compare: Compare,
+        /// The file as it was at the event.
+        pin: pin::Pin,
     },
     /// A rename within the tree (both halves seen).
     Rename {
@@ -281,6 +295,10 @@ pub async fn start(
         )),
         syncs: cookies.clone(),
         displaced: Default::default(),
+        pins: Arc::new(pin::Budget::new()),
+        unconfirmed: Vec::new(),
+        consumed: 0,
+        batch_end: 0,
     };
     let reader_thread = std::thread::Builder::new()
         .name("inotify-reader".into())

@@ -45,6 +45,9 @@ pub const MASK: WatchMask = WatchMask::CLOSE_WRITE
     .union(WatchMask::ONLYDIR)
     .union(WatchMask::DONT_FOLLOW);
 
+/// The buffer of one read of events.
+const READ_BUF: usize = 256 * 1024;
+
 /// How long the first half of a rename waits for its second half.
 const PAIR_WAIT: Duration = Duration::from_millis(20);
 
@@ -107,7 +110,40 @@ pub struct Reader {
     /// Files renamed onto an ignored name, not yet taken as removed (a safe save's first
     /// half; see `displaced.rs`).
     pub displaced: Displaced,
+    /// The bounds on pinned saves (see `pin.rs`).
+    pub pins: Arc<super::pin::Budget>,
+    /// Saves read at their event whose read may have overlapped a later write (see
+    /// [`Unconfirmed`]), held back until confirmed.
+    pub unconfirmed: Vec<Unconfirmed>,
+    /// Bytes of events handled so far (the kernel's sizes: see [`event_size`]).
+    pub consumed: u64,
+    /// Where the events of the last read end, in the same count.
+    pub batch_end: u64,
 }
+
+/// A save the reader pinned (and read) at its event, not yet known to have been read before
+/// any later write of the file began. A later write's first event (`IN_MODIFY`, which a
+/// truncate also brings) is queued when it begins, so once every event queued by the end
+/// of the pin's read has been handled with none for the path, the pin holds the saved
+/// content; a write event for the path before then takes the pin back (the content may
+/// be the later write's, even an empty file between its truncate and its data), and the
+/// later write's own close catalogs what it saves.
+#[derive(Debug)]
+pub struct Unconfirmed {
+    /// Where in the held-back operations the save is.
+    slot: usize,
+    rel: PathBuf,
+    /// Where in the stream of events (bytes, see [`Reader::consumed`]) the events queued
+    /// by the end of the pin's read end: a write event of the path before it takes the
+    /// pin back.
+    horizon: u64,
+    /// And not before this.
+    until: Instant,
+}
+
+/// How long a pin that may have overlapped a later write waits for that write's events
+/// (a truncate shortens the file, then its event is queued).
+const CONFIRM_GRACE: Duration = Duration::from_millis(5);
 
 /// Files written (`IN_MODIFY`) and not closed since, by path: a database, or a file an NFS
 /// or SMB server keeps open, gets no close-after-write for as long as it is open. Each is
@@ -309,12 +345,15 @@ impl Reader {
     /// Operations are held back while a moved-from waits for its moved-to, so a move out
     /// of the tree (known only when no partner comes) keeps its place in kernel order.
     pub fn run(mut self) {
-        let mut buf = vec![0u8; 256 * 1024];
+        let mut buf = vec![0u8; READ_BUF];
+        super::pin::ignore_lease_breaks();
         let mut pending: Vec<PendingFrom> = Vec::new();
         let mut ops: Vec<Option<Op>> = Vec::new();
         let fd = self.inotify.as_raw_fd();
         while !self.stop.load(Ordering::Relaxed) {
-            let timeout = if pending.is_empty() {
+            let timeout = if let Some(until) = self.unconfirmed.iter().map(|u| u.until).min() {
+                until.saturating_duration_since(Instant::now())
+            } else if pending.is_empty() {
                 Duration::from_millis(200)
             } else {
                 PAIR_WAIT
@@ -333,9 +372,15 @@ impl Reader {
                 match self.inotify.read_events(&mut buf) {
                     Ok(events) => {
                         let events: Vec<_> = events.map(|e| e.to_owned()).collect();
+                        self.batch_end = self.consumed + events.iter().map(event_size).sum::<u64>();
                         for ev in events {
+                            let size = event_size(&ev);
                             self.handle(ev, &mut ops, &mut pending);
+                            self.consumed += size;
                         }
+                        let consumed = self.consumed;
+                        self.unconfirmed
+                            .retain(|u| u.horizon > consumed || seen_until < u.until);
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => {
@@ -345,6 +390,8 @@ impl Reader {
                 }
             } else {
                 seen_until = Instant::now();
+                // The queue was empty: every write begun before then has been seen.
+                self.unconfirmed.retain(|u| seen_until < u.until);
             }
             if self.window.open && epoch % 2 == 0 && !poll_in(fd, Duration::ZERO) {
                 self.window = ListingWindow { open: false, epoch };
@@ -373,8 +420,19 @@ impl Reader {
                     compare: Compare::Force,
                 }));
             }
-            if pending.is_empty() {
-                self.send(&mut ops);
+            // Everything before the first operation still held back goes now.
+            let held = pending
+                .iter()
+                .map(|p| p.slot)
+                .chain(self.unconfirmed.iter().map(|u| u.slot))
+                .min()
+                .unwrap_or(ops.len());
+            self.send(&mut ops, held);
+            for p in &mut pending {
+                p.slot -= held;
+            }
+            for u in &mut self.unconfirmed {
+                u.slot -= held;
             }
         }
     }
@@ -385,8 +443,9 @@ impl Reader {
         self.window.open || epoch != self.window.epoch || epoch % 2 == 1
     }
 
-    fn send(&self, ops: &mut Vec<Option<Op>>) {
-        let ops: Vec<Op> = ops.drain(..).flatten().collect();
+    /// Sends the first `upto` operations to the loop.
+    fn send(&self, ops: &mut Vec<Option<Op>>, upto: usize) {
+        let ops: Vec<Op> = ops.drain(..upto).flatten().collect();
         if ops.is_empty() {
             return;
         }
@@ -408,7 +467,11 @@ impl Reader {
         for p in std::mem::take(pending) {
             self.moved_out(p, ops);
         }
-        self.send(ops);
+        // Events were lost: the reconcile reads what the unconfirmed saves left.
+        for u in std::mem::take(&mut self.unconfirmed) {
+            ops[u.slot] = None;
+        }
+        self.send(ops, ops.len());
         let _ = self.tx.send(Msg::Reconcile(reason.into()));
     }
 
@@ -490,13 +553,12 @@ impl Reader {
                 };
                 self.created.settled(&rel);
                 self.writing.closed(&rel);
-                ops.push(Some(Op::Check {
-                    rel,
-                    compare: Compare::Force,
-                }));
+                let op = self.saved(rel, Compare::Force, ops);
+                ops.push(op);
             }
         } else if m.contains(EventMask::MODIFY) {
             if !is_dir && !ignored {
+                self.take_back(&rel, ops);
                 self.writing.note(rel, Instant::now());
             }
         } else if m.contains(EventMask::ATTRIB) {
@@ -540,10 +602,10 @@ impl Reader {
                     self.paired(from, rel, is_dir, ignored, ops);
                 }
                 None if is_dir => self.add_tree(&rel, ops),
-                None if !ignored => ops.push(Some(Op::Check {
-                    rel,
-                    compare: Compare::Strict,
-                })),
+                None if !ignored => {
+                    let op = self.saved(rel, Compare::Strict, ops);
+                    ops.push(op);
+                }
                 None => {}
             }
         }
@@ -576,6 +638,71 @@ impl Reader {
                 ops.push(Some(Op::Remove { rel, dir: false }));
             }
         }
+    }
+
+    /// The operation of a completed save of `rel` (a close-after-write, or a file renamed
+    /// onto the name): pinned now, so the loop catalogs what was saved even if the path
+    /// holds a later save by the time it looks (see `pin.rs`).
+    ///
+    /// A pin read while nobody had the file open for writing holds a completed save's
+    /// content and goes as it is. Otherwise (a lease is not permitted: see
+    /// `pin::open_for_writing`) it is [`Unconfirmed`] until the events queued by the end
+    /// of its read are handled (the rest of this read's events and what the kernel holds
+    /// queued then, `FIONREAD`) and [`CONFIRM_GRACE`] has passed (a truncate shortens the
+    /// file before its event is queued); so is the look at the path sent when there is no
+    /// pin (also when someone keeps the file open for writing).
+    fn saved(&mut self, rel: PathBuf, compare: Compare, ops: &[Option<Op>]) -> Option<Op> {
+        use super::pin::Taken;
+        let (op, confirmed) = match super::pin::take(&self.ctx.config.files_root, &rel, &self.pins)
+        {
+            Taken::Pinned { pin, confirmed } => {
+                let op = Op::Saved {
+                    rel: rel.clone(),
+                    compare,
+                    pin,
+                };
+                (op, confirmed)
+            }
+            // Someone holds it open for writing (a later write, or a server's other
+            // handle): no pin; the loop looks at the path, as without pins.
+            Taken::Writing | Taken::NotPinned => (
+                Op::Check {
+                    rel: rel.clone(),
+                    compare,
+                },
+                false,
+            ),
+        };
+        if confirmed {
+            return Some(op);
+        }
+        let Some(queued) = queued_bytes(self.inotify.as_raw_fd()) else {
+            return Some(Op::Check { rel, compare });
+        };
+        self.unconfirmed.push(Unconfirmed {
+            slot: ops.len(),
+            rel,
+            horizon: self.batch_end + queued,
+            until: Instant::now() + CONFIRM_GRACE,
+        });
+        Some(op)
+    }
+
+    /// A write of `rel` began: a pin of it not yet confirmed may hold that write's
+    /// content rather than the save's, and is dropped (the write's close catalogs it).
+    fn take_back(&mut self, rel: &Path, ops: &mut [Option<Op>]) {
+        if self.unconfirmed.is_empty() {
+            return;
+        }
+        let at = self.consumed;
+        self.unconfirmed.retain(|u| {
+            if u.rel != rel || u.horizon <= at {
+                return true;
+            }
+            tracing::debug!(path = %rel.display(), "a write began before the save was read; left to its close");
+            ops[u.slot] = None;
+            false
+        });
     }
 
     /// `rel`'s own metadata (a symlink is not followed).
@@ -640,10 +767,7 @@ impl Reader {
                 to,
                 dir: false,
             }),
-            (true, false) => Some(Op::Check {
-                rel: to,
-                compare: Compare::Strict,
-            }),
+            (true, false) => self.saved(to, Compare::Strict, ops),
             // Held back: a safe save puts a new file at the name at once.
             (false, true) => match self.displaced.note(from.rel.clone(), Instant::now()) {
                 Held::Deferred => None,
@@ -693,6 +817,27 @@ impl Reader {
             }));
         }
     }
+}
+
+/// How many bytes of events are queued on the inotify `fd` (`FIONREAD`), counted as
+/// [`event_size`] counts them.
+fn queued_bytes(fd: i32) -> Option<u64> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int.
+    let r = unsafe { libc::ioctl(fd, libc::FIONREAD, &mut n) };
+    (r >= 0).then(|| n.max(0) as u64)
+}
+
+/// The size of an event in the kernel's queue (and in `read(2)`): the fixed header and the
+/// name with its NUL, padded to a multiple of the header's size (`inotify_user.c`,
+/// `round_event_name_len`).
+fn event_size(ev: &inotify::EventOwned) -> u64 {
+    const HEADER: usize = std::mem::size_of::<libc::inotify_event>();
+    let name = ev
+        .name
+        .as_ref()
+        .map_or(0, |n| (n.len() + 1).next_multiple_of(HEADER));
+    (HEADER + name) as u64
 }
 
 /// Whether `fd` becomes readable within `timeout`.

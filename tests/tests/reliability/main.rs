@@ -10,6 +10,7 @@ mod dbus_forged;
 #[allow(dead_code)]
 #[path = "../it/util.rs"]
 mod e2e;
+mod fast_saves;
 mod fixture;
 mod full;
 mod fuzz;

@@ -46,7 +46,10 @@ pub(super) fn commit(
     min_age_ns: i64,
 ) -> rusqlite::Result<TxResult> {
     let now = now_ns();
-    let tx = conn.transaction()?;
+    // Immediate: the write lock is taken first, so another writer holding it (a
+    // maintenance tool) is waited for (busy timeout) instead of failing the batch when a
+    // deferred transaction's read turns into a write.
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut r = TxResult::default();
     let mut touched = HashSet::new();
     for item in items {
@@ -253,6 +256,73 @@ impl Worker {
                 list.push(op);
             }
         }
+        // Every row a probe may compare with (for the check that follows a file rename,
+        // the row being renamed, so a rename re-reads nothing).
+        let alias: HashMap<PathBuf, PathBuf> = list
+            .iter()
+            .filter_map(|o| match o {
+                Op::Rename {
+                    from,
+                    to,
+                    dir: false,
+                } => Some((to.clone(), from.clone())),
+                _ => None,
+            })
+            .collect();
+        let wanted: Vec<PathBuf> = list
+            .iter()
+            .filter_map(|o| match o {
+                Op::Check { rel, .. } | Op::Saved { rel, .. } | Op::Recheck { rel, .. } => {
+                    Some(rel)
+                }
+                _ => None,
+            })
+            .flat_map(|p| [Some(p), alias.get(p)])
+            .flatten()
+            .cloned()
+            .collect();
+        let rows = self.lookup_rows(wanted);
+        let row_of = |p: &PathBuf| {
+            rows.get(p)
+                .or_else(|| alias.get(p).and_then(|a| rows.get(a)))
+        };
+        let prober = &self.prober;
+        let checks = list
+            .iter()
+            .filter(|o| matches!(o, Op::Check { .. } | Op::Saved { .. } | Op::Recheck { .. }))
+            .count();
+        // A single file is fsynced on its own; a batch is synced at once in `settle`.
+        let fsync_each = checks == 1;
+
+        // Pinned saves first, each its own version: the content the reader pinned at the
+        // event, whatever the path holds now. One whose descriptor shows a later write
+        // began is looked at by path, as without a pin; one that cannot be read goes to
+        // the retry queue.
+        let saved: Vec<usize> = (0..list.len())
+            .filter(|&i| matches!(list[i], Op::Saved { .. }))
+            .collect();
+        let pinned_probes = par_map(&saved, threads(), |&i| match &list[i] {
+            Op::Saved { rel, compare, pin } => {
+                prober.probe_pinned(rel, &pin.0, row_of(rel), *compare, fsync_each)
+            }
+            _ => unreachable!("only saves"),
+        });
+        let mut pinned: HashMap<usize, (Probe, Option<(crate::store::TempObject, String)>)> =
+            HashMap::new();
+        for (i, probe) in saved.into_iter().zip(pinned_probes) {
+            if matches!(probe.0, Probe::Changing) {
+                if let Op::Saved { rel, compare, .. } = &list[i] {
+                    tracing::debug!(path = %rel.display(), "pinned save changed since; looking at the path");
+                    list[i] = Op::Check {
+                        rel: rel.clone(),
+                        compare: *compare,
+                    };
+                }
+            } else {
+                pinned.insert(i, probe);
+            }
+        }
+
         let renames: Vec<(usize, PathBuf, PathBuf, bool)> = list
             .iter()
             .enumerate()
@@ -261,14 +331,18 @@ impl Worker {
                 _ => None,
             })
             .collect();
+        // Where the last pinned save of each path is: a look at the path before it is
+        // left out (the saves after it hold what the path held then, in order); one after
+        // it reads what came later.
+        let mut last_saved: HashMap<PathBuf, usize> = HashMap::new();
+        for &i in pinned.keys() {
+            if let Op::Saved { rel, .. } = &list[i] {
+                let e = last_saved.entry(final_path(rel, i, &renames)).or_insert(i);
+                *e = (*e).max(i);
+            }
+        }
         // Each final path is probed once, with the strongest comparison asked for, against
-        // the row of the first checked path that has one (for the check that follows a
-        // file rename, the row being renamed, so a rename re-reads nothing).
-        let alias: HashMap<PathBuf, PathBuf> = renames
-            .iter()
-            .filter(|r| !r.3)
-            .map(|(_, from, to, _)| (to.clone(), from.clone()))
-            .collect();
+        // the row of the first checked path that has one.
         // A path only rechecked from the retry queue may be left to its events (see
         // `Probe::Covered`); one an event asks about is read.
         let mut jobs: HashMap<PathBuf, Job> = HashMap::new();
@@ -289,6 +363,10 @@ impl Worker {
                 }
             };
             let f = final_path(rel, i, &renames);
+            if last_saved.get(&f).is_some_and(|&s| s > i) {
+                finals.push(None);
+                continue;
+            }
             let e = jobs.entry(f.clone()).or_insert(Job {
                 compare,
                 origins: Vec::new(),
@@ -300,27 +378,27 @@ impl Worker {
             e.origins.push(rel.clone());
             finals.push(Some(f));
         }
-        let wanted: Vec<PathBuf> = jobs
-            .values()
-            .flat_map(|j| j.origins.iter().flat_map(|p| [Some(p), alias.get(p)]))
-            .flatten()
-            .cloned()
-            .collect();
-        let rows = self.lookup_rows(wanted);
         let jobs: Vec<(PathBuf, Job)> = jobs.into_iter().collect();
-        let prober = &self.prober;
-        // A single file is fsynced on its own; a batch is synced at once in `settle`.
-        let fsync_each = jobs.len() == 1;
         let probes = par_map(&jobs, threads(), |(f, job)| {
-            let row = job.origins.iter().find_map(|p| {
-                rows.get(p)
-                    .or_else(|| alias.get(p).and_then(|a| rows.get(a)))
-            });
+            let row = job.origins.iter().find_map(row_of);
             prober.probe_unsettled(f, row, job.compare, fsync_each, job.covered_after)
         });
-        let probes = prober.settle(probes);
+        // One settle (one syncfs) for the pinned saves and the paths.
+        let pinned_at: Vec<usize> = pinned.keys().copied().collect();
+        let mut all: Vec<_> = pinned_at
+            .iter()
+            .map(|i| pinned.remove(i).expect("pinned probe"))
+            .collect();
+        all.extend(probes);
+        let mut probes = prober.settle(all);
+        let n_pinned = pinned_at.len();
+        let pinned: HashMap<usize, Probe> = pinned_at
+            .into_iter()
+            .zip(probes.drain(..n_pinned))
+            .collect();
         let hashed = probes
             .iter()
+            .chain(pinned.values())
             .filter(|p| matches!(p, Probe::Hashed(_)))
             .count() as u64;
         let results: HashMap<PathBuf, (Probe, Vec<PathBuf>)> = jobs
@@ -330,10 +408,22 @@ impl Worker {
             .collect();
 
         let mut items = Vec::with_capacity(list.len());
-        for (op, f) in list.into_iter().zip(finals) {
+        let mut pinned_ok: Vec<PathBuf> = Vec::new();
+        let mut pinned_failed: Vec<(PathBuf, String)> = Vec::new();
+        for (i, (op, f)) in list.into_iter().zip(finals).enumerate() {
             items.push(match op {
+                Op::Saved { rel, .. } => {
+                    let probe = pinned.get(&i).cloned().unwrap_or(Probe::Missing);
+                    match &probe {
+                        Probe::Hashed(_) | Probe::Unchanged(_) => pinned_ok.push(rel.clone()),
+                        Probe::Failed(why) => pinned_failed.push((rel.clone(), why.clone())),
+                        _ => {}
+                    }
+                    Item::Check(rel, probe)
+                }
                 Op::Check { rel, .. } | Op::Recheck { rel, .. } => {
-                    let f = f.expect("final path of a check");
+                    // Left out: a pinned save of the path follows.
+                    let Some(f) = f else { continue };
                     let probe = results
                         .get(&f)
                         .map(|r| r.0.clone())
@@ -357,7 +447,8 @@ impl Worker {
             Ok(Ok(tx)) => tx,
             Ok(Err(e)) => {
                 tracing::error!(cause = %e, "catalog transaction failed; the batch will be retried");
-                for f in results.into_keys() {
+                // Pinned saves too: read again by path (what pins existed for is lost).
+                for f in results.into_keys().chain(pinned_ok) {
                     self.note_failure(&f, &format!("catalog: {e}"));
                 }
                 return outcome;
@@ -369,6 +460,12 @@ impl Worker {
         };
         for sha in &tx.unreferenced {
             self.prober.objects.remove(sha);
+        }
+        for rel in pinned_ok {
+            self.note_success(&rel);
+        }
+        for (rel, why) in pinned_failed {
+            self.note_failure(&rel, &why);
         }
         let now = Instant::now();
         for (f, (probe, origins)) in results {

@@ -33,7 +33,10 @@ pub(super) struct Touched(HashSet<PathBuf>);
 impl Touched {
     fn note(&mut self, op: &Op) {
         match op {
-            Op::Check { rel, .. } | Op::Recheck { rel, .. } | Op::Remove { rel, .. } => {
+            Op::Check { rel, .. }
+            | Op::Saved { rel, .. }
+            | Op::Recheck { rel, .. }
+            | Op::Remove { rel, .. } => {
                 self.0.insert(rel.clone());
             }
             Op::Rename { from, to, .. } => {
