@@ -154,7 +154,42 @@ pub enum ClientError {
     Transport(String),
 }
 
+impl QueryError {
+    /// The error's name, as the MCP tools and `horace --json` report it: the variant's
+    /// name, with `NotFound` told apart by what was not found.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::InvalidPath { .. } => "InvalidPath",
+            Self::NotFound { what } if what.starts_with("version") => "VersionNotFound",
+            Self::NotFound { what } if what.starts_with("collection") => "CollectionNotFound",
+            Self::NotFound { what } if what.starts_with("file") => "FileNotFound",
+            Self::NotFound { .. } => "NotFound",
+            Self::PermissionDenied { .. } => "PermissionDenied",
+            Self::InvalidArgument { .. } => "InvalidArgument",
+            Self::ContentPruned { .. } => "ContentPruned",
+            Self::Busy { .. } => "Busy",
+            Self::TooLarge { .. } => "TooLarge",
+            Self::Unauthenticated => "Unauthenticated",
+            Self::TooManyConnections { .. } => "TooManyConnections",
+            Self::Internal { .. } => "InternalError",
+            Self::RestoreFailed { .. } => "RestoreFailed",
+            Self::ZfsdUnreachable { .. } => "ZfsdUnreachable",
+        }
+    }
+}
+
 impl ClientError {
+    /// The error's name (see [`QueryError::name`]); a connection that could not be made
+    /// or broke is `Unavailable`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Query(q) => q.name(),
+            Self::Connect { .. } | Self::Transport(_) => "Unavailable",
+            Self::Unauthenticated => "Unauthenticated",
+            Self::DeadlineExceeded(_) => "Timeout",
+        }
+    }
+
     /// Whether the error means the thing asked for does not exist.
     pub fn is_not_found(&self) -> bool {
         matches!(self, Self::Query(QueryError::NotFound { .. }))

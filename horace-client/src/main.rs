@@ -11,6 +11,7 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Args::parse();
+    let json = args.json;
     if matches!(args.command, cli::Command::Mcp(_)) {
         // stdout carries the protocol: logs go to stderr, warnings only unless RUST_LOG.
         tracing_subscriber::fmt()
@@ -36,6 +37,17 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cli::is_broken_pipe(&e) => ExitCode::SUCCESS,
         Err(e) if cli::quiet_exit(&e).is_some() => ExitCode::from(cli::exit_code(&e)),
+        Err(e) if json => {
+            // One JSON object on stderr: what a script matches on, the message unescaped.
+            let code = cli::exit_code(&e);
+            let err = serde_json::json!({
+                "error": cli::error_name(&e),
+                "message": format!("{e:#}"),
+                "exit_code": code,
+            });
+            eprintln!("{err}");
+            ExitCode::from(code)
+        }
         Err(e) => {
             // Error messages can quote names: escaped like every human output.
             eprintln!("horace: {}", cli::escape(&format!("{e:#}")));

@@ -86,7 +86,7 @@ impl StatusDetail {
 
     /// The `n` failures noted last, newest first: a flood of failing files makes a long
     /// list, and status carries its length and these, not all of it.
-    pub fn recent_failures(&self, n: usize) -> Vec<(String, String)> {
+    pub fn recent_failures(&self, n: usize) -> Vec<horace_client::PathFailure> {
         let mut all: Vec<(&String, &(u64, String))> = self.failures.iter().collect();
         if all.len() > n {
             all.select_nth_unstable_by_key(n, |(_, (seq, _))| std::cmp::Reverse(*seq));
@@ -94,7 +94,10 @@ impl StatusDetail {
         }
         all.sort_unstable_by_key(|(_, (seq, _))| std::cmp::Reverse(*seq));
         all.into_iter()
-            .map(|(p, (_, cause))| (p.clone(), cause.clone()))
+            .map(|(p, (_, cause))| horace_client::PathFailure {
+                path: p.clone(),
+                cause: cause.clone(),
+            })
             .collect()
     }
 }
@@ -199,7 +202,11 @@ mod failure_tests {
         }
         // Noted again: it is the newest now.
         d.note_failure("p007".into(), "again".into());
-        let r = d.recent_failures(3);
+        let r: Vec<(String, String)> = d
+            .recent_failures(3)
+            .into_iter()
+            .map(|f| (f.path, f.cause))
+            .collect();
         assert_eq!(
             r,
             [

@@ -36,7 +36,7 @@ pub struct Args {
     #[arg(long, global = true, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Connect over TCP instead (read-only; needs --token-file).
-    #[arg(long, global = true, value_name = "HOST:PORT")]
+    #[arg(long, global = true, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub tcp: Option<String>,
     /// File holding the bearer token for --tcp.
     #[arg(long, global = true, value_name = "FILE")]
@@ -163,7 +163,7 @@ pub enum Collections {
         /// Name.
         name: String,
         /// Page size (max 1000).
-        #[arg(long)]
+        #[arg(long, allow_negative_numbers = true)]
         limit: Option<u32>,
         /// Rows to skip.
         #[arg(long, default_value_t = 0)]
@@ -280,7 +280,7 @@ pub struct SearchArgs {
     #[arg(long)]
     pub desc: bool,
     /// Page size (default 50, max 1000; 0 prints only the total).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub limit: Option<u32>,
     /// Rows to skip.
     #[arg(long, default_value_t = 0)]
@@ -407,7 +407,7 @@ pub struct DupArgs {
     #[arg(long, value_parser = parse_size)]
     pub min_size: Option<u64>,
     /// Groups per page (max 1000).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true)]
     pub limit: Option<u32>,
     /// Groups to skip.
     #[arg(long, default_value_t = 0)]
@@ -463,6 +463,23 @@ pub fn parse_time(s: &str) -> Result<i64, String> {
         ));
     };
     ns.ok_or_else(|| format!("{s:?} is out of range"))
+}
+
+/// `HOST:PORT` with a port number (a host name, an IPv4 address or `[IPv6]`): checked
+/// here so that a malformed address is a usage error (exit 2), not a failed connection.
+fn parse_host_port(s: &str) -> Result<String, String> {
+    let (host, port) = s
+        .rsplit_once(':')
+        .ok_or_else(|| format!("{s:?} is not HOST:PORT"))?;
+    port.parse::<u16>()
+        .map_err(|_| format!("{port:?} in {s:?} is not a port number"))?;
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.is_empty() || (host.contains(':') && !bracketed) {
+        return Err(format!(
+            "{s:?} is not HOST:PORT (write an IPv6 address as [addr]:port)"
+        ));
+    }
+    Ok(s.to_string())
 }
 
 #[cfg(test)]

@@ -141,6 +141,20 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
     })
 }
 
+/// The error's name for `--json`: the server's or the connection's error
+/// ([`ClientError::name`]), `Degraded`, `NotSynced`, or `Error` for the CLI's own.
+pub fn error_name(e: &anyhow::Error) -> &'static str {
+    if e.is::<Degraded>() {
+        return "Degraded";
+    }
+    if e.is::<NotSynced>() {
+        return "NotSynced";
+    }
+    e.chain()
+        .find_map(|c| c.downcast_ref::<ClientError>())
+        .map_or("Error", ClientError::name)
+}
+
 /// The exit code for an error.
 pub fn exit_code(e: &anyhow::Error) -> u8 {
     if let Some(code) = quiet_exit(e) {

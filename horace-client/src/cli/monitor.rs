@@ -101,13 +101,18 @@ fn interval_of(label: &str) -> Option<i64> {
     })
 }
 
+/// Nanoseconds in a second (the wire's times are nanoseconds; the check and the
+/// Prometheus timestamps count seconds).
+const NS_PER_SEC: i64 = 1_000_000_000;
+
 /// The newest managed snapshot of each label: creation time, unix seconds.
 fn newest_by_label(snaps: &[SnapshotEntry]) -> BTreeMap<String, i64> {
     let mut newest = BTreeMap::new();
     for s in snaps.iter().filter(|s| s.managed) {
         if let Some(label) = &s.label {
-            let e = newest.entry(label.clone()).or_insert(s.creation);
-            *e = (*e).max(s.creation);
+            let created = s.created_ns.div_euclid(NS_PER_SEC);
+            let e = newest.entry(label.clone()).or_insert(created);
+            *e = (*e).max(created);
         }
     }
     newest
@@ -199,7 +204,7 @@ pub fn verdict(
         }
     }
     if t.backup_warn > 0.0 {
-        match r.last_backup {
+        match r.last_backup_ns.map(|n| n.div_euclid(NS_PER_SEC)) {
             None => note(Level::Warning, "no catalog backup yet".into()),
             Some(b) => {
                 let hours = (now - b) as f64 / 3600.0;
@@ -405,15 +410,15 @@ pub fn exposition(r: Option<&StatusReport>, snaps: &[SnapshotEntry]) -> String {
         "Creation time of the newest Horace snapshot of each label.",
         &samples,
     );
-    if r.last_snapshot > 0 {
+    if let Some(t) = r.last_snapshot_ns {
         metric(
             "last_snapshot_timestamp_seconds",
             "gauge",
             "When the newest Horace snapshot was taken.",
-            &[("", r.last_snapshot as f64)],
+            &[("", t as f64 / NS_PER_SEC as f64)],
         );
     }
-    if let Some(t) = r.last_backup {
+    if let Some(t) = r.last_backup_ns.map(|n| n.div_euclid(NS_PER_SEC)) {
         metric(
             "last_backup_timestamp_seconds",
             "gauge",
@@ -452,7 +457,7 @@ mod tests {
             files_active: 12,
             snapshots_enabled: true,
             zfsd_reachable: true,
-            last_backup: Some(NOW - 3600),
+            last_backup_ns: Some((NOW - 3600) * NS_PER_SEC),
             ..Default::default()
         }
     }
@@ -461,7 +466,7 @@ mod tests {
         SnapshotEntry {
             name: format!("tank/files@horace_x_{label}"),
             dataset: "tank/files".into(),
-            creation: NOW - ago,
+            created_ns: (NOW - ago) * NS_PER_SEC,
             used: 0,
             label: Some(label.into()),
             managed: true,
@@ -522,11 +527,11 @@ mod tests {
         assert_eq!(level(&r, &s).0, Level::Warning);
 
         let mut r = healthy();
-        r.last_backup = Some(NOW - 49 * 3600);
+        r.last_backup_ns = Some((NOW - 49 * 3600) * NS_PER_SEC);
         assert_eq!(level(&r, &s).0, Level::Warning);
-        r.last_backup = Some(NOW - 8 * 86_400);
+        r.last_backup_ns = Some((NOW - 8 * 86_400) * NS_PER_SEC);
         assert_eq!(level(&r, &s).0, Level::Critical);
-        r.last_backup = None;
+        r.last_backup_ns = None;
         assert_eq!(level(&r, &s).0, Level::Warning);
         let off = Thresholds {
             backup_warn: 0.0,

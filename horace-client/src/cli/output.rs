@@ -312,8 +312,11 @@ impl Out {
                 &mut self.w,
                 &format!("{} × {} ({})", g.count, size(g.size), g.sha256),
             )?;
-            for (id, path) in &g.files {
-                super::line(&mut self.w, &format!("  #{id} {path}"))?;
+            for f in &g.files {
+                super::line(
+                    &mut self.w,
+                    &format!("  #{} {}", f.id, super::escape(&f.path)),
+                )?;
             }
         }
         super::line(
@@ -331,7 +334,7 @@ impl Out {
             .iter()
             .map(|s| {
                 vec![
-                    time(s.creation.saturating_mul(1_000_000_000)),
+                    time(s.created_ns),
                     opt(&s.label),
                     size(s.used),
                     s.name.clone(),
@@ -360,7 +363,7 @@ impl Out {
             }))
             .collect();
         table(&mut self.w, &["ACTION", "LABEL", "SNAPSHOT"], &rows)?;
-        let at = time(p.now.saturating_mul(1_000_000_000));
+        let at = time(p.now_ns);
         super::line(
             &mut self.w,
             &format!(
@@ -451,14 +454,12 @@ impl Out {
                 format!(
                     "{} (last taken {})",
                     s.snapshots,
-                    time(s.last_snapshot.saturating_mul(1_000_000_000))
+                    s.last_snapshot_ns.map_or_else(|| "-".into(), time)
                 ),
             ),
             (
                 "last backup",
-                s.last_backup
-                    .map(|b| time(b.saturating_mul(1_000_000_000)))
-                    .unwrap_or_else(|| "-".into()),
+                s.last_backup_ns.map_or_else(|| "-".into(), time),
             ),
             (
                 "prune",
@@ -493,8 +494,11 @@ impl Out {
         ] {
             super::line(&mut self.w, &format!("{k:<12} {v}"))?;
         }
-        for (path, cause) in &s.failures {
-            super::line(&mut self.w, &format!("  {path}: {cause}"))?;
+        for f in &s.failures {
+            super::line(
+                &mut self.w,
+                &format!("  {}: {}", super::escape(&f.path), super::escape(&f.cause)),
+            )?;
         }
         Ok(())
     }

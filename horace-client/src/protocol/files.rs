@@ -49,6 +49,8 @@ pub struct SearchResult {
 /// One saved version of a file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct VersionInfo {
+    /// The file's catalog id.
+    pub file_id: i64,
     /// 1, 2, 3 … per file.
     pub version: i64,
     /// SHA-256 (hex); `None` when the caller may not read the file (the server's

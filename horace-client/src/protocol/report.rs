@@ -21,10 +21,19 @@ pub struct DuplicateGroup {
     pub sha256: String,
     /// Size of one copy.
     pub size: u64,
-    /// The files (id and path), by path; at most 1000 are listed.
-    pub files: Vec<(i64, String)>,
+    /// The files, by path; at most 1000 are listed.
+    pub files: Vec<DuplicateFile>,
     /// How many files share the content.
     pub count: u64,
+}
+
+/// One file of a [`DuplicateGroup`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DuplicateFile {
+    /// Catalog id.
+    pub id: i64,
+    /// Escaped path relative to the files root.
+    pub path: String,
 }
 
 /// One page of duplicate groups.
@@ -43,8 +52,8 @@ pub struct SnapshotEntry {
     pub name: String,
     /// The dataset.
     pub dataset: String,
-    /// Creation time, unix seconds (from zfs).
-    pub creation: i64,
+    /// Creation time, unix nanoseconds (zfs keeps whole seconds).
+    pub created_ns: i64,
     /// Bytes used by the snapshot alone.
     pub used: u64,
     /// hourly, daily, … for Horace's own snapshots.
@@ -53,16 +62,16 @@ pub struct SnapshotEntry {
     pub managed: bool,
 }
 
-/// A dry run of the snapshot scheduler: what a tick at [`SnapshotPlan::now`] would do,
+/// A dry run of the snapshot scheduler: what a tick at [`SnapshotPlan::now_ns`] would do,
 /// computed by the same function the tick executes unchanged.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotPlan {
     /// The files dataset.
     #[serde(default)]
     pub dataset: String,
-    /// The time the plan is for, unix seconds.
+    /// The time the plan is for, unix nanoseconds (whole seconds).
     #[serde(default)]
-    pub now: i64,
+    pub now_ns: i64,
     /// Labels to snapshot (`hourly`, `daily`, `weekly`, `monthly`), in creation order.
     #[serde(default)]
     pub create: Vec<String>,
@@ -72,6 +81,15 @@ pub struct SnapshotPlan {
     /// Why pruning is refused (the clock is behind the newest snapshot), if it is.
     #[serde(default)]
     pub prune_refused: Option<String>,
+}
+
+/// A path whose cataloging keeps failing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathFailure {
+    /// Escaped path relative to the files root.
+    pub path: String,
+    /// The last cause.
+    pub cause: String,
 }
 
 /// What one reconcile scan did.
@@ -132,7 +150,7 @@ pub struct StatusReport {
     pub last_scan: Option<ScanInfo>,
     /// Paths whose cataloging keeps failing, with the last cause: the last few noted
     /// (newest first, at most 20); `failures_total` says how many there are.
-    pub failures: Vec<(String, String)>,
+    pub failures: Vec<PathFailure>,
     /// How many paths keep failing (`failures` lists the last few of them).
     #[serde(default)]
     pub failures_total: u64,
@@ -142,12 +160,13 @@ pub struct StatusReport {
     pub zfsd_reachable: bool,
     /// The last snapshot-scheduler error.
     pub zfsd_error: Option<String>,
-    /// Unix seconds of the last snapshot taken, 0 if none.
-    pub last_snapshot: i64,
+    /// When the last snapshot was taken, unix nanoseconds; `None` if none was (since
+    /// the watcher started: the scheduler's own record).
+    pub last_snapshot_ns: Option<i64>,
     /// Why pruning was refused, if it was.
     pub prune_refused: Option<String>,
-    /// Unix seconds of the last catalog backup.
-    pub last_backup: Option<i64>,
+    /// When the last catalog backup was made, unix nanoseconds; `None` if none was.
+    pub last_backup_ns: Option<i64>,
     /// Snapshots in the catalog's mirror.
     pub snapshots: u64,
     /// Why the content store keeps objects the catalog does not know: the catalog was
@@ -200,7 +219,7 @@ mod tests {
             "files_hashed": 0, "recrawls": 0, "overflows": 0, "watch_failures": 0,
             "ready": true, "last_scan": null, "failures": [], "failures_total": 0,
             "snapshots_enabled": true, "zfsd_reachable": true, "zfsd_error": null,
-            "last_snapshot": 0, "prune_refused": null, "last_backup": null, "snapshots": 0,
+            "last_snapshot_ns": null, "prune_refused": null, "last_backup_ns": null, "snapshots": 0,
             "collection_held": null
         }))
         .unwrap()

@@ -151,12 +151,20 @@ fn restore_of_a_pruned_version_is_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_snapshot_plan_with_snapshots_off_is_named() {
     let s = Server::start();
-    for args in [
-        &["snapshots", "--plan"][..],
-        &["snapshots", "--plan", "--json"],
-    ] {
-        assert_fails(&s.cli(args), 1, "snapshots are off in the config");
-    }
+    assert_fails(
+        &s.cli(&["snapshots", "--plan"]),
+        1,
+        "snapshots are off in the config",
+    );
+    // With --json the error is a JSON object on stderr.
+    let out = s.cli(&["snapshots", "--plan", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let e: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert_eq!(e["error"], "InvalidArgument", "{e}");
+    assert!(e["message"]
+        .as_str()
+        .unwrap()
+        .contains("snapshots are off in the config"));
     let e = s.client().await.snapshot_plan().await.unwrap_err();
     assert!(
         matches!(&e, ClientError::Query(QueryError::InvalidArgument { message }) if message.contains("snapshots are off")),
@@ -164,4 +172,59 @@ async fn a_snapshot_plan_with_snapshots_off_is_named() {
     );
     // The list still answers (empty).
     assert!(s.client().await.snapshots().await.unwrap().is_empty());
+}
+
+/// `horace --json`: errors are one JSON object on stderr (name, message, exit code), the
+/// answers' times are nanoseconds with `_ns` names, absent ones null, no tuples; usage
+/// errors (a negative limit, a malformed --tcp address) exit 2.
+#[test]
+fn json_errors_and_answers_follow_one_rule() {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_horace"))
+            .args(args)
+            .output()
+            .unwrap();
+        (out.status.code(), out.stdout, out.stderr)
+    };
+    let s = Server::start();
+    s.write("svc/a.txt", b"same");
+    s.write("svc/b.txt", b"same");
+    let socket = s.socket.to_str().unwrap();
+    let (code, _, err) = run(&["--json", "--socket", socket, "info", "svc/none.txt"]);
+    assert_eq!(code, Some(3));
+    let e: serde_json::Value = serde_json::from_slice(&err).unwrap();
+    assert_eq!(e["error"], "FileNotFound", "{e}");
+    assert_eq!(e["exit_code"], 3);
+    assert!(
+        e["message"].as_str().unwrap().contains("svc/none.txt"),
+        "{e}"
+    );
+    let (code, _, err) = run(&["--json", "--socket", "/nonexistent/sock", "status"]);
+    assert_eq!(code, Some(5));
+    let e: serde_json::Value = serde_json::from_slice(&err).unwrap();
+    assert_eq!(e["error"], "Unavailable", "{e}");
+
+    let (code, out, _) = run(&["--json", "--socket", socket, "sync"]);
+    assert_eq!(code, Some(0));
+    drop(out);
+    let (_, out, _) = run(&["--json", "--socket", socket, "status"]);
+    let st: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(st["last_snapshot_ns"].is_null(), "{st}");
+    assert!(st.get("last_snapshot").is_none(), "{st}");
+    assert!(st["failures"].is_array());
+    let (_, out, _) = run(&["--json", "--socket", socket, "duplicates"]);
+    let d: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    let f = &d["groups"][0]["files"][0];
+    assert!(f["id"].is_i64() && f["path"] == "svc/a.txt", "{d}");
+    let (_, out, _) = run(&["--json", "--socket", socket, "versions", "svc/a.txt"]);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert!(v[0]["file_id"].is_i64(), "{v}");
+
+    for bad in [
+        &["--socket", socket, "search", "--limit", "-1"][..],
+        &["--tcp", "not-a-host", "status"][..],
+        &["--tcp", "host:notaport", "status"][..],
+    ] {
+        assert_eq!(run(bad).0, Some(2), "{bad:?}");
+    }
 }

@@ -170,7 +170,7 @@ async fn every_method_through_the_library() {
     let d = c.duplicates(DuplicatesQuery::default()).await.unwrap();
     assert_eq!(d.total_groups, 1);
     assert_eq!(d.groups[0].count, 2);
-    let dpaths: Vec<_> = d.groups[0].files.iter().map(|(_, p)| p.as_str()).collect();
+    let dpaths: Vec<_> = d.groups[0].files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(dpaths, ["svc/a.txt", "svc/b.txt"]);
     assert_eq!(
         c.duplicates(DuplicatesQuery {

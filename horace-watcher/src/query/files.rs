@@ -17,11 +17,12 @@ pub const MAX_EVENTS: usize = 1000;
 
 /// The columns [`version_row`] reads, for `SELECT {VERSION_COLUMNS} FROM versions`.
 pub const VERSION_COLUMNS: &str =
-    "version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored";
+    "version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored, file_id";
 
 /// Reads one version from a row of [`VERSION_COLUMNS`].
 pub fn version_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<VersionInfo> {
     Ok(VersionInfo {
+        file_id: r.get(8)?,
         version: r.get(0)?,
         sha256: r.get(1)?,
         size: r.get::<_, i64>(2)?.max(0) as u64,

@@ -3,6 +3,7 @@
 
 use horace_client::{QueryError, SnapshotPlan};
 
+use super::report::NS_PER_SEC;
 use crate::snapshots::{self, retention::Plan};
 use crate::Context;
 
@@ -47,7 +48,7 @@ fn zfsd_error(message: String) -> QueryError {
 fn to_wire(dataset: &str, plan: Plan) -> SnapshotPlan {
     SnapshotPlan {
         dataset: dataset.to_string(),
-        now: plan.now,
+        now_ns: plan.now.saturating_mul(NS_PER_SEC),
         create: plan.create.iter().map(|l| l.as_str().to_string()).collect(),
         destroy: plan.destroy,
         prune_refused: plan.prune_refused,
@@ -71,7 +72,7 @@ mod tests {
             to_wire("p/f", plan),
             SnapshotPlan {
                 dataset: "p/f".into(),
-                now: 1_700_000_000,
+                now_ns: 1_700_000_000_000_000_000,
                 create: vec!["hourly".into(), "monthly".into()],
                 destroy: vec!["p/f@horace_a_hourly".into(), "p/f@horace_b_hourly".into()],
                 prune_refused: Some("clock behind".into()),

@@ -3,7 +3,8 @@
 use std::sync::atomic::Ordering;
 
 use horace_client::{
-    DuplicateGroup, DuplicatesQuery, DuplicatesResult, ScanInfo, SnapshotEntry, StatusReport,
+    DuplicateFile, DuplicateGroup, DuplicatesQuery, DuplicatesResult, ScanInfo, SnapshotEntry,
+    StatusReport,
 };
 use rusqlite::{params, Connection};
 
@@ -13,6 +14,10 @@ use crate::status::Status;
 
 /// How many of the failing paths a status report lists (the last noted).
 pub const FAILURES_SHOWN: usize = 20;
+
+/// Nanoseconds in a second: zfs and the scheduler keep whole seconds, the wire carries
+/// nanoseconds (docs/api.md, "Times").
+pub const NS_PER_SEC: i64 = 1_000_000_000;
 
 /// Most files listed per duplicate group.
 pub const MAX_GROUP_FILES: i64 = 1000;
@@ -59,7 +64,10 @@ pub fn duplicate_page(
         )?;
         for (sha256, size, n) in heads {
             let list = files.query_map(params![sha256, MAX_GROUP_FILES], |r| {
-                Ok((r.get(0)?, r.get(1)?))
+                Ok(DuplicateFile {
+                    id: r.get(0)?,
+                    path: r.get(1)?,
+                })
             })?;
             groups.push(DuplicateGroup {
                 files: list.collect::<Result<_, _>>()?,
@@ -84,7 +92,7 @@ pub fn snapshots(conn: &Connection) -> Res<Vec<SnapshotEntry>> {
         Ok(SnapshotEntry {
             name: r.get(0)?,
             dataset: r.get(1)?,
-            creation: r.get(2)?,
+            created_ns: r.get::<_, i64>(2)?.saturating_mul(NS_PER_SEC),
             used: r.get::<_, i64>(3)?.max(0) as u64,
             label: r.get(4)?,
             managed: r.get::<_, i64>(5)? != 0,
@@ -134,6 +142,13 @@ pub fn catalog_figures(conn: &Connection, r: &mut StatusReport) -> Res<()> {
     r.snapshots = conn.query_row("SELECT count(*) FROM snapshots", [], |row| {
         row.get::<_, i64>(0)
     })? as u64;
+    // Horace's own newest snapshot: what "last taken" is after a restart too.
+    let newest: Option<i64> = conn.query_row(
+        "SELECT max(creation) FROM snapshots WHERE managed != 0",
+        [],
+        |row| row.get(0),
+    )?;
+    r.last_snapshot_ns = newest.map(|s| s.saturating_mul(NS_PER_SEC));
     Ok(())
 }
 
@@ -151,7 +166,13 @@ pub fn live_figures(s: &Status, snapshots_enabled: bool, r: &mut StatusReport) {
     r.ready = s.ready.load(Ordering::Relaxed);
     r.snapshots_enabled = snapshots_enabled;
     r.zfsd_reachable = s.zfsd_reachable.load(Ordering::Relaxed);
-    r.last_snapshot = s.last_snapshot.load(Ordering::Relaxed);
+    // The scheduler's own record since start, or the newest managed snapshot in the
+    // mirror (catalog_figures), whichever is later.
+    let taken = s.last_snapshot.load(Ordering::Relaxed);
+    if taken > 0 {
+        let taken = Some(taken.saturating_mul(NS_PER_SEC));
+        r.last_snapshot_ns = r.last_snapshot_ns.max(taken);
+    }
     s.with_detail(|d| {
         r.last_scan = d.last_scan.clone().map(|l| ScanInfo {
             reason: l.reason,
@@ -166,7 +187,7 @@ pub fn live_figures(s: &Status, snapshots_enabled: bool, r: &mut StatusReport) {
         r.failures = d.recent_failures(FAILURES_SHOWN);
         r.zfsd_error = d.zfsd_error.clone();
         r.prune_refused = d.prune_refused.clone();
-        r.last_backup = d.last_backup;
+        r.last_backup_ns = d.last_backup.map(|s| s.saturating_mul(NS_PER_SEC));
     });
 }
 
@@ -201,8 +222,12 @@ mod tests {
         assert_eq!(d.total_groups, 1, "the deleted copy does not count");
         assert_eq!((d.groups[0].count, d.groups[0].size), (2, 10));
         assert_eq!(
-            d.groups[0].files,
-            [(1, "a".to_string()), (2, "b".to_string())]
+            d.groups[0]
+                .files
+                .iter()
+                .map(|f| (f.id, f.path.as_str()))
+                .collect::<Vec<_>>(),
+            [(1, "a"), (2, "b")]
         );
         let page = duplicates(
             &conn,

@@ -368,7 +368,7 @@ pub fn duplicates(
         .groups
         .into_iter()
         .filter_map(|mut g| {
-            g.files.retain(|(_, path)| seer.content_visible(path));
+            g.files.retain(|f| seer.content_visible(&f.path));
             g.count = g.files.len() as u64;
             (g.count > 1).then_some(g)
         })

@@ -30,32 +30,10 @@ impl ToolError {
 
 impl From<ClientError> for ToolError {
     fn from(e: ClientError) -> Self {
-        let message = e.to_string();
-        let name = match &e {
-            ClientError::Query(q) => match q {
-                QueryError::InvalidPath { .. } => "InvalidPath",
-                QueryError::NotFound { what } if what.starts_with("version") => "VersionNotFound",
-                QueryError::NotFound { what } if what.starts_with("collection") => {
-                    "CollectionNotFound"
-                }
-                QueryError::NotFound { what } if what.starts_with("file") => "FileNotFound",
-                QueryError::NotFound { .. } => "NotFound",
-                QueryError::PermissionDenied { .. } => "PermissionDenied",
-                QueryError::InvalidArgument { .. } => "InvalidArgument",
-                QueryError::ContentPruned { .. } => "ContentPruned",
-                QueryError::Busy { .. } => "Busy",
-                QueryError::TooLarge { .. } => "TooLarge",
-                QueryError::Unauthenticated => "Unauthenticated",
-                QueryError::TooManyConnections { .. } => "TooManyConnections",
-                QueryError::Internal { .. } => "InternalError",
-                QueryError::RestoreFailed { .. } => "RestoreFailed",
-                QueryError::ZfsdUnreachable { .. } => "ZfsdUnreachable",
-            },
-            ClientError::Connect { .. } | ClientError::Transport(_) => "Unavailable",
-            ClientError::Unauthenticated => "Unauthenticated",
-            ClientError::DeadlineExceeded(_) => "Timeout",
-        };
-        Self { name, message }
+        Self {
+            name: e.name(),
+            message: e.to_string(),
+        }
     }
 }
 

@@ -596,11 +596,6 @@ pub fn time_ns(ns: i64) -> String {
     chrono::DateTime::from_timestamp_nanos(ns).to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
 }
 
-/// Unix seconds as RFC 3339 UTC.
-pub fn time_s(s: i64) -> String {
-    time_ns(s.saturating_mul(1_000_000_000))
-}
-
 /// Renders catalog paths (relative to the files root) as the container sees them.
 #[derive(Debug, Clone)]
 pub struct Paths {
@@ -687,9 +682,9 @@ impl Paths {
             files: g
                 .files
                 .iter()
-                .map(|(id, p)| DuplicateFile {
-                    file_id: id.to_string(),
-                    path: self.abs(p),
+                .map(|f| DuplicateFile {
+                    file_id: f.id.to_string(),
+                    path: self.abs(&f.path),
                 })
                 .collect(),
         }
@@ -720,7 +715,7 @@ pub fn collection(c: &CollectionInfo) -> CollectionResult {
 pub fn snapshot(s: &SnapshotEntry) -> SnapshotResult {
     SnapshotResult {
         name: s.name.clone(),
-        created_at: time_s(s.creation),
+        created_at: time_ns(s.created_ns),
         used: s.used,
         label: s.label.clone(),
         managed: s.managed,
@@ -742,7 +737,7 @@ pub fn status(s: &StatusReport) -> StatusResult {
         collections: s.collections,
         queue_depth: s.queue_depth,
         snapshots: s.snapshots,
-        last_snapshot_at: (s.last_snapshot > 0).then(|| time_s(s.last_snapshot)),
+        last_snapshot_at: s.last_snapshot_ns.map(time_ns),
         failures_total: s.failures_total,
         damaged_objects: s.damaged_objects,
     }
@@ -755,7 +750,7 @@ mod tests {
     #[test]
     fn times_are_rfc3339_utc() {
         assert_eq!(time_ns(1_759_694_400_000_000_000), "2025-10-05T20:00:00Z");
-        assert_eq!(time_s(0), "1970-01-01T00:00:00Z");
+        assert_eq!(time_ns(0), "1970-01-01T00:00:00Z");
     }
 
     #[test]
