@@ -90,13 +90,13 @@ pub fn pass(objects: &Objects, mib_per_sec: u64, cancel: &CancellationToken) -> 
                 match objects.quarantine(&sha) {
                     Ok(()) => out.damaged += 1,
                     Err(e) => {
-                        tracing::warn!(sha256 = %sha, cause = %e, "cannot quarantine a damaged object")
+                        tracing::warn!(sha256 = %sha, cause = %e, "cannot quarantine damaged object {sha}: {e}")
                     }
                 }
             }
             Ok(Verdict::Gone) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => break,
-            Err(e) => tracing::warn!(sha256 = %sha, cause = %e, "cannot scrub object"),
+            Err(e) => tracing::warn!(sha256 = %sha, cause = %e, "cannot scrub object {sha}: {e}"),
         }
     }
     out

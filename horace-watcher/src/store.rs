@@ -364,7 +364,7 @@ impl Objects {
         match std::fs::remove_file(self.path_of(sha256)) {
             Ok(()) => tracing::debug!(sha256, "object collected"),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(sha256, cause = %e, "cannot remove object"),
+            Err(e) => tracing::warn!(sha256, cause = %e, "cannot remove object {sha256}: {e}"),
         }
     }
 

@@ -384,7 +384,7 @@ impl Reader {
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
                     Err(e) => {
-                        tracing::error!(cause = %e, "reading inotify events failed");
+                        tracing::error!(cause = %e, "reading inotify events failed: {e}");
                         std::thread::sleep(Duration::from_millis(100));
                     }
                 }

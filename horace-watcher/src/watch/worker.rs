@@ -259,7 +259,7 @@ impl Worker {
         if let Some(away_dev) = self.root_away {
             let root = &self.ctx.config.files_root;
             if root.is_dir() && dev_of(root) != away_dev {
-                tracing::warn!(root = %root.display(), "the files root is back; reconciling");
+                tracing::warn!(root = %root.display(), "the files root {} is back; reconciling", root.display());
                 self.reconcile("remount");
             }
         }
@@ -301,8 +301,10 @@ impl Worker {
                 checkpointed = done,
                 "WAL over its limit and readers kept it busy; trying again next tick"
             ),
-            Ok(Err(e)) => tracing::warn!(wal_bytes = size, cause = %e, "WAL checkpoint failed"),
-            Err(e) => tracing::warn!(cause = %e, "WAL checkpoint: writer gone"),
+            Ok(Err(e)) => {
+                tracing::warn!(wal_bytes = size, cause = %e, "WAL checkpoint failed: {e}")
+            }
+            Err(e) => tracing::warn!(cause = %e, "WAL checkpoint: writer gone: {e}"),
         }
     }
 
@@ -311,7 +313,7 @@ impl Worker {
         match Ignore::new(&config.ignore_patterns()) {
             Ok(ignore) => self.ignore.replace_with(&ignore),
             Err(e) => {
-                tracing::error!(cause = %e, "reload: invalid ignore pattern; keeping the old settings");
+                tracing::error!(cause = %e, "reload: invalid ignore pattern ({e}); keeping the old settings");
                 return;
             }
         }
@@ -461,7 +463,7 @@ impl Worker {
             }
         }
         if n > 0 {
-            tracing::info!(objects = n, "unreferenced objects collected");
+            tracing::info!(objects = n, "{n} unreferenced objects collected");
         }
     }
 

@@ -446,7 +446,7 @@ impl Worker {
         let tx = match committed {
             Ok(Ok(tx)) => tx,
             Ok(Err(e)) => {
-                tracing::error!(cause = %e, "catalog transaction failed; the batch will be retried");
+                tracing::error!(cause = %e, "catalog transaction failed ({e}); the batch will be retried");
                 // Pinned saves too: read again by path (what pins existed for is lost).
                 for f in results.into_keys().chain(pinned_ok) {
                     self.note_failure(&f, &format!("catalog: {e}"));
@@ -454,7 +454,7 @@ impl Worker {
                 return outcome;
             }
             Err(e) => {
-                tracing::error!(cause = %e, "catalog writer is gone");
+                tracing::error!(cause = %e, "catalog writer is gone: {e}");
                 return outcome;
             }
         };

@@ -75,7 +75,7 @@ impl Worker {
             })
         });
         self.last_rescan = Instant::now();
-        tracing::info!(reason, "reconcile scan started");
+        tracing::info!(reason, "reconcile scan started ({reason})");
         let root = self.ctx.config.files_root.clone();
         let root_ok = root.is_dir() && dev_of(&root) == self.root_dev;
         self.root_away = (!root_ok).then(|| dev_of(&root));
@@ -207,7 +207,7 @@ impl Worker {
             );
             deleted += self.settle(candidates);
         } else {
-            tracing::error!(root = %root.display(), "files root is missing or another filesystem (unmounted?); not marking files deleted");
+            tracing::error!(root = %root.display(), "files root {} is missing or another filesystem (unmounted?); not marking files deleted", root.display());
         }
         let secs = t0.elapsed().as_secs_f64();
         let report = ScanReport {
@@ -282,7 +282,7 @@ impl Worker {
         {
             Ok(rx) => Some(rx),
             Err(e) => {
-                tracing::error!(cause = %e, "scan transaction not queued");
+                tracing::error!(cause = %e, "scan transaction not queued: {e}");
                 None
             }
         }

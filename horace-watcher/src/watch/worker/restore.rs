@@ -122,7 +122,8 @@ impl Worker {
         let new_version = recorded
             .1
             .ok_or_else(|| io_err("no version was recorded"))?;
-        tracing::info!(file_id, version, new_version, path = %Path::new(&rel).display(), "version restored");
+        tracing::info!(file_id, version, new_version, path = %Path::new(&rel).display(),
+            "version {version} of {} restored as version {new_version}", Path::new(&rel).display());
         Ok(RestoreOutcome {
             file_id: recorded.0,
             new_version,

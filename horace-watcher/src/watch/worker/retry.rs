@@ -51,7 +51,7 @@ impl Worker {
             .min(Duration::from_secs(300));
         r.due = Instant::now() + backoff;
         if r.attempts == 1 {
-            tracing::warn!(path = %rel.display(), cause = why, "cannot catalog; will retry");
+            tracing::warn!(path = %rel.display(), cause = why, "cannot catalog {}: {why}; will retry", rel.display());
         } else {
             tracing::debug!(path = %rel.display(), attempts = r.attempts, cause = why, "retry failed");
         }

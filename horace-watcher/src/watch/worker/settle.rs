@@ -158,7 +158,7 @@ impl Worker {
         let cookie = match cookie::create(&self.prober.root, &self.cookies, tx) {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(cause = %e, "cannot create the scan's barrier cookie");
+                tracing::warn!(cause = %e, "cannot create the scan's barrier cookie: {e}");
                 return None;
             }
         };
