@@ -100,6 +100,25 @@ pub enum Probe {
     Failed(String),
 }
 
+/// The known row's content, when `fp` says the file is still what `known` recorded (by
+/// `compare`'s rule) and a checksum is recorded: nothing to read.
+fn unchanged(known: Option<&Row>, compare: Compare, fp: Fingerprint) -> Option<NewContent> {
+    let row = known?;
+    let same = match compare {
+        Compare::Strict => row.fp.same_strict(&fp),
+        Compare::Relaxed | Compare::Attributes => row.fp.same_relaxed(&fp),
+        Compare::Force => false,
+    };
+    let sha = row.sha256.as_ref().filter(|_| same)?;
+    Some(NewContent {
+        sha256: sha.clone(),
+        fp,
+        mime: row.mime.clone().unwrap_or_default(),
+        stored: row.content_stored,
+        restored_from: None,
+    })
+}
+
 /// What a probe needs to know about the store.
 #[derive(Debug, Clone)]
 pub struct Prober {
@@ -168,21 +187,8 @@ impl Prober {
             return p(Probe::NotRegular);
         }
         let fp = Fingerprint::of(&md);
-        if let Some(row) = known {
-            let same = match compare {
-                Compare::Strict => row.fp.same_strict(&fp),
-                Compare::Relaxed | Compare::Attributes => row.fp.same_relaxed(&fp),
-                Compare::Force => false,
-            };
-            if let (true, Some(sha)) = (same, &row.sha256) {
-                return p(Probe::Unchanged(NewContent {
-                    sha256: sha.clone(),
-                    fp,
-                    mime: row.mime.clone().unwrap_or_default(),
-                    stored: row.content_stored,
-                    restored_from: None,
-                }));
-            }
+        if let Some(same) = unchanged(known, compare, fp) {
+            return p(Probe::Unchanged(same));
         }
         if compare == Compare::Attributes
             || covered_after.is_some_and(|t| fp.ctime_ns > t && fp.ctime_ns <= now_ns())
@@ -258,21 +264,8 @@ impl Prober {
         let p = |probe: Probe| (probe, None);
         crate::watch::liveness::note_work(1);
         let fp = pin.fp;
-        if let Some(row) = known {
-            let same = match compare {
-                Compare::Strict => row.fp.same_strict(&fp),
-                Compare::Relaxed | Compare::Attributes => row.fp.same_relaxed(&fp),
-                Compare::Force => false,
-            };
-            if let (true, Some(sha)) = (same, &row.sha256) {
-                return p(Probe::Unchanged(NewContent {
-                    sha256: sha.clone(),
-                    fp,
-                    mime: row.mime.clone().unwrap_or_default(),
-                    stored: row.content_stored,
-                    restored_from: None,
-                }));
-            }
+        if let Some(same) = unchanged(known, compare, fp) {
+            return p(Probe::Unchanged(same));
         }
         let store = fp.size as u64 <= self.max_stored;
         let read = match &pin.held {

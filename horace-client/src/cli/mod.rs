@@ -6,6 +6,7 @@ mod monitor;
 mod output;
 
 use std::io::Write;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -181,26 +182,46 @@ pub fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-async fn connect(args: &Args) -> anyhow::Result<Client> {
-    let client = match &args.tcp {
-        Some(addr) => {
-            let file = args
-                .token_file
-                .as_ref()
-                .context("--tcp needs --token-file")?;
-            let text = std::fs::read_to_string(file)
-                .with_context(|| format!("failed to read token file {}", file.display()))?;
-            Client::connect_tcp(addr, text.trim()).await?
-        }
-        None => {
-            Client::connect_unix(
+/// Where the query service is: `--socket`, or `--tcp` with `--token-file`.
+#[derive(Debug, Clone)]
+pub(crate) enum Endpoint {
+    Unix(PathBuf),
+    Tcp { addr: String, token: String },
+}
+
+impl Endpoint {
+    pub(crate) fn from_args(args: &Args) -> anyhow::Result<Self> {
+        Ok(match &args.tcp {
+            Some(addr) => {
+                let file = args
+                    .token_file
+                    .as_ref()
+                    .context("--tcp needs --token-file")?;
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("failed to read token file {}", file.display()))?;
+                Self::Tcp {
+                    addr: addr.clone(),
+                    token: text.trim().to_owned(),
+                }
+            }
+            None => Self::Unix(
                 args.socket
                     .clone()
                     .unwrap_or_else(horace_client::default_socket),
-            )
-            .await?
+            ),
+        })
+    }
+
+    pub(crate) async fn connect(&self) -> Result<Client, ClientError> {
+        match self {
+            Self::Unix(p) => Client::connect_unix(p).await,
+            Self::Tcp { addr, token } => Client::connect_tcp(addr, token).await,
         }
-    };
+    }
+}
+
+async fn connect(args: &Args) -> anyhow::Result<Client> {
+    let client = Endpoint::from_args(args)?.connect().await?;
     Ok(client.with_timeout(Duration::from_secs_f64(args.timeout)))
 }
 

@@ -15,7 +15,6 @@ mod tools;
 mod wire;
 
 use std::future::Future;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -36,44 +35,7 @@ use self::http::Access;
 use self::tools::{Res, ToolError};
 use self::wire::*;
 use super::args::{Args, McpArgs};
-
-/// Where and how the server reaches the query service: the CLI's `--socket`/`--tcp`.
-#[derive(Debug, Clone)]
-enum Endpoint {
-    Unix(PathBuf),
-    Tcp { addr: String, token: String },
-}
-
-impl Endpoint {
-    fn from_args(args: &Args) -> anyhow::Result<Self> {
-        Ok(match &args.tcp {
-            Some(addr) => {
-                let file = args
-                    .token_file
-                    .as_ref()
-                    .context("--tcp needs --token-file")?;
-                let text = std::fs::read_to_string(file)
-                    .with_context(|| format!("failed to read token file {}", file.display()))?;
-                Self::Tcp {
-                    addr: addr.clone(),
-                    token: text.trim().to_owned(),
-                }
-            }
-            None => Self::Unix(
-                args.socket
-                    .clone()
-                    .unwrap_or_else(horace_client::default_socket),
-            ),
-        })
-    }
-
-    async fn connect(&self) -> Result<Client, ClientError> {
-        match self {
-            Self::Unix(p) => Client::connect_unix(p).await,
-            Self::Tcp { addr, token } => Client::connect_tcp(addr, token).await,
-        }
-    }
-}
+use super::Endpoint;
 
 /// The connection to the query service, shared by every session; opened on first use and
 /// again after it fails.
