@@ -384,7 +384,7 @@ t_horace_check() {
 
 has_hourly() { c zfs list -H -t snapshot -o name | grep -q "^$pool/files@horace_.*_hourly$"; }
 last_snapshot_known() {
-  c horace --json status | grep -q '"last_snapshot": *[1-9]'
+  c horace --json status | grep -q '"last_snapshot_ns": *[1-9]'
 }
 
 t_scheduler_snapshot() {
@@ -392,7 +392,7 @@ t_scheduler_snapshot() {
   wait_for 75 has_hourly || fail "no $pool/files@horace_…_hourly after 75 s: $(prop horace-watcher StatusText)"
   restart horace-watcher || fail "restart failed"
   wait_for 15 last_snapshot_known \
-    || fail "after a restart horace status says no last snapshot: $(c horace --json status | grep -o '"last_snapshot": *[0-9]*')"
+    || fail "after a restart horace status says no last snapshot: $(c horace --json status | grep -o '"last_snapshot_ns": *[0-9a-z]*')"
   local out rc=0
   out=$(c horace check --backup-warn 0) || rc=$?
   [ "$rc" = 0 ] || fail "horace check exit $rc with a fresh hourly snapshot: $out"
