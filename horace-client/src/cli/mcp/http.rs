@@ -167,12 +167,20 @@ fn ct_eq(a: &[u8], b: &[u8]) -> bool {
 
 type Body = http_body_util::combinators::BoxBody<Bytes, std::convert::Infallible>;
 
+/// A refusal (401, 404) with a text body. It is sent before the request's body was read,
+/// so hyper closes the connection after it; `Connection: close` says so, else a client
+/// that reuses the connection for its next request finds it closed under it ("server
+/// disconnected without sending a response", seen in CI).
 fn plain(status: StatusCode, text: &'static str) -> Response<Body> {
     let mut r = Response::new(Full::new(Bytes::from_static(text.as_bytes())).boxed());
     *r.status_mut() = status;
     r.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
     );
     if status == StatusCode::UNAUTHORIZED {
         r.headers_mut().insert(
