@@ -232,16 +232,7 @@ impl Prober {
             tracing::debug!(path = %abs.display(), "changed while read; looking again");
             return p(Probe::Changing);
         }
-        let mime = hash::mime_of(rel, &d.prefix, d.len);
-        let pending = tmp.map(|t| (t, d.sha256.clone()));
-        let probe = Probe::Hashed(NewContent {
-            sha256: d.sha256,
-            fp,
-            mime,
-            stored: store,
-            restored_from: None,
-        });
-        (probe, pending)
+        hashed(rel, fp, store, tmp, d)
     }
 }
 
@@ -308,17 +299,29 @@ impl Prober {
             Err(e) if gone(&e) => return p(Probe::Missing),
             Err(e) => return p(Probe::Failed(e.to_string())),
         };
-        let mime = hash::mime_of(rel, &d.prefix, d.len);
-        let pending = tmp.map(|t| (t, d.sha256.clone()));
-        let probe = Probe::Hashed(NewContent {
-            sha256: d.sha256,
-            fp,
-            mime,
-            stored: store,
-            restored_from: None,
-        });
-        (probe, pending)
+        hashed(rel, fp, store, tmp, d)
     }
+}
+
+/// A read that kept its fingerprint: the new content, and its temp object (if copied)
+/// with its checksum for [`Prober::settle`].
+fn hashed(
+    rel: &Path,
+    fp: Fingerprint,
+    stored: bool,
+    tmp: Option<TempObject>,
+    d: hash::Digested,
+) -> (Probe, Option<(TempObject, String)>) {
+    let mime = hash::mime_of(rel, &d.prefix, d.len);
+    let pending = tmp.map(|t| (t, d.sha256.clone()));
+    let probe = Probe::Hashed(NewContent {
+        sha256: d.sha256,
+        fp,
+        mime,
+        stored,
+        restored_from: None,
+    });
+    (probe, pending)
 }
 
 fn gone(e: &io::Error) -> bool {

@@ -281,3 +281,14 @@ def report(result):
 def fail(e):
     print(f"mcp check failed: {e!r}", file=sys.stderr, flush=True)
     sys.exit(1)
+
+
+def run_main(main):
+    """Runs a client script's async main; any failure is the test's failure."""
+    import asyncio
+    import traceback
+    try:
+        asyncio.run(main())
+    except Exception as e:  # noqa: BLE001 - any failure is the test's failure
+        traceback.print_exc()
+        fail(e)

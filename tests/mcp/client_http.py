@@ -7,7 +7,6 @@ usage: client_http.py URL TOKEN ROLE FILES_ROOT PREFIX   (ROLE: writer | reader)
 Prints one JSON line for the Rust test; exits 1 on a failed check.
 """
 
-import asyncio
 import sys
 
 import httpx2
@@ -71,9 +70,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except Exception as e:  # noqa: BLE001 - any failure is the test's failure
-        import traceback
-        traceback.print_exc()
-        checks.fail(e)
+    checks.run_main(main)

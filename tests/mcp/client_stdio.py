@@ -5,7 +5,6 @@ usage: client_stdio.py HORACE_BIN SOCKET FILES_ROOT PREFIX
 Prints one JSON line of ids for the Rust test; exits 1 on a failed check.
 """
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -74,9 +73,4 @@ async def main():
 
 
 if __name__ == "__main__":
-    try:
-        asyncio.run(main())
-    except Exception as e:  # noqa: BLE001 - any failure is the test's failure
-        import traceback
-        traceback.print_exc()
-        checks.fail(e)
+    checks.run_main(main)
