@@ -215,7 +215,7 @@ impl Prober {
                 .copy_in_file(&file, fsync)
                 .map(|(tmp, d)| (Some(tmp), d))
         } else {
-            hash::digest_reader(hash::Abandonable::new(&file)).map(|d| (None, d))
+            hash::digest_file(&file, None).map(|d| (None, d))
         };
         let (tmp, d) = match read {
             Ok(x) => x,
@@ -278,7 +278,7 @@ impl Prober {
                             .copy_in_file(file, fsync)
                             .map(|(tmp, d)| (Some(tmp), d))
                     } else {
-                        hash::digest_reader(hash::Abandonable::new(file)).map(|d| (None, d))
+                        hash::digest_file(file, None).map(|d| (None, d))
                     }
                 });
                 // Open for writing now: not (or no longer) a completed save's content.
@@ -294,7 +294,7 @@ impl Prober {
         };
         let (tmp, d) = match read {
             Ok(x) => x,
-            // A big file replaced or deleted while read is given up (`Abandonable`): the
+            // A big file replaced or deleted while read is given up (`hash::digest_file`): the
             // events that replaced it take over.
             Err(e) if gone(&e) => return p(Probe::Missing),
             Err(e) => return p(Probe::Failed(e.to_string())),

@@ -229,13 +229,14 @@ impl Objects {
             // cloning; then the copy is read back and hashed.
             io::copy(&mut &*src, &mut out)?;
             // (copy_file_range clones the blocks without reading them: nothing to abandon.)
-            out.seek(SeekFrom::Start(0))?;
-            hash::digest_reader(hash::Counted(&out))?
+            // Its holes are hashed without being read (`hash::digest_file`).
+            hash::digest_file(&out, None)?
         } else {
             // Elsewhere copy_file_range is a page-by-page copy in the kernel, and reading
             // the copy back a second pass: hash each block as it is read and write that
-            // very block, so the object matches its checksum by construction.
-            hash::digest_copy(hash::Abandonable::new(src), &mut out)?
+            // very block, so the object matches its checksum by construction. Only the
+            // data is read and written; holes stay holes.
+            hash::digest_file(src, Some(&mut out))?
         };
         if fsync {
             out.sync_all()?;
@@ -485,10 +486,10 @@ pub fn write_over(
     let mut out = File::from(fd);
     let result = (|| {
         rustix::fs::fchmod(&out, mode)?;
-        io::copy(&mut File::open(content)?, &mut out)?;
+        // Hashed as it is copied, holes kept (a sparse version comes back sparse, not as
+        // its length in zeros).
+        let digest = hash::digest_file(&File::open(content)?, Some(&mut out))?;
         out.sync_all()?;
-        out.seek(SeekFrom::Start(0))?;
-        let digest = hash::digest_reader(&out)?;
         if digest.sha256 != expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -611,7 +612,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
         let content = dir.path().join("c");
         std::fs::write(&content, b"new").unwrap();
-        let sha = hash::digest_file(&content).unwrap().sha256;
+        let sha = hash::digest_path(&content).unwrap().sha256;
         assert!(write_over(&root, Path::new("link/f"), &content, &sha).is_err());
         assert!(write_over(&root, Path::new("real/f"), &content, "00").is_err());
         assert_eq!(std::fs::read_dir(root.join("real")).unwrap().count(), 0);
@@ -634,7 +635,7 @@ mod tests {
         std::os::unix::fs::symlink(&target, root.join("f")).unwrap();
         let content = dir.path().join("c");
         std::fs::write(&content, b"new").unwrap();
-        let sha = hash::digest_file(&content).unwrap().sha256;
+        let sha = hash::digest_path(&content).unwrap().sha256;
         write_over(&root, Path::new("f"), &content, &sha).unwrap();
         let md = std::fs::symlink_metadata(root.join("f")).unwrap();
         assert!(md.is_file(), "the link itself was replaced");
