@@ -31,5 +31,6 @@ mod scan_renames;
 mod scrub;
 mod side_files;
 mod socket;
+mod store_limits;
 mod visibility;
 mod writers;
