@@ -115,6 +115,8 @@ pub struct Reader {
     /// Saves read at their event whose read may have overlapped a later write (see
     /// [`Unconfirmed`]), held back until confirmed.
     pub unconfirmed: Vec<Unconfirmed>,
+    /// Files deleted, held back for [`DELETE_GRACE`] (see [`HeldDelete`]).
+    pub deleted: Vec<HeldDelete>,
     /// Bytes of events handled so far (the kernel's sizes: see [`event_size`]).
     pub consumed: u64,
     /// Where the events of the last read end, in the same count.
@@ -140,6 +142,22 @@ pub struct Unconfirmed {
     /// And not before this.
     until: Instant,
 }
+
+/// A tracked file deleted: its removal waits in its slot (keeping kernel order) for
+/// [`DELETE_GRACE`], and is not sent if a regular file holds the name by then: git's
+/// checkout unlinks each changed file and creates it anew at once, which is the file's
+/// next version (`modified`), not `deleted` + `undeleted`.
+#[derive(Debug)]
+pub struct HeldDelete {
+    /// Where in the held-back operations the removal goes.
+    slot: usize,
+    rel: PathBuf,
+    until: Instant,
+}
+
+/// How long a deleted file's removal waits for a new file at its name. git creates it
+/// microseconds after the unlink; the operations after a delete wait this long.
+const DELETE_GRACE: Duration = Duration::from_millis(30);
 
 /// How long a pin that may have overlapped a later write waits for that write's events
 /// (a truncate shortens the file, then its event is queued).
@@ -351,7 +369,13 @@ impl Reader {
         let mut ops: Vec<Option<Op>> = Vec::new();
         let fd = self.inotify.as_raw_fd();
         while !self.stop.load(Ordering::Relaxed) {
-            let timeout = if let Some(until) = self.unconfirmed.iter().map(|u| u.until).min() {
+            let first_due = self
+                .unconfirmed
+                .iter()
+                .map(|u| u.until)
+                .chain(self.deleted.iter().map(|d| d.until))
+                .min();
+            let timeout = if let Some(until) = first_due {
                 until.saturating_duration_since(Instant::now())
             } else if pending.is_empty() {
                 Duration::from_millis(200)
@@ -420,11 +444,13 @@ impl Reader {
                     compare: Compare::Force,
                 }));
             }
+            self.deletes_due(&mut ops, Instant::now());
             // Everything before the first operation still held back goes now.
             let held = pending
                 .iter()
                 .map(|p| p.slot)
                 .chain(self.unconfirmed.iter().map(|u| u.slot))
+                .chain(self.deleted.iter().map(|d| d.slot))
                 .min()
                 .unwrap_or(ops.len());
             self.send(&mut ops, held);
@@ -433,6 +459,9 @@ impl Reader {
             }
             for u in &mut self.unconfirmed {
                 u.slot -= held;
+            }
+            for d in &mut self.deleted {
+                d.slot -= held;
             }
         }
     }
@@ -468,6 +497,7 @@ impl Reader {
             self.moved_out(p, ops);
         }
         // Held removals and renames go as they are (the reconcile corrects a wrong one).
+        self.deletes_due(ops, Instant::now() + DELETE_GRACE);
         self.displaced_due(ops, Instant::now() + DISPLACED_GRACE);
         // Events were lost: the reconcile reads what the unconfirmed saves left.
         for u in std::mem::take(&mut self.unconfirmed) {
@@ -521,6 +551,7 @@ impl Reader {
                     // are the files renamed onto ignored names (a save that was under
                     // way has put its new file at the name by now).
                     self.unclosed_creates(ops, Instant::now() + CLOSE_GRACE);
+                    self.deletes_due(ops, Instant::now() + DELETE_GRACE);
                     self.displaced_due(ops, Instant::now() + DISPLACED_GRACE);
                     let open = self.writing.report(Instant::now());
                     if let Some(p) = self
@@ -595,7 +626,14 @@ impl Reader {
                 self.writing.closed(&rel);
                 match self.displaced.take_aside(&rel) {
                     Some(a) => self.aside_gone(a, ops),
-                    None if !ignored => self.hold_removal(rel, ops),
+                    None if !ignored => {
+                        ops.push(None);
+                        self.deleted.push(HeldDelete {
+                            slot: ops.len() - 1,
+                            rel,
+                            until: Instant::now() + DELETE_GRACE,
+                        });
+                    }
                     None => {}
                 }
             }
@@ -664,8 +702,28 @@ impl Reader {
         }
     }
 
-    /// A file at `rel` is gone (deleted, or renamed onto an ignored name): held back for a
-    /// new file at the name (see `displaced.rs`).
+    /// Fills the slot of each held delete due by `by`: the removal, unless a regular file
+    /// holds the name again (see [`HeldDelete`]).
+    fn deletes_due(&mut self, ops: &mut [Option<Op>], by: Instant) {
+        if self.deleted.is_empty() {
+            return;
+        }
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deleted)
+            .into_iter()
+            .partition(|d| d.until <= by);
+        self.deleted = keep;
+        for d in due {
+            if !self.lstat(&d.rel).is_ok_and(|md| md.is_file()) {
+                ops[d.slot] = Some(Op::Remove {
+                    rel: d.rel,
+                    dir: false,
+                });
+            }
+        }
+    }
+
+    /// A file at `rel` is gone (renamed onto an ignored name, or its backup deleted):
+    /// held back for a new file at the name (see `displaced.rs`).
     fn hold_removal(&mut self, rel: PathBuf, ops: &mut Vec<Option<Op>>) {
         if self.displaced.note(rel.clone(), Instant::now()) == Held::RemoveNow {
             ops.push(Some(Op::Remove { rel, dir: false }));
@@ -735,6 +793,9 @@ impl Reader {
         };
         if confirmed {
             return Some(op);
+        }
+        if matches!(op, Op::Saved { .. }) {
+            Status::bump(&self.ctx.status.lease_fallbacks);
         }
         let Some(queued) = queued_bytes(self.inotify.as_raw_fd()) else {
             return Some(Op::Check { rel, compare });

@@ -364,9 +364,12 @@ fn part_and_bak_saves_keep_one_history() {
     );
 }
 
-/// The same pattern without a sync between the steps' events and the grace: saves a
-/// few milliseconds apart, each its own version, and the same without the `.part` (the
-/// new content written at the name while the old is at `name.bak`).
+/// The same pattern without a sync between the saves, 20 ms apart, and the same without
+/// the `.part` (the new content written at the name while the old is at `name.bak`). No
+/// stray entry and one history (`created`, then `modified` only) always; each save its
+/// own version when the reader keeps up: a `.part` renamed onto the name before the
+/// reader has read its close is not pinned (the rename of a name that is not ignored
+/// carries no pin), so under load a save can be missed (never one that was not made).
 #[test]
 fn back_to_back_bak_saves_keep_one_history() {
     let (_dir, w) = setup();
@@ -374,6 +377,7 @@ fn back_to_back_bak_saves_keep_one_history() {
     write_new(&f.join("sheet.ods"), b"v0\n");
     write_new(&f.join("memo.txt"), b"v0\n");
     w.sync(1);
+    let mut want = vec![sha256_hex(b"v0\n")];
     for i in 1..=SAVES {
         write_new(&f.join("sheet.ods.part"), format!("v{i}\n").as_bytes());
         fs::rename(f.join("sheet.ods"), f.join("sheet.ods.bak")).unwrap();
@@ -382,21 +386,48 @@ fn back_to_back_bak_saves_keep_one_history() {
         fs::rename(f.join("memo.txt"), f.join("memo.txt.bak")).unwrap();
         write_new(&f.join("memo.txt"), format!("v{i}\n").as_bytes());
         fs::remove_file(f.join("memo.txt.bak")).unwrap();
+        want.push(sha256_hex(format!("v{i}\n").as_bytes()));
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     w.sync(1);
-    check(
-        &w,
-        "back-to-back .part/.bak",
-        "sheet.ods",
-        &["sheet.ods", "memo.txt"],
-    );
-    check(
-        &w,
-        "back-to-back .bak",
-        "memo.txt",
-        &["sheet.ods", "memo.txt"],
-    );
+    let rows = rows(&w);
+    let stray: Vec<&String> = rows
+        .keys()
+        .filter(|p| *p != "sheet.ods" && *p != "memo.txt")
+        .collect();
+    let conn = w.catalog();
+    for doc in ["sheet.ods", "memo.txt"] {
+        let (kinds, n) = history(&w, doc);
+        let shas: Vec<String> = conn
+            .prepare(
+                "SELECT v.sha256 FROM versions v JOIN files f ON f.id = v.file_id \
+                 WHERE f.path = ?1 ORDER BY v.version",
+            )
+            .unwrap()
+            .query_map([doc], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        println!(
+            "figure: back-to-back .bak ({doc}): {} stray entries {stray:?}; {n} of {} saves \
+             kept, history {kinds:?}",
+            stray.len(),
+            want.len()
+        );
+        assert!(stray.is_empty(), "stray entries {stray:?}");
+        assert_eq!(rows.get(doc).map(String::as_str), Some("active"), "{doc}");
+        assert!(
+            kinds[0] == "created" && kinds[1..].iter().all(|k| k == "modified"),
+            "{doc}: {kinds:?}"
+        );
+        // In order, each a save, the last one included.
+        let mut it = want.iter();
+        assert!(
+            shas.iter().all(|s| it.any(|w| w == s)),
+            "{doc}: versions not the saves in order"
+        );
+        assert_eq!(shas.last(), want.last(), "{doc}: the last save");
+    }
 }
 
 /// What the held rename must not change: a document renamed (and nothing deleted) is
