@@ -24,6 +24,7 @@ mod monitor;
 mod mounts;
 mod open_writes;
 mod real_writers;
+mod restore_modes;
 mod restore_race;
 mod root;
 mod samba;
