@@ -447,6 +447,10 @@ impl Out {
                     s.recrawls, s.overflows, s.watch_failures
                 ),
             ),
+            (
+                "lease fallbacks",
+                format!("{} saves pinned without a read lease", s.lease_fallbacks),
+            ),
             ("last scan", scan.unwrap_or_else(|| "-".into())),
             ("zfsd", zfsd),
             (
