@@ -477,6 +477,18 @@ impl Out {
                 ),
             ),
             (
+                "content not stored",
+                match s.not_stored.first() {
+                    None => "none".into(),
+                    Some(last) => format!(
+                        "{} versions cataloged without content; last: {}: {}",
+                        s.versions_not_stored,
+                        super::escape(&last.path),
+                        super::escape(&last.cause)
+                    ),
+                },
+            ),
+            (
                 "store objects",
                 if s.damaged_objects == 0 {
                     "ok".into()

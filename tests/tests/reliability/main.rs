@@ -32,5 +32,6 @@ mod scan_renames;
 mod scrub;
 mod side_files;
 mod socket;
+mod store_limits;
 mod visibility;
 mod writers;
