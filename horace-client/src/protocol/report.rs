@@ -142,6 +142,10 @@ pub struct StatusReport {
     pub recrawls: u64,
     /// Kernel queue overflows.
     pub overflows: u64,
+    /// Saves pinned without a read lease (the watcher's user may not take one, or the file
+    /// was too big to read at once): confirmed by the inotify events that follow instead.
+    #[serde(default)]
+    pub lease_fallbacks: u64,
     /// Watches that could not be added.
     pub watch_failures: u64,
     /// Whether the startup scan has finished.

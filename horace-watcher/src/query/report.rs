@@ -162,6 +162,7 @@ pub fn live_figures(s: &Status, snapshots_enabled: bool, r: &mut StatusReport) {
     r.files_hashed = get(&s.files_hashed);
     r.recrawls = get(&s.recrawls);
     r.overflows = get(&s.overflows);
+    r.lease_fallbacks = get(&s.lease_fallbacks);
     r.watch_failures = get(&s.watch_failures);
     r.ready = s.ready.load(Ordering::Relaxed);
     let (not_stored, recent) = crate::store::budget().refused();
