@@ -6,10 +6,16 @@ need=()
 for pair in zfs-fuse:/usr/sbin/zfs-fuse dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/setpriv \
             systemd:/usr/bin/systemd-analyze openssl:/usr/bin/openssl python3:/usr/bin/python3 \
             samba:/usr/sbin/smbd smbclient:/usr/bin/smbclient \
+            rsync:/usr/bin/rsync nfs-ganesha:/usr/bin/ganesha.nfsd rpcbind:/usr/sbin/rpcbind \
+            libnfs-utils:/usr/bin/nfs-cp \
             debootstrap:/usr/sbin/debootstrap systemd-container:/usr/bin/systemd-nspawn; do
   pkg=${pair%%:*}; bin=${pair#*:}
   [ -x "$bin" ] || need+=("$pkg")
 done
+# The real writers of tests/tests/reliability/real_writers.rs: git, and ganesha's VFS
+# back end (a library, not an executable).
+command -v git >/dev/null 2>&1 || need+=(git)
+compgen -G '/usr/lib/*/ganesha/libfsalvfs.so' >/dev/null || need+=(nfs-ganesha-vfs)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages ${need[*]}; run as root to install them" >&2

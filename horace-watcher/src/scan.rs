@@ -165,8 +165,17 @@ impl Prober {
             probes.push(probe);
         }
         for (i, r) in at.into_iter().zip(self.objects.commit_all(pending)) {
-            if let Err(e) = r {
-                probes[i] = Probe::Failed(format!("cannot store content: {e}"));
+            match (r, &mut probes[i]) {
+                (Ok(()), _) => {}
+                // The store filled up: the version is cataloged without its content.
+                (Err(e), Probe::Hashed(c)) if crate::store::no_space(&e) => {
+                    c.stored = false;
+                    c.stored_bytes = None;
+                    // (A settle does not know the path: the content is named.)
+                    let what = format!("content {}", c.sha256);
+                    crate::store::budget().note(what, &self.store_full());
+                }
+                (Err(e), probe) => *probe = Probe::Failed(format!("cannot store content: {e}")),
             }
         }
         probes
@@ -209,7 +218,12 @@ impl Prober {
         {
             return p(Probe::Covered);
         }
-        let store = fp.size as u64 <= self.max_stored;
+        // A sparse file counts by the bytes it occupies, not its length.
+        let occupies = {
+            use std::os::unix::fs::MetadataExt;
+            (md.blocks() * 512).min(md.size())
+        };
+        let (mut store, mut refused) = self.admit(rel, occupies);
         // Read through a descriptor opened beneath the root with no symlink followed in
         // any component: a directory on the path swapped for a symlink (after the
         // `symlink_metadata` above) reads as missing, never as a file outside the tree.
@@ -225,9 +239,14 @@ impl Prober {
             Err(e) => return p(Probe::Failed(e.to_string())),
         }
         let read = if store {
-            self.objects
-                .copy_in_file(&file, fsync)
-                .map(|(tmp, d)| (Some(tmp), d))
+            match self.objects.copy_in_file(&file, fsync) {
+                // The store filled up under the copy: hashed, cataloged without content.
+                Err(e) if crate::store::no_space(&e) => {
+                    (store, refused) = (false, Some(self.store_full()));
+                    hash::digest_file(&file, None).map(|d| (None, d))
+                }
+                r => r.map(|(tmp, d)| (Some(tmp), d)),
+            }
         } else {
             hash::digest_file(&file, None).map(|d| (None, d))
         };
@@ -246,7 +265,35 @@ impl Prober {
             tracing::debug!(path = %abs.display(), "changed while read; looking again");
             return p(Probe::Changing);
         }
+        self.note_refused(rel, refused);
         hashed(rel, fp, mode, store, tmp, d)
+    }
+
+    /// Whether content of `occupies` bytes at `rel` is stored: not past
+    /// `max_stored`, nor when the store is full or the owner over its budget (the
+    /// refusal is returned, to be noted once the version is cataloged).
+    fn admit(&self, rel: &Path, occupies: u64) -> (bool, Option<crate::store::NotStored>) {
+        if occupies > self.max_stored {
+            return (false, None);
+        }
+        match crate::store::budget().admit(&self.objects, &crate::path::owner_of(rel), occupies) {
+            Ok(()) => (true, None),
+            Err(why) => (false, Some(why)),
+        }
+    }
+
+    /// The refusal of a store that reported itself full.
+    fn store_full(&self) -> crate::store::NotStored {
+        let free = rustix::fs::statvfs(self.objects.root())
+            .map_or(0, |st| st.f_bavail.saturating_mul(st.f_frsize));
+        crate::store::NotStored::StoreFull { free }
+    }
+
+    /// Notes, for `status`, that `rel` is cataloged without its content.
+    fn note_refused(&self, rel: &Path, refused: Option<crate::store::NotStored>) {
+        if let Some(why) = refused {
+            crate::store::budget().note(crate::path::escape(rel), &why);
+        }
     }
 }
 
@@ -276,7 +323,14 @@ impl Prober {
         if let Some(same) = unchanged(known, compare, fp, mode) {
             return p(Probe::Unchanged(same));
         }
-        let store = fp.size as u64 <= self.max_stored;
+        let occupies = match &pin.held {
+            Held::File(f) => f.metadata().map_or(fp.size as u64, |md| {
+                use std::os::unix::fs::MetadataExt;
+                (md.blocks() * 512).min(md.size())
+            }),
+            Held::Bytes(b) => b.len() as u64,
+        };
+        let (store, refused) = self.admit(rel, occupies);
         let read = match &pin.held {
             Held::Bytes(b) if store => self
                 .objects
@@ -317,6 +371,7 @@ impl Prober {
             Err(e) if gone(&e) => return p(Probe::Missing),
             Err(e) => return p(Probe::Failed(e.to_string())),
         };
+        self.note_refused(rel, refused);
         hashed(rel, fp, mode, store, tmp, d)
     }
 }

@@ -450,6 +450,10 @@ impl Out {
                     s.recrawls, s.overflows, s.watch_failures
                 ),
             ),
+            (
+                "lease fallbacks",
+                format!("{} saves pinned without a read lease", s.lease_fallbacks),
+            ),
             ("last scan", scan.unwrap_or_else(|| "-".into())),
             ("zfsd", zfsd),
             (
@@ -474,6 +478,18 @@ impl Out {
                     || "ok".into(),
                     |why| format!("held: {}", super::escape(why)),
                 ),
+            ),
+            (
+                "content not stored",
+                match s.not_stored.first() {
+                    None => "none".into(),
+                    Some(last) => format!(
+                        "{} versions cataloged without content; last: {}: {}",
+                        s.versions_not_stored,
+                        super::escape(&last.path),
+                        super::escape(&last.cause)
+                    ),
+                },
             ),
             (
                 "store objects",

@@ -44,6 +44,7 @@ const UNWATCHED_RESCAN: Duration = Duration::from_secs(300);
 const WAL_LIMIT: u64 = 64 << 20;
 
 mod apply;
+mod budget;
 mod reconcile;
 mod restore;
 mod retry;
@@ -106,6 +107,7 @@ impl Worker {
             objects: p.objects,
             max_stored: p.ctx.config.versions.max_stored_file_size,
         };
+        crate::store::budget().configure(&p.ctx.config.versions);
         Self {
             prober,
             map: p.map,
@@ -131,6 +133,7 @@ impl Worker {
 
     /// Runs the startup scan, then the loop until a shutdown message.
     pub(super) fn run(mut self) {
+        self.recount_store_budget();
         self.reconcile("startup");
         self.collect_garbage();
         self.ctx.status.ready.store(true, Ordering::Relaxed);
@@ -261,6 +264,7 @@ impl Worker {
             }
         }
         self.bound_wal();
+        self.recount_store_budget();
         if self.unwatched.load(Ordering::Relaxed) && self.last_rescan.elapsed() >= UNWATCHED_RESCAN
         {
             self.unwatched.store(false, Ordering::Relaxed);
@@ -316,6 +320,7 @@ impl Worker {
         }
         self.versions = config.versions.clone();
         self.prober.max_stored = config.versions.max_stored_file_size;
+        crate::store::budget().configure(&config.versions);
         tracing::info!(ignore = ?config.ignore_patterns(), versions = ?config.versions, "configuration reloaded (ignore patterns and versions)");
     }
 
