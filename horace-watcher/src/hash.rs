@@ -309,14 +309,14 @@ fn keep_prefix(bytes: &[u8], prefix: &mut Vec<u8>) {
 fn data_extent(file: &File, pos: u64, end: u64) -> io::Result<(u64, u64)> {
     use rustix::fs::{seek, SeekFrom};
     use rustix::io::Errno;
-    let data = match seek(file, SeekFrom::Data(pos as i64)) {
+    let data = match seek(file, SeekFrom::Data(pos)) {
         Ok(d) => d.min(end),
         // No data at or after pos: the rest is a hole.
         Err(Errno::NXIO) => return Ok((end, end)),
         Err(Errno::INVAL | Errno::OPNOTSUPP) => return Ok((pos, end)),
         Err(e) => return Err(e.into()),
     };
-    let hole = match seek(file, SeekFrom::Hole(data as i64)) {
+    let hole = match seek(file, SeekFrom::Hole(data)) {
         Ok(h) => h.min(end),
         Err(Errno::NXIO) => end,
         Err(e) => return Err(e.into()),

@@ -727,8 +727,7 @@ fn restore_group(
     if rustix::fs::fstat(out)?.st_gid == want {
         return Ok(());
     }
-    // SAFETY: a gid read from the file system is a valid gid.
-    let gid = unsafe { rustix::fs::Gid::from_raw(want) };
+    let gid = rustix::fs::Gid::from_raw(want);
     match rustix::fs::fchown(out, None, Some(gid)) {
         Ok(()) => Ok(()),
         Err(Errno::PERM) => {

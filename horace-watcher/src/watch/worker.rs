@@ -154,13 +154,10 @@ impl Worker {
             .unwrap_or(0);
         let line = format!("Watching {} files in {} directories", files, self.map.len());
         tracing::info!(files = files, dirs = self.map.len(), "caught up; watching");
-        let _ = sd_notify::notify(
-            false,
-            &[
-                sd_notify::NotifyState::Ready,
-                sd_notify::NotifyState::Status(&line),
-            ],
-        );
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&line),
+        ]);
         loop {
             let timeout = self
                 .next_due()
@@ -201,7 +198,7 @@ impl Worker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("watch loop stopped");
     }
 
