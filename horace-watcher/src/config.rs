@@ -97,6 +97,9 @@ pub struct VersionsConfig {
     /// percentage of the metadata filesystem; past it, its new versions are cataloged
     /// without content (`horace status` says so). 100: no per-owner limit.
     pub owner_share_percent: u8,
+    /// Files at least this long (bytes) are read by the big-file lane, a thread of their
+    /// own, so they never hold up the cataloging of small files.
+    pub lane_file_size: u64,
     /// Content is stored only while the metadata filesystem keeps this percentage free
     /// (room for the catalog, its WAL and backups); below it, versions are cataloged
     /// without content.
@@ -120,6 +123,7 @@ impl Default for VersionsConfig {
             scrub_interval_secs: 86_400,
             scrub_mib_per_sec: 32,
             owner_share_percent: 25,
+            lane_file_size: 256 << 20,
             min_free_percent: 5,
         }
     }

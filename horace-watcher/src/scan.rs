@@ -16,6 +16,9 @@ use crate::hash::{self, Fingerprint};
 use crate::now_ns;
 use crate::store::{Objects, TempObject};
 
+mod lane;
+pub use lane::Lane;
+
 /// Names of the sync barrier's cookie files (in the root; never cataloged).
 pub const COOKIE_PREFIX: &str = ".horace-sync-";
 /// Names of restore temp files (never cataloged).
@@ -74,8 +77,11 @@ pub enum Compare {
     /// that was never saved. The write's own close-after-write catalogs the content;
     /// a file not matching its row is [`Probe::Covered`].
     Attributes,
-    /// Always read the content (restore stores the current content first).
+    /// Always read the content (a close-after-write).
     Force,
+    /// Always read the content, at once and here, even a big file (not handed to the
+    /// big-file lane): a restore stores the current content first.
+    ForceHere,
 }
 
 /// What a probe of one path found.
@@ -98,6 +104,9 @@ pub enum Probe {
     Covered,
     /// Reading failed (permission, I/O): retry with backoff.
     Failed(String),
+    /// A big file handed to the big-file lane ([`Lane`]): it is probed again when the
+    /// lane has read it.
+    InLane,
 }
 
 /// The known row's content, when `fp` says the file is still what `known` recorded (by
@@ -112,7 +121,7 @@ fn unchanged(
     let same = match compare {
         Compare::Strict => row.fp.same_strict(&fp),
         Compare::Relaxed | Compare::Attributes => row.fp.same_relaxed(&fp),
-        Compare::Force => false,
+        Compare::Force | Compare::ForceHere => false,
     };
     let sha = row.sha256.as_ref().filter(|_| same)?;
     Some(NewContent {
@@ -141,6 +150,10 @@ pub struct Prober {
     pub objects: Objects,
     /// Files larger than this are hashed but not stored.
     pub max_stored: u64,
+    /// Where files of `lane_from` bytes or more are read.
+    pub lane: Lane,
+    /// `[versions] lane_file_size`.
+    pub lane_from: u64,
 }
 
 impl Prober {
@@ -223,7 +236,21 @@ impl Prober {
             use std::os::unix::fs::MetadataExt;
             (md.blocks() * 512).min(md.size())
         };
-        let (mut store, mut refused) = self.admit(rel, occupies);
+        // A big file is read by the lane, not here (a restore's own look excepted); it is
+        // admitted to the store (and counted to its owner) once, when handed over.
+        let lane_bound = fp.size as u64 >= self.lane_from && compare != Compare::ForceHere;
+        let (from_lane, (mut store, mut refused)) = match lane_bound {
+            true => match self.lane.take(rel, fp) {
+                Some((read, store, refused)) => (Some(read), (store, refused)),
+                None => {
+                    let (store, refused) = self.admit(rel, occupies);
+                    self.lane
+                        .submit(&self.root, &self.objects, rel, fp, store, refused);
+                    return p(Probe::InLane);
+                }
+            },
+            false => (None, self.admit(rel, occupies)),
+        };
         // Read through a descriptor opened beneath the root with no symlink followed in
         // any component: a directory on the path swapped for a symlink (after the
         // `symlink_metadata` above) reads as missing, never as a file outside the tree.
@@ -238,7 +265,20 @@ impl Prober {
             Ok(_) => return p(Probe::Changing),
             Err(e) => return p(Probe::Failed(e.to_string())),
         }
-        let read = if store {
+        let read = if let Some(read) = from_lane {
+            match read {
+                lane::Read::Done(tmp, d) => {
+                    // Stored unless the store filled up under the lane's copy.
+                    if store && tmp.is_none() {
+                        (store, refused) = (false, Some(self.store_full()));
+                    }
+                    Ok((tmp, d))
+                }
+                lane::Read::Gone => return p(Probe::Missing),
+                lane::Read::Changed => return p(Probe::Changing),
+                lane::Read::Failed(why) => return p(Probe::Failed(why)),
+            }
+        } else if store {
             match self.objects.copy_in_file(&file, fsync) {
                 // The store filled up under the copy: hashed, cataloged without content.
                 Err(e) if crate::store::no_space(&e) => {
@@ -253,6 +293,7 @@ impl Prober {
         let (tmp, d) = match read {
             Ok(x) => x,
             Err(e) if gone(&e) => return p(Probe::Missing),
+            Err(e) if hash::changed(&e) => return p(Probe::Changing),
             Err(e) => return p(Probe::Failed(e.to_string())),
         };
         let after = match std::fs::symlink_metadata(&abs) {
@@ -322,6 +363,11 @@ impl Prober {
         };
         if let Some(same) = unchanged(known, compare, fp, mode) {
             return p(Probe::Unchanged(same));
+        }
+        // A big file is read by the big-file lane, by path: as a pinned save whose
+        // descriptor changed, the caller looks at the path instead.
+        if fp.size as u64 >= self.lane_from && matches!(pin.held, Held::File(_)) {
+            return p(Probe::Changing);
         }
         let occupies = match &pin.held {
             Held::File(f) => f.metadata().map_or(fp.size as u64, |md| {
@@ -567,6 +613,8 @@ mod tests {
             root: root.clone(),
             objects: Objects::open(&d.path().join("m")).unwrap(),
             max_stored: 3,
+            lane: Lane::default(),
+            lane_from: u64::MAX,
         };
         let Probe::Hashed(c) = p.probe(Path::new("f.txt"), None, Compare::Strict) else {
             panic!()
@@ -615,6 +663,8 @@ mod tests {
             root: d.path().to_path_buf(),
             objects: Objects::open(&d.path().join("m")).unwrap(),
             max_stored: 1 << 20,
+            lane: Lane::default(),
+            lane_from: u64::MAX,
         };
         let probe = |after| {
             p.probe_unsettled(Path::new("f"), None, Compare::Strict, true, after)
@@ -634,6 +684,8 @@ mod tests {
             root: d.path().to_path_buf(),
             objects: Objects::open(&d.path().join("m")).unwrap(),
             max_stored: 1 << 20,
+            lane: Lane::default(),
+            lane_from: u64::MAX,
         };
         // A new file (Samba's first ATTRIB comes before its data): not read.
         assert!(matches!(

@@ -45,6 +45,7 @@ const WAL_LIMIT: u64 = 64 << 20;
 
 mod apply;
 mod budget;
+mod lane;
 mod reconcile;
 mod restore;
 mod retry;
@@ -106,6 +107,8 @@ impl Worker {
             root: root.clone(),
             objects: p.objects,
             max_stored: p.ctx.config.versions.max_stored_file_size,
+            lane: crate::scan::Lane::default(),
+            lane_from: p.ctx.config.versions.lane_file_size,
         };
         crate::store::budget().configure(&p.ctx.config.versions);
         Self {
@@ -243,6 +246,7 @@ impl Worker {
                 }
             }
         }
+        self.wake_lane_finished();
         let now = Instant::now();
         let due = self.retries.iter().filter(|(_, r)| r.due <= now);
         ops.extend(due.map(|(p, r)| {
@@ -320,6 +324,7 @@ impl Worker {
         }
         self.versions = config.versions.clone();
         self.prober.max_stored = config.versions.max_stored_file_size;
+        self.prober.lane_from = config.versions.lane_file_size;
         crate::store::budget().configure(&config.versions);
         tracing::info!(ignore = ?config.ignore_patterns(), versions = ?config.versions, "configuration reloaded (ignore patterns and versions)");
     }
@@ -408,6 +413,7 @@ impl Worker {
             .map(|(rel, r)| {
                 let (why, detail) = match &r.cause {
                     Some(c) if retry::is_store_full(c) => (Missing::StoreFull, c.clone()),
+                    Some(c) if lane::is_in_lane(c) => (Missing::Hashing, c.clone()),
                     Some(c) => (Missing::Failed, c.clone()),
                     None => (
                         Missing::Changing,

@@ -262,6 +262,7 @@ impl Worker {
                 }
                 Probe::Unchanged(_) | Probe::Missing => self.note_success(&rel),
                 Probe::Changing => self.note_changing(&rel),
+                Probe::InLane => self.note_in_lane(&rel),
                 Probe::Failed(why) => self.note_failure(&rel, why),
             }
             items.push(Item::Check(rel, probe));
