@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use rusqlite::Connection;
 
-use super::{threads, Outcome, Worker, CARRY_FOR};
+use super::{threads, Outcome, Worker, BATCH_SECS, CARRY_FOR, MAX_BATCH};
 use crate::catalog::ops;
 use crate::now_ns;
 use crate::path::{escape, owner_of, unescape};
@@ -223,6 +223,7 @@ impl Worker {
     /// one); fires the cookies it contains once committed.
     pub(super) fn apply_batch(&mut self, batch: Vec<(Op, Instant)>) -> Outcome {
         let mut outcome = Outcome::default();
+        let started = Instant::now();
         let since: HashMap<PathBuf, Instant> = self.carry.drain(..).collect();
         if batch.is_empty() && since.is_empty() {
             return outcome;
@@ -301,7 +302,9 @@ impl Worker {
         let saved: Vec<usize> = (0..list.len())
             .filter(|&i| matches!(list[i], Op::Saved { .. }))
             .collect();
+        // Stopping (SIGTERM): what is not read yet is left to the next startup scan.
         let pinned_probes = par_map(&saved, threads(), |&i| match &list[i] {
+            _ if crate::hash::stopping() => (Probe::Changing, None),
             Op::Saved { rel, compare, pin } => {
                 prober.probe_pinned(rel, &pin.0, row_of(rel), *compare, fsync_each)
             }
@@ -380,6 +383,9 @@ impl Worker {
         }
         let jobs: Vec<(PathBuf, Job)> = jobs.into_iter().collect();
         let probes = par_map(&jobs, threads(), |(f, job)| {
+            if crate::hash::stopping() {
+                return (Probe::Changing, None);
+            }
             let row = job.origins.iter().find_map(row_of);
             prober.probe_unsettled(f, row, job.compare, fsync_each, job.covered_after)
         });
@@ -502,6 +508,12 @@ impl Worker {
         }
         let st = &self.ctx.status;
         let done = std::mem::take(&mut self.inflight);
+        self.backlog.committed(done);
+        // The next batch of events: about BATCH_SECS at this one's rate.
+        if items.len() >= 64 {
+            let rate = items.len() as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            self.batch_limit = ((rate * BATCH_SECS) as usize).clamp(128, MAX_BATCH);
+        }
         let _ = st
             .queue_depth
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
