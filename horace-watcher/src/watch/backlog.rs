@@ -128,13 +128,17 @@ impl State {
 
     /// Drops the operations of flooded subtrees from `ops`; returns the subtrees flooded
     /// by a rename out of one, and how many were dropped.
-    fn sift<T>(&mut self, ops: &mut Vec<T>, op_of: impl Fn(&T) -> &Op) -> (Vec<PathBuf>, u64) {
+    fn sift<T>(
+        &mut self,
+        ops: &mut Vec<T>,
+        op_of: impl Fn(&mut T) -> &mut Op,
+    ) -> (Vec<PathBuf>, u64) {
         if self.flooded.is_empty() {
             return (Vec::new(), 0);
         }
         let mut new = Vec::new();
         let before = ops.len();
-        ops.retain(|item| {
+        ops.retain_mut(|item| {
             let op = op_of(item);
             if matches!(op, Op::Cookie(_)) {
                 return true;
@@ -149,13 +153,25 @@ impl State {
                     self.bump(&k);
                     false
                 }
-                // Out of a flooded subtree: the row (if any) moves; what the
-                // destination holds is reconciled like the subtree.
-                (Some(k), None, Some(to)) => {
+                // A file out of a flooded subtree: read at its new name (the row left
+                // at the old one is the subtree's scan's to settle).
+                (Some(k), None, Some(to)) if matches!(op, Op::Rename { dir: false, .. }) => {
+                    let to = to.to_path_buf();
                     self.bump(&k);
-                    if !self.flooded.contains_key(to) {
-                        self.flooded.insert(to.to_path_buf(), Flood::default());
-                        new.push(to.to_path_buf());
+                    *op = Op::Check {
+                        rel: to,
+                        compare: crate::scan::Compare::Strict,
+                    };
+                    true
+                }
+                // A directory out of one: the rows (if any) move; what it holds is
+                // reconciled like the subtree.
+                (Some(k), None, Some(to)) => {
+                    let to = to.to_path_buf();
+                    self.bump(&k);
+                    if !self.flooded.contains_key(&to) {
+                        self.flooded.insert(to.clone(), Flood::default());
+                        new.push(to);
                     }
                     true
                 }
@@ -178,7 +194,11 @@ impl Backlog {
     /// Drops the operations of flooded subtrees from `ops` (the loop, for those admitted
     /// before their subtree was flooded); returns the subtrees newly flooded and how many
     /// were dropped.
-    pub fn sift<T>(&self, ops: &mut Vec<T>, op_of: impl Fn(&T) -> &Op) -> (Vec<PathBuf>, u64) {
+    pub fn sift<T>(
+        &self,
+        ops: &mut Vec<T>,
+        op_of: impl Fn(&mut T) -> &mut Op,
+    ) -> (Vec<PathBuf>, u64) {
         self.state().sift(ops, op_of)
     }
 

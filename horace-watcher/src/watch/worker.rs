@@ -245,7 +245,7 @@ impl Worker {
     }
 
     /// Drops the operations of flooded subtrees from `items`; returns how many.
-    fn sift_queued<T>(&mut self, items: &mut Vec<T>, op_of: impl Fn(&T) -> &Op) -> u64 {
+    fn sift_queued<T>(&mut self, items: &mut Vec<T>, op_of: impl Fn(&mut T) -> &mut Op) -> u64 {
         let (new, dropped) = self.backlog.sift(items, op_of);
         if dropped > 0 {
             let _ = self.ctx.status.queue_depth.fetch_update(
