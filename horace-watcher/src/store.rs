@@ -10,7 +10,7 @@
 //! by `catalog::ops::prune`; objects no stored version references are removed.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,6 +117,21 @@ pub struct TempObject {
     /// Already fsynced (else [`Objects::commit_all`] syncs the batch).
     synced: bool,
     done: bool,
+    /// Bytes the copy occupies (`st_blocks × 512`, holes not counted).
+    occupies: u64,
+}
+
+impl TempObject {
+    /// The bytes the copy occupies on disk (a sparse copy: its data, not its length).
+    pub fn occupies(&self) -> u64 {
+        self.occupies
+    }
+}
+
+/// Bytes `f` occupies on disk.
+fn occupied(f: &File) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(f.metadata()?.blocks() * 512)
 }
 
 impl Drop for TempObject {
@@ -202,6 +217,11 @@ impl Objects {
         }
     }
 
+    /// The store's directory (`metadata_dir/objects`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Where the object with `sha256` lives.
     pub fn path_of(&self, sha256: &str) -> PathBuf {
         let (a, b) = sha256.split_at(2.min(sha256.len()));
@@ -223,34 +243,37 @@ impl Objects {
     /// following symlinks: see [`open_file_beneath`]), and hashed. The copy is fsynced now
     /// when `fsync` is set, else by [`Objects::commit_all`] with the rest of its batch.
     pub fn copy_in_file(&self, src: &File, fsync: bool) -> io::Result<(TempObject, Digested)> {
-        let (tmp, mut out) = self.temp(fsync)?;
+        let (mut tmp, mut out) = self.temp(fsync)?;
         let d = if on_zfs(src) {
             // File to file: std uses copy_file_range, which OpenZFS turns into block
             // cloning; then the copy is read back and hashed.
             io::copy(&mut &*src, &mut out)?;
             // (copy_file_range clones the blocks without reading them: nothing to abandon.)
-            out.seek(SeekFrom::Start(0))?;
-            hash::digest_reader(hash::Counted(&out))?
+            // Its holes are hashed without being read (`hash::digest_file`).
+            hash::digest_file(&out, None)?
         } else {
             // Elsewhere copy_file_range is a page-by-page copy in the kernel, and reading
             // the copy back a second pass: hash each block as it is read and write that
-            // very block, so the object matches its checksum by construction.
-            hash::digest_copy(hash::Abandonable::new(src), &mut out)?
+            // very block, so the object matches its checksum by construction. Only the
+            // data is read and written; holes stay holes.
+            hash::digest_file(src, Some(&mut out))?
         };
         if fsync {
             out.sync_all()?;
         }
+        tmp.occupies = occupied(&out)?;
         Ok((tmp, d))
     }
 
     /// Like [`Objects::copy_in_file`], from content already read (a save the reader read
     /// at its event: `watch::pin`): hashed and written with one pass.
     pub fn copy_in_bytes(&self, bytes: &[u8], fsync: bool) -> io::Result<(TempObject, Digested)> {
-        let (tmp, mut out) = self.temp(fsync)?;
+        let (mut tmp, mut out) = self.temp(fsync)?;
         let d = hash::digest_copy(bytes, &mut out)?;
         if fsync {
             out.sync_all()?;
         }
+        tmp.occupies = occupied(&out)?;
         Ok((tmp, d))
     }
 
@@ -264,6 +287,7 @@ impl Objects {
                 .join(format!("{}-{n}", std::process::id())),
             synced: fsync,
             done: false,
+            occupies: 0,
         };
         let out = File::options()
             .read(true)
@@ -384,6 +408,164 @@ impl Objects {
     }
 }
 
+/// Why a version's content was not stored; the version is cataloged all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotStored {
+    /// The metadata filesystem is down to the free space kept for the catalog
+    /// (`[versions] min_free_percent`), or full.
+    StoreFull {
+        /// Bytes free on the metadata filesystem.
+        free: u64,
+    },
+    /// The owner's stored content reached its share of the metadata filesystem
+    /// (`[versions] owner_share_percent`).
+    OverBudget {
+        /// The owner (escaped top-level directory).
+        owner: String,
+        /// Bytes its stored content occupies.
+        used: u64,
+        /// Its budget, bytes.
+        budget: u64,
+    },
+}
+
+impl std::fmt::Display for NotStored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotStored::StoreFull { free } => write!(
+                f,
+                "content not stored: the store is full ({free} bytes free on the metadata \
+                 filesystem, at or below the free space kept for the catalog)"
+            ),
+            NotStored::OverBudget {
+                owner,
+                used,
+                budget,
+            } => write!(
+                f,
+                "content not stored: owner {owner:?} is over its store budget ({used} of \
+                 {budget} bytes)"
+            ),
+        }
+    }
+}
+
+/// How many of the last content refusals `status` lists.
+pub const NOT_STORED_LISTED: usize = 20;
+
+/// What the store may still take: the free space it leaves the catalog, and each owner's
+/// share; and which versions were cataloged without content, for `status`. One per
+/// process, like the store ([`budget`]).
+#[derive(Debug, Default)]
+pub struct Budget {
+    /// `(owner_share_percent, min_free_percent)`, from `[versions]`.
+    limits: std::sync::Mutex<(u8, u8)>,
+    /// Bytes each owner's stored content occupies: the catalog's count at the last
+    /// [`Budget::recount`], plus what was stored since (prunes count at the next one).
+    used: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// When the last recount was asked for.
+    recounted: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Versions cataloged without content since start, and the last few (path, why),
+    /// newest last.
+    refused: std::sync::Mutex<(u64, std::collections::VecDeque<(String, String)>)>,
+}
+
+/// The process's [`Budget`].
+pub fn budget() -> &'static Budget {
+    static BUDGET: std::sync::OnceLock<Budget> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| {
+        let b = Budget::default();
+        b.configure(&crate::config::VersionsConfig::default());
+        b
+    })
+}
+
+/// How often the owners' usage is counted again from the catalog.
+const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Budget {
+    /// Takes the limits of `[versions]` (at start and on reload).
+    pub fn configure(&self, v: &crate::config::VersionsConfig) {
+        *lock(&self.limits) = (v.owner_share_percent, v.min_free_percent);
+    }
+
+    /// Whether a recount is due (then it is taken as done: one caller counts).
+    pub fn recount_due(&self) -> bool {
+        let mut at = lock(&self.recounted);
+        let due = at.is_none_or(|t| t.elapsed() >= RECOUNT_EVERY);
+        if due {
+            *at = Some(std::time::Instant::now());
+        }
+        due
+    }
+
+    /// Replaces the owners' usage with the catalog's count.
+    pub fn recount(&self, used: std::collections::HashMap<String, u64>) {
+        *lock(&self.used) = used;
+    }
+
+    /// Whether `bytes` more of `owner`'s content may go into the store under `objects`;
+    /// if so they are counted to the owner at once (parallel probes see each other).
+    pub fn admit(&self, objects: &Objects, owner: &str, bytes: u64) -> Result<(), NotStored> {
+        let (share, min_free) = *lock(&self.limits);
+        // Unknown figures (statvfs failing) refuse nothing: the write itself will tell.
+        let Ok(st) = rustix::fs::statvfs(&objects.root) else {
+            return Ok(());
+        };
+        let total = st.f_blocks.saturating_mul(st.f_frsize);
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < (total / 100 * u64::from(min_free)).saturating_add(bytes) {
+            return Err(NotStored::StoreFull { free });
+        }
+        let mut used = lock(&self.used);
+        let mine = used.entry(owner.to_string()).or_default();
+        if share < 100 {
+            let budget = total / 100 * u64::from(share);
+            if mine.saturating_add(bytes) > budget {
+                return Err(NotStored::OverBudget {
+                    owner: owner.to_string(),
+                    used: *mine,
+                    budget,
+                });
+            }
+        }
+        *mine += bytes;
+        Ok(())
+    }
+
+    /// Notes that `path` (escaped) was cataloged without its content, and why.
+    pub fn note(&self, path: String, why: &NotStored) {
+        let mut r = lock(&self.refused);
+        // The first and every thousandth: a full store refuses every file.
+        if r.0 % 1000 == 0 {
+            tracing::warn!(path, cause = %why, refused = r.0 + 1, "{path}: cataloged, {why}");
+        } else {
+            tracing::debug!(path, cause = %why, "{path}: cataloged, {why}");
+        }
+        r.0 += 1;
+        if r.1.len() == NOT_STORED_LISTED {
+            r.1.pop_front();
+        }
+        r.1.push_back((path, why.to_string()));
+    }
+
+    /// How many versions were cataloged without content since start, and the last few
+    /// (newest first).
+    pub fn refused(&self) -> (u64, Vec<(String, String)>) {
+        let r = lock(&self.refused);
+        (r.0, r.1.iter().rev().cloned().collect())
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether `e` says the filesystem is full (ENOSPC, EDQUOT).
+pub fn no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// Opens directory `rel_dir` under `root` without following a symlink in any component,
 /// so a link swapped in by a hostile writer cannot redirect a restore outside the tree.
 pub fn open_dir_beneath(root: &Path, rel_dir: &Path) -> io::Result<OwnedFd> {
@@ -466,29 +648,37 @@ pub fn open_file_beneath(root: &Path, rel: &Path) -> io::Result<File> {
 }
 
 /// Writes `content` over `root/rel` atomically: a `.horace-restore-*` temp file in the same
-/// directory (opened beneath `root` without following symlinks), fsync, rename. Keeps the
-/// old file's permission bits. The temp file must hash to `expected` or nothing is
-/// replaced. Returns the new file's fingerprint and the copy's digest.
+/// directory (opened beneath `root` without following symlinks), fsync, rename. The file
+/// keeps the old file's permission bits and group; a name that holds no regular file
+/// gets the bits `recorded` (the version's, from the catalog) and the directory's group
+/// (see [`restore_mode`] and [`restore_group`]). The copy must hash to `expected` or
+/// nothing is replaced. Returns the new file's fingerprint, mode and the copy's digest.
 pub fn write_over(
     root: &Path,
     rel: &Path,
     content: &Path,
     expected: &str,
-) -> io::Result<(Fingerprint, Digested)> {
+    recorded: Option<u32>,
+) -> io::Result<(Fingerprint, u32, Digested)> {
     let name = rel
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let dir = open_dir_beneath(root, rel.parent().unwrap_or(Path::new("")))?;
-    let mode = restore_mode(rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).ok());
+    let old = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .ok()
+        .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+    let mode = restore_mode(old.as_ref(), recorded);
     let (fd, n) = create_own_file(&dir, restore_temp_name, mode, |_| true)?;
     let tmp_name = restore_temp_name(n);
     let mut out = File::from(fd);
     let result = (|| {
+        restore_group(&out, &dir, old.as_ref(), rel)?;
+        // After the chown, which may clear bits; the umask does not apply to fchmod.
         rustix::fs::fchmod(&out, mode)?;
-        io::copy(&mut File::open(content)?, &mut out)?;
+        // Hashed as it is copied, holes kept (a sparse version comes back sparse, not as
+        // its length in zeros).
+        let digest = hash::digest_file(&File::open(content)?, Some(&mut out))?;
         out.sync_all()?;
-        out.seek(SeekFrom::Start(0))?;
-        let digest = hash::digest_reader(&out)?;
         if digest.sha256 != expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -498,7 +688,7 @@ pub fn write_over(
         rustix::fs::renameat(&dir, tmp_name.as_str(), &dir, name)?;
         rustix::fs::fsync(&dir)?;
         let md = out.metadata()?;
-        Ok((Fingerprint::of(&md), digest))
+        Ok((Fingerprint::of(&md), crate::scan::mode_of(&md), digest))
     })();
     if result.is_err() {
         let _ = rustix::fs::unlinkat(&dir, tmp_name.as_str(), AtFlags::empty());
@@ -506,15 +696,49 @@ pub fn write_over(
     result
 }
 
-/// The mode a restored file gets: the permission bits of the regular file it replaces;
-/// `0644` when the name holds no regular file (absent, or a symlink, whose lstat mode is
-/// 0777 and must never become the file's), never with setuid/setgid.
-fn restore_mode(st: Option<rustix::fs::Stat>) -> Mode {
-    match st {
-        Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-            Mode::from_raw_mode(st.st_mode & 0o1777)
+/// The mode a restored file gets: the permission bits of the regular file it replaces
+/// (`old`); when the name holds no regular file (absent, or a symlink, whose lstat mode
+/// is 0777 and must never become the file's), the bits the version had when it was
+/// cataloged (`recorded`) without world-write, else `0644`. Never setuid or setgid.
+fn restore_mode(old: Option<&rustix::fs::Stat>, recorded: Option<u32>) -> Mode {
+    match (old, recorded) {
+        (Some(st), _) => Mode::from_raw_mode(st.st_mode & 0o1777),
+        (None, Some(bits)) => Mode::from_raw_mode(bits & 0o1775),
+        (None, None) => Mode::from_raw_mode(0o644),
+    }
+}
+
+/// Gives the restore's temp file `out` the group of the file it replaces (`old`), or,
+/// with none, of its directory `dir` (what a setgid directory gives a new file): a
+/// tenant's group-writable layout then keeps its write access whoever owns the file.
+/// The watcher runs unprivileged, so it can give only a group it is a member of: where
+/// it cannot (`EPERM`), the file keeps the group the kernel gave it (the watcher's, or a
+/// setgid directory's), and the restore goes on. The owner is always the watcher's user.
+fn restore_group(
+    out: &File,
+    dir: &OwnedFd,
+    old: Option<&rustix::fs::Stat>,
+    rel: &Path,
+) -> io::Result<()> {
+    let want = match old {
+        Some(st) => st.st_gid,
+        None => rustix::fs::fstat(dir)?.st_gid,
+    };
+    if rustix::fs::fstat(out)?.st_gid == want {
+        return Ok(());
+    }
+    let gid = rustix::fs::Gid::from_raw(want);
+    match rustix::fs::fchown(out, None, Some(gid)) {
+        Ok(()) => Ok(()),
+        Err(Errno::PERM) => {
+            tracing::debug!(
+                path = %crate::path::escape(rel),
+                gid = want,
+                "restored file keeps the watcher's group: it is not a member of group {want}"
+            );
+            Ok(())
         }
-        _ => Mode::from_raw_mode(0o644),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -611,12 +835,12 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
         let content = dir.path().join("c");
         std::fs::write(&content, b"new").unwrap();
-        let sha = hash::digest_file(&content).unwrap().sha256;
-        assert!(write_over(&root, Path::new("link/f"), &content, &sha).is_err());
-        assert!(write_over(&root, Path::new("real/f"), &content, "00").is_err());
+        let sha = hash::digest_path(&content).unwrap().sha256;
+        assert!(write_over(&root, Path::new("link/f"), &content, &sha, None).is_err());
+        assert!(write_over(&root, Path::new("real/f"), &content, "00", None).is_err());
         assert_eq!(std::fs::read_dir(root.join("real")).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
-        let (fp, d) = write_over(&root, Path::new("real/f"), &content, &sha).unwrap();
+        let (fp, _, d) = write_over(&root, Path::new("real/f"), &content, &sha, None).unwrap();
         assert_eq!(std::fs::read(root.join("real/f")).unwrap(), b"new");
         assert_eq!(fp.size, 3);
         assert_eq!(d.len, 3);
@@ -634,15 +858,15 @@ mod tests {
         std::os::unix::fs::symlink(&target, root.join("f")).unwrap();
         let content = dir.path().join("c");
         std::fs::write(&content, b"new").unwrap();
-        let sha = hash::digest_file(&content).unwrap().sha256;
-        write_over(&root, Path::new("f"), &content, &sha).unwrap();
+        let sha = hash::digest_path(&content).unwrap().sha256;
+        write_over(&root, Path::new("f"), &content, &sha, None).unwrap();
         let md = std::fs::symlink_metadata(root.join("f")).unwrap();
         assert!(md.is_file(), "the link itself was replaced");
         assert_eq!(md.permissions().mode() & 0o7777, 0o644);
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         // A regular file keeps its bits (here group-writable).
         std::fs::set_permissions(root.join("f"), std::fs::Permissions::from_mode(0o660)).unwrap();
-        write_over(&root, Path::new("f"), &content, &sha).unwrap();
+        write_over(&root, Path::new("f"), &content, &sha, None).unwrap();
         let mode = std::fs::metadata(root.join("f"))
             .unwrap()
             .permissions()

@@ -51,6 +51,12 @@ pub struct NewContent {
     pub stored: bool,
     /// Set when a restore wrote it.
     pub restored_from: Option<i64>,
+    /// The file's permission bits (`st_mode & 0o7777`) when it was looked at, if known:
+    /// what a restore over a name holding no regular file gives it.
+    pub mode: Option<u32>,
+    /// The bytes the content's store object occupies (`st_blocks × 512`), when this look
+    /// stored it: what the owner's store budget counts.
+    pub stored_bytes: Option<u64>,
 }
 
 const ROW_SQL: &str = "SELECT f.id, f.path, f.status, f.size, f.mtime_ns, f.ctime_ns, f.inode, \
@@ -265,9 +271,18 @@ pub fn apply_content(
         ])?;
         if c.stored && !row.content_stored {
             conn.execute(
-                "UPDATE versions SET content_stored = 1 WHERE file_id = ?1 AND version = ?2",
-                params![row.id, row.current_version],
+                "UPDATE versions SET content_stored = 1, stored_bytes = coalesce(?3, stored_bytes) \
+                 WHERE file_id = ?1 AND version = ?2",
+                params![row.id, row.current_version, c.stored_bytes.map(|b| b as i64)],
             )?;
+        }
+        if let Some(mode) = c.mode {
+            // A chmod of the current content: the bits a restore gives it from now on.
+            conn.prepare_cached(
+                "UPDATE versions SET mode = ?3 WHERE file_id = ?1 AND version = ?2 \
+                 AND mode IS NOT ?3",
+            )?
+            .execute(params![row.id, row.current_version, mode])?;
         }
         if revived {
             event(
@@ -318,10 +333,22 @@ fn insert_version(
     now: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO versions (file_id, version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO versions (file_id, version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored, mode, stored_bytes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
-    .execute(params![id, v, c.sha256, c.fp.size, c.fp.mtime_ns, now, path, c.restored_from, c.stored as i64])?;
+    .execute(params![
+        id,
+        v,
+        c.sha256,
+        c.fp.size,
+        c.fp.mtime_ns,
+        now,
+        path,
+        c.restored_from,
+        c.stored as i64,
+        c.mode,
+        c.stored_bytes.filter(|_| c.stored).map(|b| b as i64)
+    ])?;
     Ok(())
 }
 
@@ -376,12 +403,7 @@ fn drop_twin(conn: &Connection, src: &Row, dst: &Row) -> rusqlite::Result<bool> 
     if !twin {
         return Ok(false);
     }
-    let own_history: bool = conn
-        .prepare_cached(
-            "SELECT (SELECT count(*) FROM versions WHERE file_id = ?1) != 1              OR EXISTS (SELECT 1 FROM events WHERE file_id = ?1 AND kind != 'created')              OR EXISTS (SELECT 1 FROM tags WHERE file_id = ?1)              OR EXISTS (SELECT 1 FROM collection_members WHERE file_id = ?1)",
-        )?
-        .query_row([dst.id], |r| r.get(0))?;
-    if own_history {
+    if has_own_history(conn, dst.id)? {
         return Ok(false);
     }
     conn.prepare_cached("DELETE FROM files WHERE id = ?1")?
@@ -389,8 +411,27 @@ fn drop_twin(conn: &Connection, src: &Row, dst: &Row) -> rusqlite::Result<bool> 
     Ok(true)
 }
 
-/// Gives the row at `dst` the current content of `src` (a new version unless equal) and
-/// marks `src` deleted: a rename onto a path that has its own history continues that one.
+/// Whether file `id` has a history of its own: more than one version, an event besides
+/// its `created`, tags or collections.
+fn has_own_history(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT (SELECT count(*) FROM versions WHERE file_id = ?1) != 1 \
+         OR EXISTS (SELECT 1 FROM events WHERE file_id = ?1 AND kind != 'created') \
+         OR EXISTS (SELECT 1 FROM tags WHERE file_id = ?1) \
+         OR EXISTS (SELECT 1 FROM collection_members WHERE file_id = ?1)",
+    )?
+    .query_row([id], |r| r.get(0))
+}
+
+/// How recently a file renamed over another must have been cataloged, with no history of
+/// its own, to be taken for a save's temp name (see [`adopt`]).
+const TEMP_AGE_NS: i64 = 10 * 60 * 1_000_000_000;
+
+/// Gives the row at `dst` the current content of `src` (a new version unless equal): a
+/// rename onto a path that has its own history continues that one. `src` is then marked
+/// deleted, or dropped when it was a save's temp name: cataloged in the last
+/// [`TEMP_AGE_NS`] with no history of its own (`name.part` written and renamed over
+/// `name`, git's `index.lock` over `index`), whose one version is now `dst`'s newest.
 fn adopt(conn: &Connection, src: &Row, dst_path: &str, now: i64) -> rusqlite::Result<()> {
     if let Some(sha) = &src.sha256 {
         let c = NewContent {
@@ -399,8 +440,21 @@ fn adopt(conn: &Connection, src: &Row, dst_path: &str, now: i64) -> rusqlite::Re
             mime: src.mime.clone().unwrap_or_default(),
             stored: src.content_stored,
             restored_from: None,
+            mode: None,
+            stored_bytes: None,
         };
         apply_content(conn, dst_path, "", &c, now)?;
+    }
+    let created_ns: i64 = conn
+        .prepare_cached("SELECT created_ns FROM files WHERE id = ?1")?
+        .query_row([src.id], |r| r.get(0))?;
+    if src.sha256.is_some()
+        && now.saturating_sub(created_ns) < TEMP_AGE_NS
+        && !has_own_history(conn, src.id)?
+    {
+        conn.prepare_cached("DELETE FROM files WHERE id = ?1")?
+            .execute([src.id])?;
+        return Ok(());
     }
     mark_deleted(conn, &src.path, now)?;
     Ok(())

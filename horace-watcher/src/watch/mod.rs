@@ -312,6 +312,7 @@ pub async fn start(
         displaced: Default::default(),
         pins: Arc::new(pin::Budget::new()),
         unconfirmed: Vec::new(),
+        deleted: Vec::new(),
         consumed: 0,
         batch_end: 0,
         backlog: backlog.clone(),

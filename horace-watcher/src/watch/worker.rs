@@ -50,6 +50,8 @@ const UNWATCHED_RESCAN: Duration = Duration::from_secs(300);
 const WAL_LIMIT: u64 = 64 << 20;
 
 mod apply;
+mod budget;
+mod lane;
 mod reconcile;
 mod restore;
 mod retry;
@@ -123,7 +125,10 @@ impl Worker {
             root: root.clone(),
             objects: p.objects,
             max_stored: p.ctx.config.versions.max_stored_file_size,
+            lane: crate::scan::Lane::default(),
+            lane_from: p.ctx.config.versions.lane_file_size,
         };
+        crate::store::budget().configure(&p.ctx.config.versions);
         Self {
             prober,
             map: p.map,
@@ -154,6 +159,7 @@ impl Worker {
 
     /// Runs the startup scan, then the loop until a shutdown message.
     pub(super) fn run(mut self) {
+        self.recount_store_budget();
         self.reconcile("startup", &Scope::Tree);
         self.collect_garbage();
         self.ctx.status.ready.store(true, Ordering::Relaxed);
@@ -171,13 +177,10 @@ impl Worker {
             .unwrap_or(0);
         let line = format!("Watching {} files in {} directories", files, self.map.len());
         tracing::info!(files = files, dirs = self.map.len(), "caught up; watching");
-        let _ = sd_notify::notify(
-            false,
-            &[
-                sd_notify::NotifyState::Ready,
-                sd_notify::NotifyState::Status(&line),
-            ],
-        );
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&line),
+        ]);
         loop {
             let timeout = self
                 .next_due()
@@ -220,7 +223,7 @@ impl Worker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("watch loop stopped");
     }
 
@@ -401,6 +404,7 @@ impl Worker {
                 }
             }
         }
+        self.wake_lane_finished();
         let now = Instant::now();
         let due = self.retries.iter().filter(|(_, r)| r.due <= now);
         ops.extend(due.map(|(p, r)| {
@@ -422,6 +426,7 @@ impl Worker {
             }
         }
         self.bound_wal();
+        self.recount_store_budget();
         if self.unwatched.load(Ordering::Relaxed) && self.last_rescan.elapsed() >= UNWATCHED_RESCAN
         {
             self.unwatched.store(false, Ordering::Relaxed);
@@ -477,6 +482,8 @@ impl Worker {
         }
         self.versions = config.versions.clone();
         self.prober.max_stored = config.versions.max_stored_file_size;
+        self.prober.lane_from = config.versions.lane_file_size;
+        crate::store::budget().configure(&config.versions);
         tracing::info!(ignore = ?config.ignore_patterns(), versions = ?config.versions, "configuration reloaded (ignore patterns and versions)");
     }
 
@@ -564,6 +571,7 @@ impl Worker {
             .map(|(rel, r)| {
                 let (why, detail) = match &r.cause {
                     Some(c) if retry::is_store_full(c) => (Missing::StoreFull, c.clone()),
+                    Some(c) if lane::is_in_lane(c) => (Missing::Hashing, c.clone()),
                     Some(c) => (Missing::Failed, c.clone()),
                     None => (
                         Missing::Changing,
