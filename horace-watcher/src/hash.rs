@@ -151,10 +151,7 @@ fn digest_with(
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        if prefix.len() < PREFIX {
-            let take = (PREFIX - prefix.len()).min(n);
-            prefix.extend_from_slice(&buf[..take]);
-        }
+        keep_prefix(&buf[..n], &mut prefix);
         hasher.update(&buf[..n]);
         if let Some(out) = out.as_mut() {
             write_sparse(out, &buf[..n])?;
@@ -168,8 +165,9 @@ fn digest_with(
     })
 }
 
-/// Set once the watcher is stopping: every [`Abandonable`] read gives up at its next
-/// check, so SIGTERM does not wait for a huge file to be read to its end.
+/// Set once the watcher is stopping: every read of a tenant file ([`digest_file`]) gives
+/// up at its next check, so SIGTERM does not wait for a huge file
+/// to be read to its end.
 static STOPPING: AtomicBool = AtomicBool::new(false);
 
 /// Makes every read of a tenant file give up (the watcher is stopping).
@@ -182,59 +180,138 @@ pub fn stopping() -> bool {
     STOPPING.load(Ordering::Relaxed)
 }
 
-/// How many bytes an [`Abandonable`] reads between two checks.
+/// How many bytes (read, or hashed as a hole's zeros) pass between two checks of
+/// whether a read is still worth it.
 const CHECK_EVERY: u64 = 64 << 20;
 
-/// A tenant's file being read to be cataloged, given up when it is no longer worth it:
-/// its last link is gone (deleted, or replaced by a rename: a `gone` error, so the probe
-/// says Missing and its events take over) or the watcher is stopping. Checked every
-/// [`CHECK_EVERY`] bytes (one `fstat`), so a multi-gigabyte file that is deleted while
-/// it is read stops being read within a fraction of a second.
-pub struct Abandonable<'a> {
-    file: &'a File,
-    unchecked: u64,
-}
-
-impl<'a> Abandonable<'a> {
-    /// Reads `file` from its current position.
-    pub fn new(file: &'a File) -> Self {
-        Self { file, unchecked: 0 }
+/// Why a read of a tenant's file is given up, if it is: its last link is gone (deleted,
+/// or replaced by a rename: a `gone` error, so the probe says Missing and its events take
+/// over) or the watcher is stopping. One `fstat`.
+fn abandoned(file: &File) -> io::Result<()> {
+    if stopping() {
+        return Err(io::Error::other("the watcher is stopping"));
     }
+    if file.metadata()?.nlink() == 0 {
+        return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    Ok(())
 }
 
-impl Read for Abandonable<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if self.unchecked >= CHECK_EVERY {
-            self.unchecked = 0;
-            if stopping() {
-                return Err(io::Error::other("the watcher is stopping"));
+/// Zeros hashed in place of a hole, a buffer at a time.
+static ZEROS: [u8; BUF] = [0; BUF];
+
+/// Hashes the whole of `file` (from offset 0, whatever its position) and, with `out`,
+/// writes the very bytes hashed there, sparsely. Only the file's data is read: its holes,
+/// found with `SEEK_DATA`/`SEEK_HOLE`, are hashed as the zeros they read as without a
+/// read, and stay holes in the copy, so a 1 TiB file with a few MiB written costs a few
+/// MiB of reads (and the time SHA-256 takes over 1 TiB of zeros, see docs/security.md).
+/// Where the filesystem cannot tell holes (it says all is data), every byte is read.
+/// Given up (see [`abandoned`]) every [`CHECK_EVERY`] bytes, holes included, so a
+/// multi-gigabyte file deleted while it is read stops being read within a fraction of a
+/// second.
+///
+/// The length hashed is what reads found: data up to the file's length at the start,
+/// fewer bytes if it shrank meanwhile (the caller compares `len` with the fingerprint).
+pub fn digest_file(file: &File, mut out: Option<&mut File>) -> io::Result<Digested> {
+    use std::io::{Seek, SeekFrom};
+    use std::os::unix::fs::FileExt;
+    let end = file.metadata()?.len();
+    with_buffer(|buf| {
+        let mut hasher = Sha256::new();
+        let mut prefix = Vec::new();
+        let mut pos = 0u64;
+        let mut unchecked = 0u64;
+        let mut tick = |n: u64, file: &File| -> io::Result<()> {
+            unchecked += n;
+            crate::watch::liveness::note_work(n);
+            if unchecked >= CHECK_EVERY {
+                unchecked = 0;
+                abandoned(file)?;
             }
-            if self.file.metadata()?.nlink() == 0 {
-                return Err(io::Error::from_raw_os_error(libc::ENOENT));
+            Ok(())
+        };
+        while pos < end {
+            let (data, hole) = data_extent(file, pos, end)?;
+            // The hole before the data: zeros, not read, not written.
+            while pos < data {
+                let n = (data - pos).min(BUF as u64) as usize;
+                hasher.update(&ZEROS[..n]);
+                keep_prefix(&ZEROS[..n], &mut prefix);
+                pos += n as u64;
+                tick(n as u64, file)?;
+            }
+            if let Some(out) = out.as_mut() {
+                out.seek(SeekFrom::Start(pos))?;
+            }
+            while pos < hole {
+                let want = (hole - pos).min(buf.len() as u64) as usize;
+                let n = match file.read_at(&mut buf[..want], pos) {
+                    Ok(0) => {
+                        // Shrunk while read: what was read is what is hashed.
+                        return Ok(Digested {
+                            sha256: hex(&hasher.finalize()),
+                            len: pos,
+                            prefix,
+                        });
+                    }
+                    Ok(n) => n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return Err(e),
+                };
+                hasher.update(&buf[..n]);
+                keep_prefix(&buf[..n], &mut prefix);
+                if let Some(out) = out.as_mut() {
+                    write_sparse(out, &buf[..n])?;
+                }
+                pos += n as u64;
+                tick(n as u64, file)?;
             }
         }
-        let n = (&*self.file).read(buf)?;
-        self.unchecked += n as u64;
-        crate::watch::liveness::note_work(n as u64);
-        Ok(n)
+        if let Some(out) = out {
+            // A trailing hole has no write that would give the copy its length.
+            out.set_len(pos)?;
+        }
+        Ok(Digested {
+            sha256: hex(&hasher.finalize()),
+            len: pos,
+            prefix,
+        })
+    })
+}
+
+/// Appends to `prefix` what it lacks of [`PREFIX`] bytes from `bytes`.
+fn keep_prefix(bytes: &[u8], prefix: &mut Vec<u8>) {
+    if prefix.len() < PREFIX {
+        let take = (PREFIX - prefix.len()).min(bytes.len());
+        prefix.extend_from_slice(&bytes[..take]);
     }
 }
 
-/// A reader that counts what it yields as cataloging work for the watchdog
-/// (`watch::liveness`): reading back a big object shows the loop is busy, not hung.
-pub struct Counted<R>(pub R);
-
-impl<R: Read> Read for Counted<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.0.read(buf)?;
-        crate::watch::liveness::note_work(n as u64);
-        Ok(n)
-    }
+/// The next data of `file` at or after `pos`, as `(start, end)`, both at most `end`: a
+/// file without more data gives `(end, end)`; a filesystem that cannot tell holes
+/// (`SEEK_DATA` unsupported) gives everything as data.
+fn data_extent(file: &File, pos: u64, end: u64) -> io::Result<(u64, u64)> {
+    use rustix::fs::{seek, SeekFrom};
+    use rustix::io::Errno;
+    let data = match seek(file, SeekFrom::Data(pos as i64)) {
+        Ok(d) => d.min(end),
+        // No data at or after pos: the rest is a hole.
+        Err(Errno::NXIO) => return Ok((end, end)),
+        Err(Errno::INVAL | Errno::OPNOTSUPP) => return Ok((pos, end)),
+        Err(e) => return Err(e.into()),
+    };
+    let hole = match seek(file, SeekFrom::Hole(data as i64)) {
+        Ok(h) => h.min(end),
+        Err(Errno::NXIO) => end,
+        Err(e) => return Err(e.into()),
+    };
+    // A hole that begins before `data` cannot be (the file changed meanwhile): read on.
+    Ok((data, hole.max(data + 1).min(end)))
 }
 
-/// Hashes the file at `path`.
-pub fn digest_file(path: &Path) -> io::Result<Digested> {
-    digest_reader(File::open(path)?)
+/// Hashes the file at `path` (holes unread: [`digest_file`]).
+pub fn digest_path(path: &Path) -> io::Result<Digested> {
+    digest_file(&File::open(path)?, None)
 }
 
 /// Lower-case hex of `bytes`.
@@ -321,6 +398,72 @@ mod tests {
             "{} bytes allocated",
             md.blocks() * 512
         );
+    }
+
+    #[test]
+    fn holes_are_hashed_unread_and_copied_as_holes() {
+        use std::io::{Seek, SeekFrom};
+        use std::os::unix::fs::MetadataExt;
+        // 64 MiB with 3 written extents: the holes are neither read nor written.
+        let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+        let path = dir.path().join("sparse");
+        let mut f = File::create(&path).unwrap();
+        let mut dense = Vec::new();
+        for (at, len) in [(4096u64, 5000usize), (16 << 20, 70_000), (40 << 20, 100)] {
+            f.seek(SeekFrom::Start(at)).unwrap();
+            let data: Vec<u8> = (0..len).map(|i| (i % 251 + 1) as u8).collect();
+            f.write_all(&data).unwrap();
+            dense.push((at, data));
+        }
+        f.set_len(64 << 20).unwrap();
+        drop(f);
+        let f = File::open(&path).unwrap();
+        if data_extent(&f, 0, 64 << 20).unwrap().0 == 0 {
+            eprintln!("this filesystem does not report holes; skipped");
+            return;
+        }
+        // Named: an unlinked file is one being given up (`abandoned`).
+        let copy = dir.path().join("copy");
+        let mut out = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&copy)
+            .unwrap();
+        let d = digest_file(&f, Some(&mut out)).unwrap();
+        assert_eq!(d.len, 64 << 20);
+        assert_eq!(out.metadata().unwrap().len(), 64 << 20);
+        assert!(
+            out.metadata().unwrap().blocks() * 512 < 1 << 20,
+            "the copy is dense"
+        );
+        // The same bytes hashed by reading every one of them.
+        let mut h = Sha256::new();
+        let mut pos = 0u64;
+        for (at, data) in &dense {
+            let mut zeros = at - pos;
+            while zeros > 0 {
+                let n = zeros.min(BUF as u64) as usize;
+                h.update(&ZEROS[..n]);
+                zeros -= n as u64;
+            }
+            h.update(data);
+            pos = at + data.len() as u64;
+        }
+        let mut zeros = (64u64 << 20) - pos;
+        while zeros > 0 {
+            let n = zeros.min(BUF as u64) as usize;
+            h.update(&ZEROS[..n]);
+            zeros -= n as u64;
+        }
+        assert_eq!(d.sha256, hex(&h.finalize()));
+        assert_eq!(d.prefix.len(), PREFIX);
+        assert_eq!(&d.prefix[4096..4196], &dense[0].1[..100]);
+        assert_eq!(digest_file(&out, None).unwrap().sha256, d.sha256);
+        // Deleted while read: given up at the next check, not read to the end.
+        std::fs::remove_file(&path).unwrap();
+        let e = digest_file(&f, None).unwrap_err();
+        assert_eq!(e.raw_os_error(), Some(libc::ENOENT), "{e}");
     }
 
     #[test]

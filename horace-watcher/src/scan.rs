@@ -102,7 +102,12 @@ pub enum Probe {
 
 /// The known row's content, when `fp` says the file is still what `known` recorded (by
 /// `compare`'s rule) and a checksum is recorded: nothing to read.
-fn unchanged(known: Option<&Row>, compare: Compare, fp: Fingerprint) -> Option<NewContent> {
+fn unchanged(
+    known: Option<&Row>,
+    compare: Compare,
+    fp: Fingerprint,
+    mode: Option<u32>,
+) -> Option<NewContent> {
     let row = known?;
     let same = match compare {
         Compare::Strict => row.fp.same_strict(&fp),
@@ -116,7 +121,15 @@ fn unchanged(known: Option<&Row>, compare: Compare, fp: Fingerprint) -> Option<N
         mime: row.mime.clone().unwrap_or_default(),
         stored: row.content_stored,
         restored_from: None,
+        mode,
+        stored_bytes: None,
     })
+}
+
+/// The permission bits of `md`, as recorded with a version.
+pub fn mode_of(md: &std::fs::Metadata) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    md.permissions().mode() & 0o7777
 }
 
 /// What a probe needs to know about the store.
@@ -187,7 +200,8 @@ impl Prober {
             return p(Probe::NotRegular);
         }
         let fp = Fingerprint::of(&md);
-        if let Some(same) = unchanged(known, compare, fp) {
+        let mode = Some(mode_of(&md));
+        if let Some(same) = unchanged(known, compare, fp, mode) {
             return p(Probe::Unchanged(same));
         }
         if compare == Compare::Attributes
@@ -215,7 +229,7 @@ impl Prober {
                 .copy_in_file(&file, fsync)
                 .map(|(tmp, d)| (Some(tmp), d))
         } else {
-            hash::digest_reader(hash::Abandonable::new(&file)).map(|d| (None, d))
+            hash::digest_file(&file, None).map(|d| (None, d))
         };
         let (tmp, d) = match read {
             Ok(x) => x,
@@ -232,7 +246,7 @@ impl Prober {
             tracing::debug!(path = %abs.display(), "changed while read; looking again");
             return p(Probe::Changing);
         }
-        hashed(rel, fp, store, tmp, d)
+        hashed(rel, fp, mode, store, tmp, d)
     }
 }
 
@@ -255,7 +269,11 @@ impl Prober {
         let p = |probe: Probe| (probe, None);
         crate::watch::liveness::note_work(1);
         let fp = pin.fp;
-        if let Some(same) = unchanged(known, compare, fp) {
+        let mode = match &pin.held {
+            Held::File(f) => f.metadata().ok().map(|md| mode_of(&md)),
+            Held::Bytes(_) => None,
+        };
+        if let Some(same) = unchanged(known, compare, fp, mode) {
             return p(Probe::Unchanged(same));
         }
         let store = fp.size as u64 <= self.max_stored;
@@ -278,7 +296,7 @@ impl Prober {
                             .copy_in_file(file, fsync)
                             .map(|(tmp, d)| (Some(tmp), d))
                     } else {
-                        hash::digest_reader(hash::Abandonable::new(file)).map(|d| (None, d))
+                        hash::digest_file(file, None).map(|d| (None, d))
                     }
                 });
                 // Open for writing now: not (or no longer) a completed save's content.
@@ -294,12 +312,12 @@ impl Prober {
         };
         let (tmp, d) = match read {
             Ok(x) => x,
-            // A big file replaced or deleted while read is given up (`Abandonable`): the
+            // A big file replaced or deleted while read is given up (`hash::digest_file`): the
             // events that replaced it take over.
             Err(e) if gone(&e) => return p(Probe::Missing),
             Err(e) => return p(Probe::Failed(e.to_string())),
         };
-        hashed(rel, fp, store, tmp, d)
+        hashed(rel, fp, mode, store, tmp, d)
     }
 }
 
@@ -308,11 +326,13 @@ impl Prober {
 fn hashed(
     rel: &Path,
     fp: Fingerprint,
+    mode: Option<u32>,
     stored: bool,
     tmp: Option<TempObject>,
     d: hash::Digested,
 ) -> (Probe, Option<(TempObject, String)>) {
     let mime = hash::mime_of(rel, &d.prefix, d.len);
+    let stored_bytes = tmp.as_ref().map(TempObject::occupies);
     let pending = tmp.map(|t| (t, d.sha256.clone()));
     let probe = Probe::Hashed(NewContent {
         sha256: d.sha256,
@@ -320,6 +340,8 @@ fn hashed(
         mime,
         stored,
         restored_from: None,
+        mode,
+        stored_bytes,
     });
     (probe, pending)
 }

@@ -10,7 +10,7 @@
 //! by `catalog::ops::prune`; objects no stored version references are removed.
 
 use std::fs::File;
-use std::io::{self, Seek, SeekFrom};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -117,6 +117,21 @@ pub struct TempObject {
     /// Already fsynced (else [`Objects::commit_all`] syncs the batch).
     synced: bool,
     done: bool,
+    /// Bytes the copy occupies (`st_blocks × 512`, holes not counted).
+    occupies: u64,
+}
+
+impl TempObject {
+    /// The bytes the copy occupies on disk (a sparse copy: its data, not its length).
+    pub fn occupies(&self) -> u64 {
+        self.occupies
+    }
+}
+
+/// Bytes `f` occupies on disk.
+fn occupied(f: &File) -> io::Result<u64> {
+    use std::os::unix::fs::MetadataExt;
+    Ok(f.metadata()?.blocks() * 512)
 }
 
 impl Drop for TempObject {
@@ -223,34 +238,37 @@ impl Objects {
     /// following symlinks: see [`open_file_beneath`]), and hashed. The copy is fsynced now
     /// when `fsync` is set, else by [`Objects::commit_all`] with the rest of its batch.
     pub fn copy_in_file(&self, src: &File, fsync: bool) -> io::Result<(TempObject, Digested)> {
-        let (tmp, mut out) = self.temp(fsync)?;
+        let (mut tmp, mut out) = self.temp(fsync)?;
         let d = if on_zfs(src) {
             // File to file: std uses copy_file_range, which OpenZFS turns into block
             // cloning; then the copy is read back and hashed.
             io::copy(&mut &*src, &mut out)?;
             // (copy_file_range clones the blocks without reading them: nothing to abandon.)
-            out.seek(SeekFrom::Start(0))?;
-            hash::digest_reader(hash::Counted(&out))?
+            // Its holes are hashed without being read (`hash::digest_file`).
+            hash::digest_file(&out, None)?
         } else {
             // Elsewhere copy_file_range is a page-by-page copy in the kernel, and reading
             // the copy back a second pass: hash each block as it is read and write that
-            // very block, so the object matches its checksum by construction.
-            hash::digest_copy(hash::Abandonable::new(src), &mut out)?
+            // very block, so the object matches its checksum by construction. Only the
+            // data is read and written; holes stay holes.
+            hash::digest_file(src, Some(&mut out))?
         };
         if fsync {
             out.sync_all()?;
         }
+        tmp.occupies = occupied(&out)?;
         Ok((tmp, d))
     }
 
     /// Like [`Objects::copy_in_file`], from content already read (a save the reader read
     /// at its event: `watch::pin`): hashed and written with one pass.
     pub fn copy_in_bytes(&self, bytes: &[u8], fsync: bool) -> io::Result<(TempObject, Digested)> {
-        let (tmp, mut out) = self.temp(fsync)?;
+        let (mut tmp, mut out) = self.temp(fsync)?;
         let d = hash::digest_copy(bytes, &mut out)?;
         if fsync {
             out.sync_all()?;
         }
+        tmp.occupies = occupied(&out)?;
         Ok((tmp, d))
     }
 
@@ -264,6 +282,7 @@ impl Objects {
                 .join(format!("{}-{n}", std::process::id())),
             synced: fsync,
             done: false,
+            occupies: 0,
         };
         let out = File::options()
             .read(true)
@@ -466,29 +485,37 @@ pub fn open_file_beneath(root: &Path, rel: &Path) -> io::Result<File> {
 }
 
 /// Writes `content` over `root/rel` atomically: a `.horace-restore-*` temp file in the same
-/// directory (opened beneath `root` without following symlinks), fsync, rename. Keeps the
-/// old file's permission bits. The temp file must hash to `expected` or nothing is
-/// replaced. Returns the new file's fingerprint and the copy's digest.
+/// directory (opened beneath `root` without following symlinks), fsync, rename. The file
+/// keeps the old file's permission bits and group; a name that holds no regular file
+/// gets the bits `recorded` (the version's, from the catalog) and the directory's group
+/// (see [`restore_mode`] and [`restore_group`]). The copy must hash to `expected` or
+/// nothing is replaced. Returns the new file's fingerprint, mode and the copy's digest.
 pub fn write_over(
     root: &Path,
     rel: &Path,
     content: &Path,
     expected: &str,
-) -> io::Result<(Fingerprint, Digested)> {
+    recorded: Option<u32>,
+) -> io::Result<(Fingerprint, u32, Digested)> {
     let name = rel
         .file_name()
         .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no file name"))?;
     let dir = open_dir_beneath(root, rel.parent().unwrap_or(Path::new("")))?;
-    let mode = restore_mode(rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW).ok());
+    let old = rustix::fs::statat(&dir, name, AtFlags::SYMLINK_NOFOLLOW)
+        .ok()
+        .filter(|st| FileType::from_raw_mode(st.st_mode) == FileType::RegularFile);
+    let mode = restore_mode(old.as_ref(), recorded);
     let (fd, n) = create_own_file(&dir, restore_temp_name, mode, |_| true)?;
     let tmp_name = restore_temp_name(n);
     let mut out = File::from(fd);
     let result = (|| {
+        restore_group(&out, &dir, old.as_ref(), rel)?;
+        // After the chown, which may clear bits; the umask does not apply to fchmod.
         rustix::fs::fchmod(&out, mode)?;
-        io::copy(&mut File::open(content)?, &mut out)?;
+        // Hashed as it is copied, holes kept (a sparse version comes back sparse, not as
+        // its length in zeros).
+        let digest = hash::digest_file(&File::open(content)?, Some(&mut out))?;
         out.sync_all()?;
-        out.seek(SeekFrom::Start(0))?;
-        let digest = hash::digest_reader(&out)?;
         if digest.sha256 != expected {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
@@ -498,7 +525,7 @@ pub fn write_over(
         rustix::fs::renameat(&dir, tmp_name.as_str(), &dir, name)?;
         rustix::fs::fsync(&dir)?;
         let md = out.metadata()?;
-        Ok((Fingerprint::of(&md), digest))
+        Ok((Fingerprint::of(&md), crate::scan::mode_of(&md), digest))
     })();
     if result.is_err() {
         let _ = rustix::fs::unlinkat(&dir, tmp_name.as_str(), AtFlags::empty());
@@ -506,15 +533,50 @@ pub fn write_over(
     result
 }
 
-/// The mode a restored file gets: the permission bits of the regular file it replaces;
-/// `0644` when the name holds no regular file (absent, or a symlink, whose lstat mode is
-/// 0777 and must never become the file's), never with setuid/setgid.
-fn restore_mode(st: Option<rustix::fs::Stat>) -> Mode {
-    match st {
-        Some(st) if FileType::from_raw_mode(st.st_mode) == FileType::RegularFile => {
-            Mode::from_raw_mode(st.st_mode & 0o1777)
+/// The mode a restored file gets: the permission bits of the regular file it replaces
+/// (`old`); when the name holds no regular file (absent, or a symlink, whose lstat mode
+/// is 0777 and must never become the file's), the bits the version had when it was
+/// cataloged (`recorded`) without world-write, else `0644`. Never setuid or setgid.
+fn restore_mode(old: Option<&rustix::fs::Stat>, recorded: Option<u32>) -> Mode {
+    match (old, recorded) {
+        (Some(st), _) => Mode::from_raw_mode(st.st_mode & 0o1777),
+        (None, Some(bits)) => Mode::from_raw_mode(bits & 0o1775),
+        (None, None) => Mode::from_raw_mode(0o644),
+    }
+}
+
+/// Gives the restore's temp file `out` the group of the file it replaces (`old`), or,
+/// with none, of its directory `dir` (what a setgid directory gives a new file): a
+/// tenant's group-writable layout then keeps its write access whoever owns the file.
+/// The watcher runs unprivileged, so it can give only a group it is a member of: where
+/// it cannot (`EPERM`), the file keeps the group the kernel gave it (the watcher's, or a
+/// setgid directory's), and the restore goes on. The owner is always the watcher's user.
+fn restore_group(
+    out: &File,
+    dir: &OwnedFd,
+    old: Option<&rustix::fs::Stat>,
+    rel: &Path,
+) -> io::Result<()> {
+    let want = match old {
+        Some(st) => st.st_gid,
+        None => rustix::fs::fstat(dir)?.st_gid,
+    };
+    if rustix::fs::fstat(out)?.st_gid == want {
+        return Ok(());
+    }
+    // SAFETY: a gid read from the file system is a valid gid.
+    let gid = unsafe { rustix::fs::Gid::from_raw(want) };
+    match rustix::fs::fchown(out, None, Some(gid)) {
+        Ok(()) => Ok(()),
+        Err(Errno::PERM) => {
+            tracing::debug!(
+                path = %crate::path::escape(rel),
+                gid = want,
+                "restored file keeps the watcher's group: it is not a member of group {want}"
+            );
+            Ok(())
         }
-        _ => Mode::from_raw_mode(0o644),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -611,12 +673,12 @@ mod tests {
         std::os::unix::fs::symlink(&outside, root.join("link")).unwrap();
         let content = dir.path().join("c");
         std::fs::write(&content, b"new").unwrap();
-        let sha = hash::digest_file(&content).unwrap().sha256;
-        assert!(write_over(&root, Path::new("link/f"), &content, &sha).is_err());
-        assert!(write_over(&root, Path::new("real/f"), &content, "00").is_err());
+        let sha = hash::digest_path(&content).unwrap().sha256;
+        assert!(write_over(&root, Path::new("link/f"), &content, &sha, None).is_err());
+        assert!(write_over(&root, Path::new("real/f"), &content, "00", None).is_err());
         assert_eq!(std::fs::read_dir(root.join("real")).unwrap().count(), 0);
         assert_eq!(std::fs::read_dir(&outside).unwrap().count(), 0);
-        let (fp, d) = write_over(&root, Path::new("real/f"), &content, &sha).unwrap();
+        let (fp, _, d) = write_over(&root, Path::new("real/f"), &content, &sha, None).unwrap();
         assert_eq!(std::fs::read(root.join("real/f")).unwrap(), b"new");
         assert_eq!(fp.size, 3);
         assert_eq!(d.len, 3);
@@ -634,15 +696,15 @@ mod tests {
         std::os::unix::fs::symlink(&target, root.join("f")).unwrap();
         let content = dir.path().join("c");
         std::fs::write(&content, b"new").unwrap();
-        let sha = hash::digest_file(&content).unwrap().sha256;
-        write_over(&root, Path::new("f"), &content, &sha).unwrap();
+        let sha = hash::digest_path(&content).unwrap().sha256;
+        write_over(&root, Path::new("f"), &content, &sha, None).unwrap();
         let md = std::fs::symlink_metadata(root.join("f")).unwrap();
         assert!(md.is_file(), "the link itself was replaced");
         assert_eq!(md.permissions().mode() & 0o7777, 0o644);
         assert_eq!(std::fs::read(&target).unwrap(), b"keep");
         // A regular file keeps its bits (here group-writable).
         std::fs::set_permissions(root.join("f"), std::fs::Permissions::from_mode(0o660)).unwrap();
-        write_over(&root, Path::new("f"), &content, &sha).unwrap();
+        write_over(&root, Path::new("f"), &content, &sha, None).unwrap();
         let mode = std::fs::metadata(root.join("f"))
             .unwrap()
             .permissions()

@@ -18,6 +18,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("migrate_v2_fts_insert.sql"),
     include_str!("migrate_v3_search_indexes.sql"),
+    include_str!("migrate_v4_version_mode.sql"),
 ];
 
 /// The catalog file inside the metadata directory.
@@ -328,6 +329,8 @@ mod tests {
             mime: "text/plain".into(),
             stored: false,
             restored_from: None,
+            mode: None,
+            stored_bytes: None,
         };
         ops::apply_content(&conn, "a/new.txt", "a", &c, 5).unwrap();
         conn.execute(

@@ -51,6 +51,12 @@ pub struct NewContent {
     pub stored: bool,
     /// Set when a restore wrote it.
     pub restored_from: Option<i64>,
+    /// The file's permission bits (`st_mode & 0o7777`) when it was looked at, if known:
+    /// what a restore over a name holding no regular file gives it.
+    pub mode: Option<u32>,
+    /// The bytes the content's store object occupies (`st_blocks × 512`), when this look
+    /// stored it: what the owner's store budget counts.
+    pub stored_bytes: Option<u64>,
 }
 
 const ROW_SQL: &str = "SELECT f.id, f.path, f.status, f.size, f.mtime_ns, f.ctime_ns, f.inode, \
@@ -265,9 +271,18 @@ pub fn apply_content(
         ])?;
         if c.stored && !row.content_stored {
             conn.execute(
-                "UPDATE versions SET content_stored = 1 WHERE file_id = ?1 AND version = ?2",
-                params![row.id, row.current_version],
+                "UPDATE versions SET content_stored = 1, stored_bytes = coalesce(?3, stored_bytes) \
+                 WHERE file_id = ?1 AND version = ?2",
+                params![row.id, row.current_version, c.stored_bytes.map(|b| b as i64)],
             )?;
+        }
+        if let Some(mode) = c.mode {
+            // A chmod of the current content: the bits a restore gives it from now on.
+            conn.prepare_cached(
+                "UPDATE versions SET mode = ?3 WHERE file_id = ?1 AND version = ?2 \
+                 AND mode IS NOT ?3",
+            )?
+            .execute(params![row.id, row.current_version, mode])?;
         }
         if revived {
             event(
@@ -318,10 +333,22 @@ fn insert_version(
     now: i64,
 ) -> rusqlite::Result<()> {
     conn.prepare_cached(
-        "INSERT INTO versions (file_id, version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        "INSERT INTO versions (file_id, version, sha256, size, mtime_ns, cataloged_ns, path, restored_from, content_stored, mode, stored_bytes) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?
-    .execute(params![id, v, c.sha256, c.fp.size, c.fp.mtime_ns, now, path, c.restored_from, c.stored as i64])?;
+    .execute(params![
+        id,
+        v,
+        c.sha256,
+        c.fp.size,
+        c.fp.mtime_ns,
+        now,
+        path,
+        c.restored_from,
+        c.stored as i64,
+        c.mode,
+        c.stored_bytes.filter(|_| c.stored).map(|b| b as i64)
+    ])?;
     Ok(())
 }
 
@@ -399,6 +426,8 @@ fn adopt(conn: &Connection, src: &Row, dst_path: &str, now: i64) -> rusqlite::Re
             mime: src.mime.clone().unwrap_or_default(),
             stored: src.content_stored,
             restored_from: None,
+            mode: None,
+            stored_bytes: None,
         };
         apply_content(conn, dst_path, "", &c, now)?;
     }

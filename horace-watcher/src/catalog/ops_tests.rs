@@ -21,6 +21,8 @@ fn content(sha: &str, size: i64) -> NewContent {
         mime: "text/plain".into(),
         stored: true,
         restored_from: None,
+        mode: None,
+        stored_bytes: None,
     }
 }
 

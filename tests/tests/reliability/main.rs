@@ -23,6 +23,7 @@ mod mcp;
 mod monitor;
 mod mounts;
 mod open_writes;
+mod restore_modes;
 mod restore_race;
 mod root;
 mod samba;

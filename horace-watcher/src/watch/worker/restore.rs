@@ -31,16 +31,22 @@ impl Worker {
                 let row = ops::row_by_id(c, file_id)?;
                 let ver = c
                     .query_row(
-                        "SELECT sha256, content_stored FROM versions WHERE file_id = ?1 AND version = ?2",
+                        "SELECT sha256, content_stored, mode FROM versions WHERE file_id = ?1 AND version = ?2",
                         [file_id, version],
-                        |r| Ok((r.get::<_, String>(0)?, r.get::<_, bool>(1)?)),
+                        |r| {
+                            Ok((
+                                r.get::<_, String>(0)?,
+                                r.get::<_, bool>(1)?,
+                                r.get::<_, Option<u32>>(2)?,
+                            ))
+                        },
                     )
                     .ok();
                 Ok((row, ver))
             })
             .map_err(io_err)?
             .map_err(io_err)?;
-        let (Some(row), Some((sha, stored))) = looked_up else {
+        let (Some(row), Some((sha, stored, recorded_mode))) = looked_up else {
             return Err(RestoreError::NotFound { file_id, version });
         };
         let rel = unescape(&row.path)
@@ -92,8 +98,9 @@ impl Worker {
             }
             objects.commit(tmp, &sha).map_err(io_err)?;
         }
-        let (fp, d) =
-            store::write_over(&root, &rel, &objects.path_of(&sha), &sha).map_err(|e| {
+        let object = objects.path_of(&sha);
+        let (fp, mode, d) =
+            store::write_over(&root, &rel, &object, &sha, recorded_mode).map_err(|e| {
                 // The object does not hash to its name: quarantined now, not only by the scrub.
                 if e.kind() == std::io::ErrorKind::InvalidData {
                     let _ = objects.quarantine(&sha);
@@ -106,6 +113,11 @@ impl Worker {
             mime: hash::mime_of(&rel, &d.prefix, d.len),
             stored: true,
             restored_from: Some(version),
+            mode: Some(mode),
+            stored_bytes: std::fs::metadata(&object).ok().map(|m| {
+                use std::os::unix::fs::MetadataExt;
+                m.blocks() * 512
+            }),
         };
         let (path, owner) = (escape(&rel), owner_of(&rel));
         let recorded = self
