@@ -321,17 +321,13 @@ pub enum Hidden {
     Under(Vec<String>),
 }
 
-/// Most hidden directories turned into SQL ranges; beyond them, the page's own check
-/// (`sight`) still leaves each hidden file out, but the count may then include some.
-pub const MAX_HIDDEN_RANGES: usize = 4000;
-
-/// Adds the caller's hidden directories to a compiled search: one range test on the path
-/// for each (`path >= 'dir/' AND path < 'dir0'`, '0' following '/'), so the count and the
-/// page leave out everything beneath them. `+f.path`: the ranges are tests on rows the
-/// other filters chose, never a reason to walk the path index. A search of one owner
-/// tests only the hidden directories of that owner (the first component of a path is its
-/// owner), and none at all if the owner's own directory is hidden. With a range left, the
-/// id-set count shortcut is off.
+/// Adds the caller's hidden directories to a compiled search: one test of the path,
+/// `NOT under_any(path, dirs)` (`catalog::UNDER_ANY`: a binary search in the sorted list),
+/// so the count and the page leave out everything beneath them; the path comes from the
+/// index the other filters chose, never a reason to walk the path index. A search of one
+/// owner tests only the hidden directories of that owner (the first component of a path
+/// is its owner), and none at all if the owner's own directory is hidden. With a test
+/// added, the id-set count shortcut is off.
 pub fn leave_out(b: &mut Built, hidden: &Hidden) {
     let (sql, params) = match hidden {
         Hidden::All => ("0".to_string(), Vec::new()),
@@ -340,20 +336,17 @@ pub fn leave_out(b: &mut Built, hidden: &Hidden) {
                 None => true,
                 Some(o) => d.split('/').next() == Some(o.as_str()),
             };
-            let dirs: Vec<&String> = dirs.iter().filter(of_owner).collect();
+            let dirs: Vec<&str> = dirs.iter().filter(of_owner).map(String::as_str).collect();
             if dirs.is_empty() {
                 return;
             }
             if b.owner.is_some() && dirs.iter().any(|d| !d.contains('/')) {
                 ("0".to_string(), Vec::new())
             } else {
-                let dirs = &dirs[..dirs.len().min(MAX_HIDDEN_RANGES)];
-                let sql = vec!["NOT (+f.path >= ? AND +f.path < ?)"; dirs.len()].join(" AND ");
-                let params = dirs
-                    .iter()
-                    .flat_map(|d| [Value::Text(format!("{d}/")), Value::Text(format!("{d}0"))])
-                    .collect();
-                (sql, params)
+                (
+                    format!("NOT {}(f.path, ?)", crate::catalog::UNDER_ANY),
+                    vec![Value::Blob(crate::catalog::under_any_list(dirs))],
+                )
             }
         }
     };
