@@ -6,10 +6,16 @@ need=()
 for pair in zfs-fuse:/usr/sbin/zfs-fuse dbus:/usr/bin/dbus-daemon util-linux:/usr/bin/setpriv \
             systemd:/usr/bin/systemd-analyze openssl:/usr/bin/openssl python3:/usr/bin/python3 \
             samba:/usr/sbin/smbd smbclient:/usr/bin/smbclient \
+            rsync:/usr/bin/rsync nfs-ganesha:/usr/bin/ganesha.nfsd rpcbind:/usr/sbin/rpcbind \
+            libnfs-utils:/usr/bin/nfs-cp \
             debootstrap:/usr/sbin/debootstrap systemd-container:/usr/bin/systemd-nspawn; do
   pkg=${pair%%:*}; bin=${pair#*:}
   [ -x "$bin" ] || need+=("$pkg")
 done
+# The real writers of tests/tests/reliability/real_writers.rs: git, and ganesha's VFS
+# back end (a library, not an executable).
+command -v git >/dev/null 2>&1 || need+=(git)
+compgen -G '/usr/lib/*/ganesha/libfsalvfs.so' >/dev/null || need+=(nfs-ganesha-vfs)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup: missing packages ${need[*]}; run as root to install them" >&2
@@ -22,6 +28,17 @@ fi
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed (install Rust with rustup)" >&2
   exit 1
+fi
+# Packaging (packaging/build-deb.sh, scripts/test.sh): cargo-deb builds the .deb, lintian
+# checks it. cargo-deb is pinned; installing it compiles it once (about 2 minutes).
+cargo_deb_version=3.8.0
+if [ "$(id -u)" -eq 0 ] && ! command -v lintian >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends lintian >/dev/null
+fi
+if [ "$(cargo deb --version 2>/dev/null)" != "$cargo_deb_version" ]; then
+  cargo install -q --locked cargo-deb --version "$cargo_deb_version"
 fi
 if [ "$(id -u)" -eq 0 ]; then
   getent group horace >/dev/null || groupadd --system horace

@@ -67,6 +67,7 @@ impl Watcher {
                 "--accept-new-catalog".as_ref(),
             ],
             meta,
+            None,
         )
     }
 
@@ -74,7 +75,22 @@ impl Watcher {
     /// --no-snapshots` (with `--accept-new-catalog` for [`Catalog::New`]), logging to
     /// `META/watcher.log`.
     pub fn start(files: &Path, meta: &Path, catalog: Catalog) -> anyhow::Result<Self> {
+        Self::start_as(files, meta, catalog, None)
+    }
+
+    /// [`Watcher::start`] as `user` (uid, gid; through `setpriv`, no other groups), as the
+    /// unit runs it: the metadata directory is given to that user, who must be able to
+    /// read the files root.
+    pub fn start_as(
+        files: &Path,
+        meta: &Path,
+        catalog: Catalog,
+        user: Option<(u32, u32)>,
+    ) -> anyhow::Result<Self> {
         fs::create_dir_all(meta)?;
+        if let Some((uid, gid)) = user {
+            std::os::unix::fs::chown(meta, Some(uid), Some(gid))?;
+        }
         let socket = meta.join("query.sock");
         let mut args = vec![
             "--files".as_ref(),
@@ -88,10 +104,14 @@ impl Watcher {
         if catalog == Catalog::New {
             args.push("--accept-new-catalog".as_ref());
         }
-        Self::spawn(&args, meta)
+        Self::spawn(&args, meta, user)
     }
 
-    fn spawn(args: &[&std::ffi::OsStr], meta: &Path) -> anyhow::Result<Self> {
+    fn spawn(
+        args: &[&std::ffi::OsStr],
+        meta: &Path,
+        user: Option<(u32, u32)>,
+    ) -> anyhow::Result<Self> {
         let socket = meta.join("query.sock");
         let _ = fs::remove_file(&socket);
         let log = fs::OpenOptions::new()
@@ -100,9 +120,12 @@ impl Watcher {
             .open(meta.join("watcher.log"))?;
         let bin = sibling_bin("horace-watcher")?;
         let spawned = Instant::now();
+        let mut cmd = match user {
+            Some((uid, gid)) => horace_tests::command_as(uid, gid, &[], bin),
+            None => Command::new(bin),
+        };
         let child = ChildGuard::spawn(
-            Command::new(bin)
-                .args(args)
+            cmd.args(args)
                 .env("RUST_LOG", "warn")
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())

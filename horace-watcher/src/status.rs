@@ -32,6 +32,9 @@ pub struct Status {
     pub recrawls: AtomicU64,
     /// Queue overflows reported by the kernel (watcher).
     pub overflows: AtomicU64,
+    /// Saves pinned without a read lease to say no writer held them (see
+    /// `watch::pin::open_for_writing`), confirmed by the events instead (watcher).
+    pub lease_fallbacks: AtomicU64,
     /// Watches that could not be added (watcher).
     pub watch_failures: AtomicU64,
     /// Whether the startup scan has finished (watcher).

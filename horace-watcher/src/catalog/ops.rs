@@ -403,12 +403,7 @@ fn drop_twin(conn: &Connection, src: &Row, dst: &Row) -> rusqlite::Result<bool> 
     if !twin {
         return Ok(false);
     }
-    let own_history: bool = conn
-        .prepare_cached(
-            "SELECT (SELECT count(*) FROM versions WHERE file_id = ?1) != 1              OR EXISTS (SELECT 1 FROM events WHERE file_id = ?1 AND kind != 'created')              OR EXISTS (SELECT 1 FROM tags WHERE file_id = ?1)              OR EXISTS (SELECT 1 FROM collection_members WHERE file_id = ?1)",
-        )?
-        .query_row([dst.id], |r| r.get(0))?;
-    if own_history {
+    if has_own_history(conn, dst.id)? {
         return Ok(false);
     }
     conn.prepare_cached("DELETE FROM files WHERE id = ?1")?
@@ -416,8 +411,27 @@ fn drop_twin(conn: &Connection, src: &Row, dst: &Row) -> rusqlite::Result<bool> 
     Ok(true)
 }
 
-/// Gives the row at `dst` the current content of `src` (a new version unless equal) and
-/// marks `src` deleted: a rename onto a path that has its own history continues that one.
+/// Whether file `id` has a history of its own: more than one version, an event besides
+/// its `created`, tags or collections.
+fn has_own_history(conn: &Connection, id: i64) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT (SELECT count(*) FROM versions WHERE file_id = ?1) != 1 \
+         OR EXISTS (SELECT 1 FROM events WHERE file_id = ?1 AND kind != 'created') \
+         OR EXISTS (SELECT 1 FROM tags WHERE file_id = ?1) \
+         OR EXISTS (SELECT 1 FROM collection_members WHERE file_id = ?1)",
+    )?
+    .query_row([id], |r| r.get(0))
+}
+
+/// How recently a file renamed over another must have been cataloged, with no history of
+/// its own, to be taken for a save's temp name (see [`adopt`]).
+const TEMP_AGE_NS: i64 = 10 * 60 * 1_000_000_000;
+
+/// Gives the row at `dst` the current content of `src` (a new version unless equal): a
+/// rename onto a path that has its own history continues that one. `src` is then marked
+/// deleted, or dropped when it was a save's temp name: cataloged in the last
+/// [`TEMP_AGE_NS`] with no history of its own (`name.part` written and renamed over
+/// `name`, git's `index.lock` over `index`), whose one version is now `dst`'s newest.
 fn adopt(conn: &Connection, src: &Row, dst_path: &str, now: i64) -> rusqlite::Result<()> {
     if let Some(sha) = &src.sha256 {
         let c = NewContent {
@@ -430,6 +444,17 @@ fn adopt(conn: &Connection, src: &Row, dst_path: &str, now: i64) -> rusqlite::Re
             stored_bytes: None,
         };
         apply_content(conn, dst_path, "", &c, now)?;
+    }
+    let created_ns: i64 = conn
+        .prepare_cached("SELECT created_ns FROM files WHERE id = ?1")?
+        .query_row([src.id], |r| r.get(0))?;
+    if src.sha256.is_some()
+        && now.saturating_sub(created_ns) < TEMP_AGE_NS
+        && !has_own_history(conn, src.id)?
+    {
+        conn.prepare_cached("DELETE FROM files WHERE id = ?1")?
+            .execute([src.id])?;
+        return Ok(());
     }
     mark_deleted(conn, &src.path, now)?;
     Ok(())

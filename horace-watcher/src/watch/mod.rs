@@ -305,6 +305,7 @@ pub async fn start(
         displaced: Default::default(),
         pins: Arc::new(pin::Budget::new()),
         unconfirmed: Vec::new(),
+        deleted: Vec::new(),
         consumed: 0,
         batch_end: 0,
     };

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use inotify::{EventMask, Inotify, WatchMask};
 
-use super::displaced::{Displaced, Held, DISPLACED_GRACE};
+use super::displaced::{Aside, Displaced, Held, DISPLACED_GRACE};
 use super::map::{add_watch_counted, WatchMap};
 use super::{Msg, Op};
 use crate::scan::{self, Compare, Ignore, COOKIE_PREFIX};
@@ -115,6 +115,8 @@ pub struct Reader {
     /// Saves read at their event whose read may have overlapped a later write (see
     /// [`Unconfirmed`]), held back until confirmed.
     pub unconfirmed: Vec<Unconfirmed>,
+    /// Files deleted, held back for [`DELETE_GRACE`] (see [`HeldDelete`]).
+    pub deleted: Vec<HeldDelete>,
     /// Bytes of events handled so far (the kernel's sizes: see [`event_size`]).
     pub consumed: u64,
     /// Where the events of the last read end, in the same count.
@@ -140,6 +142,22 @@ pub struct Unconfirmed {
     /// And not before this.
     until: Instant,
 }
+
+/// A tracked file deleted: its removal waits in its slot (keeping kernel order) for
+/// [`DELETE_GRACE`], and is not sent if a regular file holds the name by then: git's
+/// checkout unlinks each changed file and creates it anew at once, which is the file's
+/// next version (`modified`), not `deleted` + `undeleted`.
+#[derive(Debug)]
+pub struct HeldDelete {
+    /// Where in the held-back operations the removal goes.
+    slot: usize,
+    rel: PathBuf,
+    until: Instant,
+}
+
+/// How long a deleted file's removal waits for a new file at its name. git creates it
+/// microseconds after the unlink; the operations after a delete wait this long.
+const DELETE_GRACE: Duration = Duration::from_millis(30);
 
 /// How long a pin that may have overlapped a later write waits for that write's events
 /// (a truncate shortens the file, then its event is queued).
@@ -351,7 +369,13 @@ impl Reader {
         let mut ops: Vec<Option<Op>> = Vec::new();
         let fd = self.inotify.as_raw_fd();
         while !self.stop.load(Ordering::Relaxed) {
-            let timeout = if let Some(until) = self.unconfirmed.iter().map(|u| u.until).min() {
+            let first_due = self
+                .unconfirmed
+                .iter()
+                .map(|u| u.until)
+                .chain(self.deleted.iter().map(|d| d.until))
+                .min();
+            let timeout = if let Some(until) = first_due {
                 until.saturating_duration_since(Instant::now())
             } else if pending.is_empty() {
                 Duration::from_millis(200)
@@ -420,11 +444,13 @@ impl Reader {
                     compare: Compare::Force,
                 }));
             }
+            self.deletes_due(&mut ops, Instant::now());
             // Everything before the first operation still held back goes now.
             let held = pending
                 .iter()
                 .map(|p| p.slot)
                 .chain(self.unconfirmed.iter().map(|u| u.slot))
+                .chain(self.deleted.iter().map(|d| d.slot))
                 .min()
                 .unwrap_or(ops.len());
             self.send(&mut ops, held);
@@ -433,6 +459,9 @@ impl Reader {
             }
             for u in &mut self.unconfirmed {
                 u.slot -= held;
+            }
+            for d in &mut self.deleted {
+                d.slot -= held;
             }
         }
     }
@@ -467,6 +496,9 @@ impl Reader {
         for p in std::mem::take(pending) {
             self.moved_out(p, ops);
         }
+        // Held removals and renames go as they are (the reconcile corrects a wrong one).
+        self.deletes_due(ops, Instant::now() + DELETE_GRACE);
+        self.displaced_due(ops, Instant::now() + DISPLACED_GRACE);
         // Events were lost: the reconcile reads what the unconfirmed saves left.
         for u in std::mem::take(&mut self.unconfirmed) {
             ops[u.slot] = None;
@@ -524,6 +556,7 @@ impl Reader {
                     // are the files renamed onto ignored names (a save that was under
                     // way has put its new file at the name by now).
                     self.unclosed_creates(ops, Instant::now() + CLOSE_GRACE);
+                    self.deletes_due(ops, Instant::now() + DELETE_GRACE);
                     self.displaced_due(ops, Instant::now() + DISPLACED_GRACE);
                     let open = self.writing.report(Instant::now());
                     if let Some(p) = self
@@ -540,6 +573,18 @@ impl Reader {
             return;
         }
         let ignored = !is_dir && self.ignore.is_ignored(&name);
+        // A file moved aside by a held rename (see `displaced.rs`) is written, moved or
+        // replaced: the rename is settled first, in kernel order. Its attribute changes
+        // wait for that (Samba sets them on the backup it is about to delete).
+        if !is_dir && self.displaced.is_aside(&rel) {
+            if m.intersects(EventMask::CLOSE_WRITE | EventMask::MOVED_FROM | EventMask::MOVED_TO) {
+                if let Some(a) = self.displaced.take_aside(&rel) {
+                    self.aside_settled(a, ops);
+                }
+            } else if m.contains(EventMask::ATTRIB) {
+                return;
+            }
+        }
         if m.contains(EventMask::CREATE) {
             if is_dir {
                 self.add_tree(&rel, ops);
@@ -577,12 +622,25 @@ impl Reader {
             if is_dir {
                 self.map.remove_under(&rel);
                 self.writing.removed_under(&rel);
+                for a in self.displaced.gone_under(&rel) {
+                    self.aside_gone(a, ops);
+                }
+                ops.push(Some(Op::Remove { rel, dir: true }));
             } else {
                 self.created.settled(&rel);
                 self.writing.closed(&rel);
-            }
-            if !ignored {
-                ops.push(Some(Op::Remove { rel, dir: is_dir }));
+                match self.displaced.take_aside(&rel) {
+                    Some(a) => self.aside_gone(a, ops),
+                    None if !ignored => {
+                        ops.push(None);
+                        self.deleted.push(HeldDelete {
+                            slot: ops.len() - 1,
+                            rel,
+                            until: Instant::now() + DELETE_GRACE,
+                        });
+                    }
+                    None => {}
+                }
             }
         } else if m.contains(EventMask::MOVED_FROM) {
             if !is_dir {
@@ -637,11 +695,71 @@ impl Reader {
     /// `by`, unless a regular file holds its name again: then a safe save replaced it,
     /// and the events that put the new file there catalog it as the same file's next
     /// version (`modified`, not `deleted` + `undeleted`).
+    /// The same for files deleted, and the held renames due (see [`Reader::aside_settled`]).
     fn displaced_due(&mut self, ops: &mut Vec<Option<Op>>, by: Instant) {
+        for a in self.displaced.aside_overdue(by) {
+            self.aside_settled(a, ops);
+        }
         for rel in self.displaced.overdue(by) {
             if !self.lstat(&rel).is_ok_and(|md| md.is_file()) {
                 ops.push(Some(Op::Remove { rel, dir: false }));
             }
+        }
+    }
+
+    /// Fills the slot of each held delete due by `by`: the removal, unless a regular file
+    /// holds the name again (see [`HeldDelete`]).
+    fn deletes_due(&mut self, ops: &mut [Option<Op>], by: Instant) {
+        if self.deleted.is_empty() {
+            return;
+        }
+        let (due, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deleted)
+            .into_iter()
+            .partition(|d| d.until <= by);
+        self.deleted = keep;
+        for d in due {
+            if !self.lstat(&d.rel).is_ok_and(|md| md.is_file()) {
+                ops[d.slot] = Some(Op::Remove {
+                    rel: d.rel,
+                    dir: false,
+                });
+            }
+        }
+    }
+
+    /// A file at `rel` is gone (renamed onto an ignored name, or its backup deleted):
+    /// held back for a new file at the name (see `displaced.rs`).
+    fn hold_removal(&mut self, rel: PathBuf, ops: &mut Vec<Option<Op>>) {
+        if self.displaced.note(rel.clone(), Instant::now()) == Held::RemoveNow {
+            ops.push(Some(Op::Remove { rel, dir: false }));
+        }
+    }
+
+    /// A held rename whose backup was neither deleted within the grace nor left alone:
+    /// sent as the rename it was, unless a regular file holds the old name by now (the
+    /// document's row has taken that file's content): then the moved file is a new one
+    /// at its name (`mv -b`, a backup kept).
+    fn aside_settled(&mut self, a: Aside, ops: &mut Vec<Option<Op>>) {
+        if self.lstat(&a.from).is_ok_and(|md| md.is_file()) {
+            ops.push(Some(Op::Check {
+                rel: a.to,
+                compare: Compare::Strict,
+            }));
+        } else {
+            ops.push(Some(Op::Rename {
+                from: a.from,
+                to: a.to,
+                dir: false,
+            }));
+        }
+    }
+
+    /// The file a held rename moved is gone: if a regular file holds the old name, that
+    /// was a safe save (the document's row, never moved, has the new content: nothing to
+    /// send); otherwise the document was moved and then deleted.
+    fn aside_gone(&mut self, a: Aside, ops: &mut Vec<Option<Op>>) {
+        if !self.lstat(&a.from).is_ok_and(|md| md.is_file()) {
+            self.hold_removal(a.from, ops);
         }
     }
 
@@ -680,6 +798,9 @@ impl Reader {
         };
         if confirmed {
             return Some(op);
+        }
+        if matches!(op, Op::Saved { .. }) {
+            Status::bump(&self.ctx.status.lease_fallbacks);
         }
         let Some(queued) = queued_bytes(self.inotify.as_raw_fd()) else {
             return Some(Op::Check { rel, compare });
@@ -766,29 +887,39 @@ impl Reader {
             }
             return;
         }
-        ops.push(match (from.ignored, ignored) {
-            (false, false) => Some(Op::Rename {
-                from: from.rel,
-                to,
-                dir: false,
-            }),
-            (true, false) => self.saved(to, Compare::Strict, ops),
+        match (from.ignored, ignored) {
+            // Held back if renamed to a backup name: a safe save through names not ignored
+            // (`name` → `name.bak`, new content at `name`, `name.bak` deleted).
+            (false, false) => {
+                if self
+                    .displaced
+                    .aside(from.rel.clone(), to.clone(), Instant::now())
+                    == Held::RemoveNow
+                {
+                    ops.push(Some(Op::Rename {
+                        from: from.rel,
+                        to,
+                        dir: false,
+                    }));
+                }
+            }
+            (true, false) => {
+                let op = self.saved(to, Compare::Strict, ops);
+                ops.push(op);
+            }
             // Held back: a safe save puts a new file at the name at once.
-            (false, true) => match self.displaced.note(from.rel.clone(), Instant::now()) {
-                Held::Deferred => None,
-                Held::RemoveNow => Some(Op::Remove {
-                    rel: from.rel,
-                    dir: false,
-                }),
-            },
-            (true, true) => None,
-        });
+            (false, true) => self.hold_removal(from.rel, ops),
+            (true, true) => {}
+        }
     }
 
-    fn moved_out(&mut self, p: PendingFrom, ops: &mut [Option<Op>]) {
+    fn moved_out(&mut self, p: PendingFrom, ops: &mut Vec<Option<Op>>) {
         if p.dir {
             self.map.remove_under_before(&p.rel, p.stamp);
             self.writing.removed_under(&p.rel);
+            for a in self.displaced.gone_under(&p.rel) {
+                self.aside_gone(a, ops);
+            }
         } else {
             self.writing.closed(&p.rel);
         }

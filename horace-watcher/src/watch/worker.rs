@@ -44,6 +44,8 @@ const UNWATCHED_RESCAN: Duration = Duration::from_secs(300);
 const WAL_LIMIT: u64 = 64 << 20;
 
 mod apply;
+mod budget;
+mod lane;
 mod reconcile;
 mod restore;
 mod retry;
@@ -105,7 +107,10 @@ impl Worker {
             root: root.clone(),
             objects: p.objects,
             max_stored: p.ctx.config.versions.max_stored_file_size,
+            lane: crate::scan::Lane::default(),
+            lane_from: p.ctx.config.versions.lane_file_size,
         };
+        crate::store::budget().configure(&p.ctx.config.versions);
         Self {
             prober,
             map: p.map,
@@ -131,6 +136,7 @@ impl Worker {
 
     /// Runs the startup scan, then the loop until a shutdown message.
     pub(super) fn run(mut self) {
+        self.recount_store_budget();
         self.reconcile("startup");
         self.collect_garbage();
         self.ctx.status.ready.store(true, Ordering::Relaxed);
@@ -148,13 +154,10 @@ impl Worker {
             .unwrap_or(0);
         let line = format!("Watching {} files in {} directories", files, self.map.len());
         tracing::info!(files = files, dirs = self.map.len(), "caught up; watching");
-        let _ = sd_notify::notify(
-            false,
-            &[
-                sd_notify::NotifyState::Ready,
-                sd_notify::NotifyState::Status(&line),
-            ],
-        );
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(&line),
+        ]);
         loop {
             let timeout = self
                 .next_due()
@@ -195,7 +198,7 @@ impl Worker {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clear();
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("watch loop stopped");
     }
 
@@ -243,6 +246,7 @@ impl Worker {
                 }
             }
         }
+        self.wake_lane_finished();
         let now = Instant::now();
         let due = self.retries.iter().filter(|(_, r)| r.due <= now);
         ops.extend(due.map(|(p, r)| {
@@ -264,6 +268,7 @@ impl Worker {
             }
         }
         self.bound_wal();
+        self.recount_store_budget();
         if self.unwatched.load(Ordering::Relaxed) && self.last_rescan.elapsed() >= UNWATCHED_RESCAN
         {
             self.unwatched.store(false, Ordering::Relaxed);
@@ -319,6 +324,8 @@ impl Worker {
         }
         self.versions = config.versions.clone();
         self.prober.max_stored = config.versions.max_stored_file_size;
+        self.prober.lane_from = config.versions.lane_file_size;
+        crate::store::budget().configure(&config.versions);
         tracing::info!(ignore = ?config.ignore_patterns(), versions = ?config.versions, "configuration reloaded (ignore patterns and versions)");
     }
 
@@ -406,6 +413,7 @@ impl Worker {
             .map(|(rel, r)| {
                 let (why, detail) = match &r.cause {
                     Some(c) if retry::is_store_full(c) => (Missing::StoreFull, c.clone()),
+                    Some(c) if lane::is_in_lane(c) => (Missing::Hashing, c.clone()),
                     Some(c) => (Missing::Failed, c.clone()),
                     None => (
                         Missing::Changing,

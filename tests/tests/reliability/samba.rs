@@ -237,3 +237,84 @@ fn every_smbclient_put_is_one_version_with_its_content() {
     );
     w.assert_consistent("after the puts");
 }
+
+/// A safe save by a Samba client through names Horace does not ignore: the new content
+/// put as `name.part`, the document renamed to `name.bak`, `name.part` renamed onto
+/// `name`, `name.bak` deleted, each save in one smbclient session. The document keeps one
+/// history, one version per save, `modified` each time, and neither temp name leaves an
+/// entry. Before: each save ended the history at a deleted `name.bak` and began a new one
+/// from `name.part` (history `created, renamed`).
+#[test]
+fn a_part_and_bak_save_over_samba_keeps_one_history() {
+    horace_tests::require_root("smbd");
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta, src) = (
+        dir.path().join("files"),
+        dir.path().join("meta"),
+        dir.path().join("src"),
+    );
+    for d in [&files, &meta, &src] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let mut w = Watcher::new(&files, &meta, "");
+    w.start();
+    let smbd = Smbd::start(&files);
+    let saves = 4;
+    let mut want = Vec::new();
+    for round in 0..=saves {
+        let body = format!("plan.xlsx save {round}\n").repeat(1 + round * 1000);
+        let local = src.join(format!("plan.{round}"));
+        fs::write(&local, &body).unwrap();
+        want.push(sha256_hex(body.as_bytes()));
+        let l = local.display();
+        let cmds = if round == 0 {
+            format!("put \"{l}\" plan.xlsx")
+        } else {
+            format!(
+                "put \"{l}\" plan.xlsx.part; rename plan.xlsx plan.xlsx.bak; \
+                 rename plan.xlsx.part plan.xlsx; del plan.xlsx.bak"
+            )
+        };
+        let out = smbd.client(&cmds);
+        assert!(
+            out.status.success(),
+            "smbclient: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        w.sync(3);
+    }
+    let got = versions(&w);
+    let conn = w.catalog();
+    let kinds: Vec<String> = conn
+        .prepare(
+            "SELECT e.kind FROM events e JOIN files f ON f.id = e.file_id \
+             WHERE f.path = 'plan.xlsx' ORDER BY e.at_ns, e.id",
+        )
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let stray: Vec<&String> = got.keys().filter(|p| *p != "plan.xlsx").collect();
+    let shas: Vec<&String> = got
+        .get("plan.xlsx")
+        .map(|v| v.iter().map(|(_, s, _)| s).collect())
+        .unwrap_or_default();
+    println!(
+        "figure: samba .part/.bak: {} saves, {} versions, {} stray entries {stray:?}, history {kinds:?}",
+        want.len(),
+        shas.len(),
+        stray.len()
+    );
+    assert!(stray.is_empty(), "temp names cataloged: {stray:?}");
+    assert_eq!(
+        shas,
+        want.iter().collect::<Vec<_>>(),
+        "one version per save"
+    );
+    let mut want_kinds = vec!["created".to_string()];
+    want_kinds.extend(std::iter::repeat_n("modified".to_string(), saves));
+    assert_eq!(kinds, want_kinds, "one history");
+    w.assert_consistent("samba .part/.bak");
+}

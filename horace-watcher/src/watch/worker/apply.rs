@@ -121,6 +121,7 @@ struct Job {
 
 fn stronger(a: Compare, b: Compare) -> Compare {
     match (a, b) {
+        (Compare::ForceHere, _) | (_, Compare::ForceHere) => Compare::ForceHere,
         (Compare::Force, _) | (_, Compare::Force) => Compare::Force,
         (Compare::Strict, _) | (_, Compare::Strict) => Compare::Strict,
         (Compare::Relaxed, _) | (_, Compare::Relaxed) => Compare::Relaxed,
@@ -489,6 +490,10 @@ impl Worker {
                 }
                 Probe::Changing => {
                     self.note_changing(&f);
+                    continue;
+                }
+                Probe::InLane => {
+                    self.note_in_lane(&f);
                     continue;
                 }
                 Probe::Failed(why) => {

@@ -179,7 +179,7 @@ impl Worker {
                 let line =
                     format!("Scanning ({reason}): {done}/{total} files to check, {mbs:.0} MB/s");
                 tracing::info!(reason, done, total, mb_per_s = mbs as u64, "scan progress");
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(&line)]);
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&line)]);
             }
         }
         if let Some(settled) = settling.take().map(join_settled) {
@@ -262,6 +262,7 @@ impl Worker {
                 }
                 Probe::Unchanged(_) | Probe::Missing => self.note_success(&rel),
                 Probe::Changing => self.note_changing(&rel),
+                Probe::InLane => self.note_in_lane(&rel),
                 Probe::Failed(why) => self.note_failure(&rel, why),
             }
             items.push(Item::Check(rel, probe));
