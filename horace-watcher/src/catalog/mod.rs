@@ -452,6 +452,43 @@ mod tests {
     }
 
     #[test]
+    fn a_version_1_catalog_keeps_its_versions_and_gets_mode_and_stored_bytes() {
+        let (_dir, conn) = migrated_from_v1(
+            "INSERT INTO files(id, path, owner, created_ns, updated_ns, current_version) \
+             VALUES (1, 'a/old.txt', 'a', 1, 1, 1)",
+        );
+        conn.execute(
+            "INSERT INTO versions (file_id, version, sha256, size, mtime_ns, cataloged_ns, path, content_stored) \
+             VALUES (1, 1, 'h', 3, 1, 1, 'a/old.txt', 1)",
+            [],
+        )
+        .unwrap();
+        let old: (Option<u32>, Option<i64>) = conn
+            .query_row("SELECT mode, stored_bytes FROM versions", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(old, (None, None), "an old version knows neither");
+        // A chmod of the current content records its bits on the current version.
+        let c = ops::NewContent {
+            sha256: "h".into(),
+            fp: Default::default(),
+            mime: "text/plain".into(),
+            stored: true,
+            restored_from: None,
+            mode: Some(0o640),
+            stored_bytes: None,
+        };
+        ops::apply_content(&conn, "a/old.txt", "a", &c, 5).unwrap();
+        let mode: u32 = conn
+            .query_row("SELECT mode FROM versions WHERE version = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(mode, 0o640);
+    }
+
+    #[test]
     fn a_version_1_catalog_gets_the_covering_search_indexes() {
         let (_dir, conn) = migrated_from_v1(
             "INSERT INTO files(path, owner, size, created_ns, updated_ns) VALUES ('a/x', 'a', 7, 1, 2)",
