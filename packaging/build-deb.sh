@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Builds the Debian package of Horace with dpkg-deb from the workspace's binaries (the
-# equivalent of cargo-deb, without downloading it).
+# Builds the Debian package of Horace with cargo-deb (manifest: packaging/Cargo.toml,
+# [package.metadata.deb]): the three shipped binaries (not horace-bench), stripped; the
+# man pages and shell completions generated from their clap definitions; Depends from
+# dpkg-shlibdeps; maintainer scripts from packaging/debian/ with the deb-systemd-helper /
+# deb-systemd-invoke fragments cargo-deb inserts. scripts/setup.sh installs cargo-deb.
 #
 # usage: packaging/build-deb.sh [--debug] [--no-build] [--out DIR]
 #   --debug     package the debug binaries (faster to build; for CI smoke runs)
-#   --no-build  do not run cargo; use the binaries already in the target directory
+#   --no-build  do not run cargo build; use the binaries already in the target directory
 #   --out DIR   where to write the .deb (default: $CARGO_TARGET_DIR/debian or target/debian)
 # Prints the path of the .deb on its last line of stdout.
 set -euo pipefail
@@ -19,88 +22,70 @@ while [ $# -gt 0 ]; do
     --debug) profile=debug ;;
     --no-build) build=0 ;;
     --out) out=$2; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "build-deb: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
 done
 out=${out:-$target_dir/debian}
+cargo_profile=$profile
+[ "$profile" = debug ] && cargo_profile=dev
+
+command -v cargo-deb >/dev/null 2>&1 \
+  || { echo "build-deb: cargo-deb is not installed (scripts/setup.sh installs it)" >&2; exit 1; }
 
 if [ "$build" = 1 ]; then
-  if [ "$profile" = release ]; then
-    cargo build --release --workspace --bins --locked >&2
-  else
-    cargo build --workspace --bins --locked >&2
-  fi
+  cargo build --profile "$cargo_profile" --locked --bins \
+    -p horace-zfsd -p horace-watcher -p horace-client >&2
 fi
 
 bindir=$target_dir/$profile
+for b in horace-zfsd horace-watcher horace; do
+  [ -x "$bindir/$b" ] || { echo "build-deb: missing $bindir/$b" >&2; exit 1; }
+done
+
+# The changelog's newest entry is the package's version (cargo-deb: version-revision).
 version=$(sed -n '/^\[workspace.package\]/,/^\[/s/^version = "\(.*\)"/\1/p' Cargo.toml)
-arch=$(dpkg --print-architecture)
-[ -n "$version" ] || { echo "build-deb: no version in Cargo.toml" >&2; exit 1; }
-
-need() { [ -e "$1" ] || { echo "build-deb: missing $1" >&2; exit 1; }; }
-for f in "$bindir/horace-zfsd" "$bindir/horace-watcher" "$bindir/horace" \
-         packaging/dbus/org.horace.Zfs1.conf packaging/dbus/org.horace.Zfs1.xml \
-         packaging/zfsd.toml packaging/horace.toml; do
-  need "$f"
-done
-
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-root=$work/horace_${version}_${arch}
-umask 022
-
-inst() { # inst MODE SRC DEST
-  install -D -m "$1" "$2" "$root$3"
+changelog_version=$(sed -n '1s/^horace (\([^)]*\)).*/\1/p' packaging/debian/changelog)
+[ "$changelog_version" = "$version-1" ] || {
+  echo "build-deb: packaging/debian/changelog's newest entry is $changelog_version," \
+       "the workspace version is $version (want $version-1): add a changelog entry" >&2
+  exit 1
 }
-inst 0755 "$bindir/horace-zfsd" /usr/bin/horace-zfsd
-inst 0755 "$bindir/horace-watcher" /usr/bin/horace-watcher
-inst 0755 "$bindir/horace" /usr/bin/horace
-strip --strip-debug "$root"/usr/bin/horace* 2>/dev/null || true
 
-inst 0644 systemd/horace-zfsd.service /lib/systemd/system/horace-zfsd.service
-inst 0644 systemd/horace-watcher.service /lib/systemd/system/horace-watcher.service
-inst 0644 systemd/org.horace.Zfs1.service /usr/share/dbus-1/system-services/org.horace.Zfs1.service
-inst 0644 packaging/dbus/org.horace.Zfs1.conf /usr/share/dbus-1/system.d/org.horace.Zfs1.conf
-inst 0644 packaging/dbus/org.horace.Zfs1.xml /usr/share/dbus-1/interfaces/org.horace.Zfs1.xml
-inst 0644 packaging/sysusers.d/horace.conf /usr/lib/sysusers.d/horace.conf
-inst 0644 packaging/tmpfiles.d/horace.conf /usr/lib/tmpfiles.d/horace.conf
-inst 0644 packaging/horace.toml /etc/horace/horace.toml
-inst 0644 packaging/zfsd.toml /etc/horace/zfsd.toml
-
+# Man pages (hand-written, checked against the binaries' clap definitions by
+# packaging/tests/man_pages.rs) and completions (clap_complete, from `horace completions`).
+gen=$bindir/package
+rm -rf "$gen"
+install -d "$gen/man" "$gen/completions"
 for page in packaging/man/*.[0-9]; do
-  sec=${page##*.}
-  name=$(basename "$page")
-  install -d "$root/usr/share/man/man$sec"
-  gzip -9n -c "$page" >"$root/usr/share/man/man$sec/$name.gz"
-  chmod 0644 "$root/usr/share/man/man$sec/$name.gz"
+  gzip -9n -c "$page" >"$gen/man/$(basename "$page").gz"
 done
-
-docdir=/usr/share/doc/horace
-inst 0644 packaging/debian/copyright $docdir/copyright
-inst 0644 README.md $docdir/README.md
-for d in docs/*.md; do
-  [ -e "$d" ] && inst 0644 "$d" "$docdir/$(basename "$d")"
-done
-
-# DEBIAN/
-install -d -m 0755 "$root/DEBIAN"
-install -m 0644 packaging/debian/conffiles "$root/DEBIAN/conffiles"
-for s in postinst prerm postrm; do
-  install -m 0755 "packaging/debian/$s" "$root/DEBIAN/$s"
-done
-# The newest glibc symbol version any binary needs is the libc6 lower bound.
-glibc=$({ objdump -T "$root"/usr/bin/horace* 2>/dev/null || true; } \
-        | { grep -o 'GLIBC_[0-9][0-9.]*' || true; } | sed 's/GLIBC_//' | sort -V | tail -n 1)
-size=$(du -sk --exclude=DEBIAN "$root" | cut -f1)
-sed -e "s/@VERSION@/$version/" -e "s/@ARCH@/$arch/" -e "s/@SIZE@/$size/" \
-    -e "s/@GLIBC@/${glibc:-2.36}/" packaging/debian/control.in >"$root/DEBIAN/control"
-(cd "$root" && find . -type f ! -path './DEBIAN/*' ! -path './etc/*' -printf '%P\0' \
-   | sort -z | xargs -0 md5sum) >"$root/DEBIAN/md5sums"
-chmod 0644 "$root/DEBIAN/md5sums"
+"$bindir/horace" completions bash >"$gen/completions/horace"
+"$bindir/horace" completions zsh >"$gen/completions/_horace"
+"$bindir/horace" completions fish >"$gen/completions/horace.fish"
 
 mkdir -p "$out"
-deb=$out/horace_${version}_${arch}.deb
-dpkg-deb --root-owner-group -Zxz --build "$root" "$deb" >&2
+fast=()
+[ "$profile" = debug ] && fast=(--fast) # CI smoke runs: quicker compression
+cargo deb --manifest-path packaging/Cargo.toml --no-build --locked --profile "$cargo_profile" "${fast[@]}" \
+  --strip --no-separate-debug-symbols --no-dbgsym --output "$out" >&2
+deb=$out/horace_${version}-1_$(dpkg --print-architecture).deb
+[ -f "$deb" ] || { echo "build-deb: cargo-deb wrote no $deb" >&2; exit 1; }
+
+# cargo-deb leaves libgcc out of $auto; packaging/Cargo.toml names it. Fail if the
+# Depends lacks any package dpkg-shlibdeps derives from the packaged binaries.
+chk=$(mktemp -d)
+trap 'rm -rf "$chk"' EXIT
+dpkg-deb -x "$deb" "$chk/root"
+mkdir "$chk/debian" && : >"$chk/debian/control"
+shlibs=$(cd "$chk" && dpkg-shlibdeps -O root/usr/bin/horace root/usr/bin/horace-watcher \
+           root/usr/bin/horace-zfsd 2>/dev/null | sed -n 's/^shlibs:Depends=//p')
+depends=$(dpkg-deb -f "$deb" Depends)
+IFS=',' read -ra derived <<<"$shlibs"
+for d in "${derived[@]}"; do
+  d=$(echo "$d" | sed 's/^ *//; s/ *$//')
+  grep -qF "$d" <<<"$depends" \
+    || { echo "build-deb: Depends ($depends) lacks $d (dpkg-shlibdeps)" >&2; exit 1; }
+done
 echo "$deb"

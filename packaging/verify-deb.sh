@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Installs the Debian package of Horace on this machine with dpkg, checks every installed
-# file (mode, owner), the user and group, the conffiles, the binaries' --help, the man
-# pages and the units (scripts/check-units.sh --installed: systemd-analyze verify), then
+# Installs the Debian package of Horace on this machine with dpkg (unpack, then configure:
+# user and group horace must exist before the D-Bus policy is unpacked), checks every
+# installed file (mode, owner), the binaries stripped, the user and group, the conffiles,
+# the maintainer scripts (deb-systemd-helper, no systemctl of their own), the binaries'
+# --help, the man pages, the shell completions and the units (scripts/check-units.sh
+# --installed: systemd-analyze verify), then
 # removes and purges it and checks that nothing is left but what policy keeps (user
 # horace and the data directory /srv/horace/meta). Safe to run again: a copy left
 # installed by an interrupted run is purged first. Needs root.
@@ -22,8 +25,8 @@ expected="
 /usr/bin/horace-zfsd 755 root:root
 /usr/bin/horace-watcher 755 root:root
 /usr/bin/horace 755 root:root
-/lib/systemd/system/horace-zfsd.service 644 root:root
-/lib/systemd/system/horace-watcher.service 644 root:root
+/usr/lib/systemd/system/horace-zfsd.service 644 root:root
+/usr/lib/systemd/system/horace-watcher.service 644 root:root
 /usr/share/dbus-1/system-services/org.horace.Zfs1.service 644 root:root
 /usr/share/dbus-1/system.d/org.horace.Zfs1.conf 644 root:root
 /usr/share/dbus-1/interfaces/org.horace.Zfs1.xml 644 root:root
@@ -34,6 +37,10 @@ expected="
 /usr/share/man/man1/horace.1.gz 644 root:root
 /usr/share/man/man8/horace-watcher.8.gz 644 root:root
 /usr/share/man/man8/horace-zfsd.8.gz 644 root:root
+/usr/share/bash-completion/completions/horace 644 root:root
+/usr/share/zsh/vendor-completions/_horace 644 root:root
+/usr/share/fish/vendor_completions.d/horace.fish 644 root:root
+/usr/share/lintian/overrides/horace 644 root:root
 /usr/share/doc/horace/copyright 644 root:root
 /usr/share/doc/horace/README.md 644 root:root
 "
@@ -64,10 +71,45 @@ if [ -n "$(installed || true)" ]; then
   dpkg -P horace >/dev/null
 fi
 
-echo "== dpkg -i $deb"
-dpkg -i "$deb" >/dev/null
-[ "$(installed)" = "install ok installed" ] || die "status after dpkg -i: $(installed)"
-ok "dpkg -i: install ok installed"
+# The maintainer scripts: systemd through deb-systemd-helper / deb-systemd-invoke (the
+# fragments cargo-deb inserts), never a systemctl of their own but daemon-reload; the
+# user made in preinst is the one in sysusers.d.
+ctl=$(mktemp -d)
+dpkg-deb -e "$deb" "$ctl"
+for s in preinst postinst prerm postrm; do
+  [ -x "$ctl/$s" ] || die "no $s in the package"
+  sh -n "$ctl/$s" || die "$s: syntax error"
+  ! grep -n 'systemctl' "$ctl/$s" | grep -v 'systemctl --system daemon-reload' | grep -v ':#' | grep -q . \
+    || die "$s calls systemctl: $(grep -n systemctl "$ctl/$s")"
+done
+grep -q 'deb-systemd-invoke try-restart horace-watcher.service' "$ctl/postinst" \
+  || die "postinst does not try-restart the watcher on upgrade"
+grep -q 'deb-systemd-invoke stop horace-watcher.service' "$ctl/prerm" || die "prerm does not stop the watcher"
+grep -q 'deb-systemd-helper purge horace-watcher.service' "$ctl/postrm" || die "postrm does not purge the enablement"
+grep -q 'deb-systemd-helper.* enable ' "$ctl/postinst" && grep -q 'was-enabled' "$ctl/postinst" \
+  || die "postinst enables units unconditionally"
+want_user=$(grep -v '^#' packaging/sysusers.d/horace.conf)
+grep -qF "horace_sysusers='$want_user'" "$ctl/preinst" \
+  || die "preinst's user line differs from packaging/sysusers.d/horace.conf ($want_user)"
+depends=$(dpkg-deb -f "$deb" Depends)
+for d in 'libc6 (>=' 'libgcc-s1 (>=' adduser dbus; do
+  grep -qF "$d" <<<"$depends" || die "Depends lacks $d: $depends"
+done
+rm -rf "$ctl"
+ok "maintainer scripts use deb-systemd-helper/-invoke; Depends: $depends"
+
+# Unpack, then configure: preinst makes user and group horace before the policy is
+# unpacked (on this machine they usually exist already, scripts/setup.sh; the clean
+# bookworm of scripts/check-systemd.sh checks the order and the bus's journal).
+echo "== dpkg --unpack $deb"
+dpkg --unpack "$deb" >/dev/null
+[ "$(installed)" = "install ok unpacked" ] || die "status after dpkg --unpack: $(installed)"
+getent group horace >/dev/null || die "group horace does not exist after unpack (preinst)"
+dpkg --configure horace >/dev/null
+[ "$(installed)" = "install ok installed" ] || die "status after dpkg --configure: $(installed)"
+ok "dpkg --unpack + --configure: install ok installed"
+[ -s /var/lib/dpkg/info/horace.md5sums ] || die "dpkg computed no md5sums"
+ok "dpkg computed the md5sums ($(wc -l </var/lib/dpkg/info/horace.md5sums) files)"
 
 while read -r path mode owner; do
   [ -n "$path" ] || continue
@@ -99,14 +141,25 @@ ok "user and group horace exist (uid $(id -u horace))"
 ok "/srv/horace/meta is 750 horace:horace (tmpfiles.d)"
 
 for b in horace-zfsd horace-watcher horace; do
+  ! readelf -W -S "/usr/bin/$b" | grep -qE '\.(debug_info|symtab) ' || die "/usr/bin/$b is not stripped"
   out=$("/usr/bin/$b" --help 2>&1) || die "$b --help failed: $out"
   grep -qi usage <<<"$out" || die "$b --help prints no usage: $out"
 done
-ok "horace-zfsd, horace-watcher and horace run --help"
+ok "horace-zfsd, horace-watcher and horace are stripped and run --help"
 for page in horace horace-watcher horace-zfsd; do
   man -w "$page" >/dev/null 2>&1 || die "man page $page not found"
 done
 ok "man pages horace(1), horace-watcher(8), horace-zfsd(8)"
+# The completions load in their shells and offer the subcommands.
+comp=$(bash -c 'source /usr/share/bash-completion/completions/horace
+  COMP_WORDS=(horace se); COMP_CWORD=1; COMP_LINE="horace se"; COMP_POINT=9
+  _horace horace se horace 2>/dev/null || "$(complete -p horace | sed "s/.*-F \([^ ]*\).*/\1/")"
+  printf "%s\n" "${COMPREPLY[@]}"')
+grep -qx search <<<"$comp" || die "bash completion of 'horace se' does not offer search: $comp"
+grep -q 'search' /usr/share/zsh/vendor-completions/_horace || die "zsh completion lacks search"
+grep -q "__fish_use_subcommand.*search\|-a \"search\"\|-a search" /usr/share/fish/vendor_completions.d/horace.fish \
+  || die "fish completion lacks search"
+ok "bash, zsh and fish completions installed; bash completes 'horace se' to search"
 
 bash scripts/check-units.sh --installed
 ok "scripts/check-units.sh --installed"

@@ -245,8 +245,18 @@ t_setup_pool() {
 }
 
 t_install() {
-  c dpkg -i /var/tmp/horace.deb >/dev/null || fail "dpkg -i failed"
+  # Unpack and configure apart: preinst must make group horace before the D-Bus policy
+  # that names it is unpacked, or dbus-daemon (which re-reads system.d/ on inotify) logs
+  # 'Unknown group "horace"' and drops the rule until the next reload.
+  mark install
+  c dpkg --unpack /var/tmp/horace.deb >/dev/null || fail "dpkg --unpack failed"
+  c getent group horace >/dev/null || fail "no group horace after unpack (preinst)"
+  c dpkg --configure horace >/dev/null || fail "dpkg --configure failed"
   c id horace >/dev/null || fail "no user horace"
+  sleep 1
+  local bus
+  bus=$(jsince install dbus.service)
+  ! grep -qi 'unknown group' <<<"$bus" || fail "dbus-daemon during install: $(grep -i 'unknown group' <<<"$bus")"
   # The datasets are the package's directories; give them to horace as the docs say.
   cs "chown horace:horace /srv/horace/files /srv/horace/meta
       chmod 0750 /srv/horace/meta

@@ -29,6 +29,17 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "setup: cargo is not installed (install Rust with rustup)" >&2
   exit 1
 fi
+# Packaging (packaging/build-deb.sh, scripts/test.sh): cargo-deb builds the .deb, lintian
+# checks it. cargo-deb is pinned; installing it compiles it once (about 2 minutes).
+cargo_deb_version=3.8.0
+if [ "$(id -u)" -eq 0 ] && ! command -v lintian >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends lintian >/dev/null
+fi
+if [ "$(cargo deb --version 2>/dev/null)" != "$cargo_deb_version" ]; then
+  cargo install -q --locked cargo-deb --version "$cargo_deb_version"
+fi
 if [ "$(id -u)" -eq 0 ]; then
   getent group horace >/dev/null || groupadd --system horace
   getent passwd horace >/dev/null || useradd --system --gid horace --no-create-home --shell /usr/sbin/nologin horace

@@ -51,6 +51,9 @@ bash scripts/check-units.sh
 # purge it (packaging/verify-deb.sh). dpkg -i needs root.
 if [ "$(id -u)" -eq 0 ]; then
   deb=$(bash packaging/build-deb.sh --debug --no-build | tail -n 1)
+  # lintian: no error or warning, info and pedantic tags included, except the overrides
+  # in packaging/debian/lintian-overrides (each says why).
+  lintian --fail-on error,warning --pedantic -I --tag-display-limit 0 "$deb"
   bash packaging/verify-deb.sh "$deb"
   # The same package under a real systemd: a bookworm booted with systemd-nspawn (cached
   # under /var/tmp/horace-nspawn), install, units, D-Bus, sandbox, watchdog, upgrade,

@@ -93,6 +93,17 @@ pub struct VersionsConfig {
     pub scrub_interval_secs: u64,
     /// The scrub reads at most this many MiB per second.
     pub scrub_mib_per_sec: u64,
+    /// One owner's (top-level directory's) stored content may occupy at most this
+    /// percentage of the metadata filesystem; past it, its new versions are cataloged
+    /// without content (`horace status` says so). 100: no per-owner limit.
+    pub owner_share_percent: u8,
+    /// Files at least this long (bytes) are read by the big-file lane, a thread of their
+    /// own, so they never hold up the cataloging of small files.
+    pub lane_file_size: u64,
+    /// Content is stored only while the metadata filesystem keeps this percentage free
+    /// (room for the catalog, its WAL and backups); below it, versions are cataloged
+    /// without content.
+    pub min_free_percent: u8,
 }
 
 impl VersionsConfig {
@@ -111,6 +122,9 @@ impl Default for VersionsConfig {
             quiet_period_ms: 3000,
             scrub_interval_secs: 86_400,
             scrub_mib_per_sec: 32,
+            owner_share_percent: 25,
+            lane_file_size: 256 << 20,
+            min_free_percent: 5,
         }
     }
 }
@@ -393,6 +407,14 @@ impl Config {
                 message,
             })
         };
+        let v = &self.versions;
+        if !(1..=100).contains(&v.owner_share_percent) || v.min_free_percent > 90 {
+            return invalid(format!(
+                "versions.owner_share_percent must be 1 to 100 (is {}) and \
+                 versions.min_free_percent 0 to 90 (is {})",
+                v.owner_share_percent, v.min_free_percent
+            ));
+        }
         if !self.files_root.is_absolute() {
             return invalid(format!(
                 "files_root must be an absolute path, not {:?}",

@@ -185,7 +185,7 @@ async fn wait<T, F: Future<Output = ()>>(
             Ok(v) => {
                 if last.is_some() {
                     tracing::info!("the awaited filesystem is there; carrying on");
-                    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status("starting")]);
+                    let _ = sd_notify::notify(&[sd_notify::NotifyState::Status("starting")]);
                 }
                 return Ok(Some(v));
             }
@@ -203,14 +203,11 @@ async fn wait<T, F: Future<Output = ()>>(
         }
         let status = format!("waiting: {}: {msg}", refusal.name());
         let extend = (POLL * 5).as_micros() as u32;
-        let _ = sd_notify::notify(
-            false,
-            &[
-                sd_notify::NotifyState::Status(&status),
-                sd_notify::NotifyState::ExtendTimeoutUsec(extend),
-                sd_notify::NotifyState::Watchdog,
-            ],
-        );
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Status(&status),
+            sd_notify::NotifyState::ExtendTimeoutUsec(extend),
+            sd_notify::NotifyState::Watchdog,
+        ]);
         tokio::select! {
             () = shutdown.as_mut() => return Ok(None),
             () = tokio::time::sleep(POLL) => {}

@@ -181,18 +181,33 @@ pub fn stopping() -> bool {
 }
 
 /// How many bytes (read, or hashed as a hole's zeros) pass between two checks of
-/// whether a read is still worth it.
-const CHECK_EVERY: u64 = 64 << 20;
+/// whether a read is still worth it (one `fstat` each).
+const CHECK_EVERY: u64 = 8 << 20;
+
+/// The message of a read given up because the file was written to meanwhile.
+const CHANGED: &str = "the file changed while it was read";
+
+/// Whether `e` is a read given up because the file changed meanwhile.
+pub fn changed(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Other && e.to_string() == CHANGED
+}
 
 /// Why a read of a tenant's file is given up, if it is: its last link is gone (deleted,
 /// or replaced by a rename: a `gone` error, so the probe says Missing and its events take
-/// over) or the watcher is stopping. One `fstat`.
-fn abandoned(file: &File) -> io::Result<()> {
+/// over), it was written to since `start` (its size or mtime moved: [`changed`]), or the
+/// watcher is stopping. One `fstat`.
+fn abandoned(file: &File, start: &Metadata) -> io::Result<()> {
     if stopping() {
         return Err(io::Error::other("the watcher is stopping"));
     }
-    if file.metadata()?.nlink() == 0 {
+    let now = file.metadata()?;
+    if now.nlink() == 0 {
         return Err(io::Error::from_raw_os_error(libc::ENOENT));
+    }
+    if now.size() != start.size()
+        || (now.mtime(), now.mtime_nsec()) != (start.mtime(), start.mtime_nsec())
+    {
+        return Err(io::Error::other(CHANGED));
     }
     Ok(())
 }
@@ -215,7 +230,8 @@ static ZEROS: [u8; BUF] = [0; BUF];
 pub fn digest_file(file: &File, mut out: Option<&mut File>) -> io::Result<Digested> {
     use std::io::{Seek, SeekFrom};
     use std::os::unix::fs::FileExt;
-    let end = file.metadata()?.len();
+    let start = file.metadata()?;
+    let end = start.len();
     with_buffer(|buf| {
         let mut hasher = Sha256::new();
         let mut prefix = Vec::new();
@@ -226,7 +242,7 @@ pub fn digest_file(file: &File, mut out: Option<&mut File>) -> io::Result<Digest
             crate::watch::liveness::note_work(n);
             if unchecked >= CHECK_EVERY {
                 unchecked = 0;
-                abandoned(file)?;
+                abandoned(file, &start)?;
             }
             Ok(())
         };
@@ -293,14 +309,14 @@ fn keep_prefix(bytes: &[u8], prefix: &mut Vec<u8>) {
 fn data_extent(file: &File, pos: u64, end: u64) -> io::Result<(u64, u64)> {
     use rustix::fs::{seek, SeekFrom};
     use rustix::io::Errno;
-    let data = match seek(file, SeekFrom::Data(pos as i64)) {
+    let data = match seek(file, SeekFrom::Data(pos)) {
         Ok(d) => d.min(end),
         // No data at or after pos: the rest is a hole.
         Err(Errno::NXIO) => return Ok((end, end)),
         Err(Errno::INVAL | Errno::OPNOTSUPP) => return Ok((pos, end)),
         Err(e) => return Err(e.into()),
     };
-    let hole = match seek(file, SeekFrom::Hole(data as i64)) {
+    let hole = match seek(file, SeekFrom::Hole(data)) {
         Ok(h) => h.min(end),
         Err(Errno::NXIO) => end,
         Err(e) => return Err(e.into()),

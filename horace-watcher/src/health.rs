@@ -43,16 +43,13 @@ pub async fn run(ctx: Arc<Context>) {
         match &line {
             Some(l) => {
                 tracing::warn!("{l}");
-                let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Status(l)]);
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(l)]);
             }
             None => {
                 tracing::info!("no longer degraded; watching");
-                let _ = sd_notify::notify(
-                    false,
-                    &[sd_notify::NotifyState::Status(
-                        "Watching (no longer degraded)",
-                    )],
-                );
+                let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(
+                    "Watching (no longer degraded)",
+                )]);
             }
         }
         shown = line;

@@ -16,6 +16,9 @@ use crate::hash::{self, Fingerprint};
 use crate::now_ns;
 use crate::store::{Objects, TempObject};
 
+mod lane;
+pub use lane::Lane;
+
 /// Names of the sync barrier's cookie files (in the root; never cataloged).
 pub const COOKIE_PREFIX: &str = ".horace-sync-";
 /// Names of restore temp files (never cataloged).
@@ -74,8 +77,11 @@ pub enum Compare {
     /// that was never saved. The write's own close-after-write catalogs the content;
     /// a file not matching its row is [`Probe::Covered`].
     Attributes,
-    /// Always read the content (restore stores the current content first).
+    /// Always read the content (a close-after-write).
     Force,
+    /// Always read the content, at once and here, even a big file (not handed to the
+    /// big-file lane): a restore stores the current content first.
+    ForceHere,
 }
 
 /// What a probe of one path found.
@@ -98,6 +104,9 @@ pub enum Probe {
     Covered,
     /// Reading failed (permission, I/O): retry with backoff.
     Failed(String),
+    /// A big file handed to the big-file lane ([`Lane`]): it is probed again when the
+    /// lane has read it.
+    InLane,
 }
 
 /// The known row's content, when `fp` says the file is still what `known` recorded (by
@@ -112,7 +121,7 @@ fn unchanged(
     let same = match compare {
         Compare::Strict => row.fp.same_strict(&fp),
         Compare::Relaxed | Compare::Attributes => row.fp.same_relaxed(&fp),
-        Compare::Force => false,
+        Compare::Force | Compare::ForceHere => false,
     };
     let sha = row.sha256.as_ref().filter(|_| same)?;
     Some(NewContent {
@@ -141,6 +150,10 @@ pub struct Prober {
     pub objects: Objects,
     /// Files larger than this are hashed but not stored.
     pub max_stored: u64,
+    /// Where files of `lane_from` bytes or more are read.
+    pub lane: Lane,
+    /// `[versions] lane_file_size`.
+    pub lane_from: u64,
 }
 
 impl Prober {
@@ -165,8 +178,17 @@ impl Prober {
             probes.push(probe);
         }
         for (i, r) in at.into_iter().zip(self.objects.commit_all(pending)) {
-            if let Err(e) = r {
-                probes[i] = Probe::Failed(format!("cannot store content: {e}"));
+            match (r, &mut probes[i]) {
+                (Ok(()), _) => {}
+                // The store filled up: the version is cataloged without its content.
+                (Err(e), Probe::Hashed(c)) if crate::store::no_space(&e) => {
+                    c.stored = false;
+                    c.stored_bytes = None;
+                    // (A settle does not know the path: the content is named.)
+                    let what = format!("content {}", c.sha256);
+                    crate::store::budget().note(what, &self.store_full());
+                }
+                (Err(e), probe) => *probe = Probe::Failed(format!("cannot store content: {e}")),
             }
         }
         probes
@@ -209,7 +231,26 @@ impl Prober {
         {
             return p(Probe::Covered);
         }
-        let store = fp.size as u64 <= self.max_stored;
+        // A sparse file counts by the bytes it occupies, not its length.
+        let occupies = {
+            use std::os::unix::fs::MetadataExt;
+            (md.blocks() * 512).min(md.size())
+        };
+        // A big file is read by the lane, not here (a restore's own look excepted); it is
+        // admitted to the store (and counted to its owner) once, when handed over.
+        let lane_bound = fp.size as u64 >= self.lane_from && compare != Compare::ForceHere;
+        let (from_lane, (mut store, mut refused)) = match lane_bound {
+            true => match self.lane.take(rel, fp) {
+                Some((read, store, refused)) => (Some(read), (store, refused)),
+                None => {
+                    let (store, refused) = self.admit(rel, occupies);
+                    self.lane
+                        .submit(&self.root, &self.objects, rel, fp, store, refused);
+                    return p(Probe::InLane);
+                }
+            },
+            false => (None, self.admit(rel, occupies)),
+        };
         // Read through a descriptor opened beneath the root with no symlink followed in
         // any component: a directory on the path swapped for a symlink (after the
         // `symlink_metadata` above) reads as missing, never as a file outside the tree.
@@ -224,16 +265,35 @@ impl Prober {
             Ok(_) => return p(Probe::Changing),
             Err(e) => return p(Probe::Failed(e.to_string())),
         }
-        let read = if store {
-            self.objects
-                .copy_in_file(&file, fsync)
-                .map(|(tmp, d)| (Some(tmp), d))
+        let read = if let Some(read) = from_lane {
+            match read {
+                lane::Read::Done(tmp, d) => {
+                    // Stored unless the store filled up under the lane's copy.
+                    if store && tmp.is_none() {
+                        (store, refused) = (false, Some(self.store_full()));
+                    }
+                    Ok((tmp, d))
+                }
+                lane::Read::Gone => return p(Probe::Missing),
+                lane::Read::Changed => return p(Probe::Changing),
+                lane::Read::Failed(why) => return p(Probe::Failed(why)),
+            }
+        } else if store {
+            match self.objects.copy_in_file(&file, fsync) {
+                // The store filled up under the copy: hashed, cataloged without content.
+                Err(e) if crate::store::no_space(&e) => {
+                    (store, refused) = (false, Some(self.store_full()));
+                    hash::digest_file(&file, None).map(|d| (None, d))
+                }
+                r => r.map(|(tmp, d)| (Some(tmp), d)),
+            }
         } else {
             hash::digest_file(&file, None).map(|d| (None, d))
         };
         let (tmp, d) = match read {
             Ok(x) => x,
             Err(e) if gone(&e) => return p(Probe::Missing),
+            Err(e) if hash::changed(&e) => return p(Probe::Changing),
             Err(e) => return p(Probe::Failed(e.to_string())),
         };
         let after = match std::fs::symlink_metadata(&abs) {
@@ -246,7 +306,35 @@ impl Prober {
             tracing::debug!(path = %abs.display(), "changed while read; looking again");
             return p(Probe::Changing);
         }
+        self.note_refused(rel, refused);
         hashed(rel, fp, mode, store, tmp, d)
+    }
+
+    /// Whether content of `occupies` bytes at `rel` is stored: not past
+    /// `max_stored`, nor when the store is full or the owner over its budget (the
+    /// refusal is returned, to be noted once the version is cataloged).
+    fn admit(&self, rel: &Path, occupies: u64) -> (bool, Option<crate::store::NotStored>) {
+        if occupies > self.max_stored {
+            return (false, None);
+        }
+        match crate::store::budget().admit(&self.objects, &crate::path::owner_of(rel), occupies) {
+            Ok(()) => (true, None),
+            Err(why) => (false, Some(why)),
+        }
+    }
+
+    /// The refusal of a store that reported itself full.
+    fn store_full(&self) -> crate::store::NotStored {
+        let free = rustix::fs::statvfs(self.objects.root())
+            .map_or(0, |st| st.f_bavail.saturating_mul(st.f_frsize));
+        crate::store::NotStored::StoreFull { free }
+    }
+
+    /// Notes, for `status`, that `rel` is cataloged without its content.
+    fn note_refused(&self, rel: &Path, refused: Option<crate::store::NotStored>) {
+        if let Some(why) = refused {
+            crate::store::budget().note(crate::path::escape(rel), &why);
+        }
     }
 }
 
@@ -276,7 +364,19 @@ impl Prober {
         if let Some(same) = unchanged(known, compare, fp, mode) {
             return p(Probe::Unchanged(same));
         }
-        let store = fp.size as u64 <= self.max_stored;
+        // A big file is read by the big-file lane, by path: as a pinned save whose
+        // descriptor changed, the caller looks at the path instead.
+        if fp.size as u64 >= self.lane_from && matches!(pin.held, Held::File(_)) {
+            return p(Probe::Changing);
+        }
+        let occupies = match &pin.held {
+            Held::File(f) => f.metadata().map_or(fp.size as u64, |md| {
+                use std::os::unix::fs::MetadataExt;
+                (md.blocks() * 512).min(md.size())
+            }),
+            Held::Bytes(b) => b.len() as u64,
+        };
+        let (store, refused) = self.admit(rel, occupies);
         let read = match &pin.held {
             Held::Bytes(b) if store => self
                 .objects
@@ -317,6 +417,7 @@ impl Prober {
             Err(e) if gone(&e) => return p(Probe::Missing),
             Err(e) => return p(Probe::Failed(e.to_string())),
         };
+        self.note_refused(rel, refused);
         hashed(rel, fp, mode, store, tmp, d)
     }
 }
@@ -512,6 +613,8 @@ mod tests {
             root: root.clone(),
             objects: Objects::open(&d.path().join("m")).unwrap(),
             max_stored: 3,
+            lane: Lane::default(),
+            lane_from: u64::MAX,
         };
         let Probe::Hashed(c) = p.probe(Path::new("f.txt"), None, Compare::Strict) else {
             panic!()
@@ -560,6 +663,8 @@ mod tests {
             root: d.path().to_path_buf(),
             objects: Objects::open(&d.path().join("m")).unwrap(),
             max_stored: 1 << 20,
+            lane: Lane::default(),
+            lane_from: u64::MAX,
         };
         let probe = |after| {
             p.probe_unsettled(Path::new("f"), None, Compare::Strict, true, after)
@@ -579,6 +684,8 @@ mod tests {
             root: d.path().to_path_buf(),
             objects: Objects::open(&d.path().join("m")).unwrap(),
             max_stored: 1 << 20,
+            lane: Lane::default(),
+            lane_from: u64::MAX,
         };
         // A new file (Samba's first ATTRIB comes before its data): not read.
         assert!(matches!(

@@ -217,6 +217,11 @@ impl Objects {
         }
     }
 
+    /// The store's directory (`metadata_dir/objects`).
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     /// Where the object with `sha256` lives.
     pub fn path_of(&self, sha256: &str) -> PathBuf {
         let (a, b) = sha256.split_at(2.min(sha256.len()));
@@ -403,6 +408,164 @@ impl Objects {
     }
 }
 
+/// Why a version's content was not stored; the version is cataloged all the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotStored {
+    /// The metadata filesystem is down to the free space kept for the catalog
+    /// (`[versions] min_free_percent`), or full.
+    StoreFull {
+        /// Bytes free on the metadata filesystem.
+        free: u64,
+    },
+    /// The owner's stored content reached its share of the metadata filesystem
+    /// (`[versions] owner_share_percent`).
+    OverBudget {
+        /// The owner (escaped top-level directory).
+        owner: String,
+        /// Bytes its stored content occupies.
+        used: u64,
+        /// Its budget, bytes.
+        budget: u64,
+    },
+}
+
+impl std::fmt::Display for NotStored {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotStored::StoreFull { free } => write!(
+                f,
+                "content not stored: the store is full ({free} bytes free on the metadata \
+                 filesystem, at or below the free space kept for the catalog)"
+            ),
+            NotStored::OverBudget {
+                owner,
+                used,
+                budget,
+            } => write!(
+                f,
+                "content not stored: owner {owner:?} is over its store budget ({used} of \
+                 {budget} bytes)"
+            ),
+        }
+    }
+}
+
+/// How many of the last content refusals `status` lists.
+pub const NOT_STORED_LISTED: usize = 20;
+
+/// What the store may still take: the free space it leaves the catalog, and each owner's
+/// share; and which versions were cataloged without content, for `status`. One per
+/// process, like the store ([`budget`]).
+#[derive(Debug, Default)]
+pub struct Budget {
+    /// `(owner_share_percent, min_free_percent)`, from `[versions]`.
+    limits: std::sync::Mutex<(u8, u8)>,
+    /// Bytes each owner's stored content occupies: the catalog's count at the last
+    /// [`Budget::recount`], plus what was stored since (prunes count at the next one).
+    used: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    /// When the last recount was asked for.
+    recounted: std::sync::Mutex<Option<std::time::Instant>>,
+    /// Versions cataloged without content since start, and the last few (path, why),
+    /// newest last.
+    refused: std::sync::Mutex<(u64, std::collections::VecDeque<(String, String)>)>,
+}
+
+/// The process's [`Budget`].
+pub fn budget() -> &'static Budget {
+    static BUDGET: std::sync::OnceLock<Budget> = std::sync::OnceLock::new();
+    BUDGET.get_or_init(|| {
+        let b = Budget::default();
+        b.configure(&crate::config::VersionsConfig::default());
+        b
+    })
+}
+
+/// How often the owners' usage is counted again from the catalog.
+const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+
+impl Budget {
+    /// Takes the limits of `[versions]` (at start and on reload).
+    pub fn configure(&self, v: &crate::config::VersionsConfig) {
+        *lock(&self.limits) = (v.owner_share_percent, v.min_free_percent);
+    }
+
+    /// Whether a recount is due (then it is taken as done: one caller counts).
+    pub fn recount_due(&self) -> bool {
+        let mut at = lock(&self.recounted);
+        let due = at.is_none_or(|t| t.elapsed() >= RECOUNT_EVERY);
+        if due {
+            *at = Some(std::time::Instant::now());
+        }
+        due
+    }
+
+    /// Replaces the owners' usage with the catalog's count.
+    pub fn recount(&self, used: std::collections::HashMap<String, u64>) {
+        *lock(&self.used) = used;
+    }
+
+    /// Whether `bytes` more of `owner`'s content may go into the store under `objects`;
+    /// if so they are counted to the owner at once (parallel probes see each other).
+    pub fn admit(&self, objects: &Objects, owner: &str, bytes: u64) -> Result<(), NotStored> {
+        let (share, min_free) = *lock(&self.limits);
+        // Unknown figures (statvfs failing) refuse nothing: the write itself will tell.
+        let Ok(st) = rustix::fs::statvfs(&objects.root) else {
+            return Ok(());
+        };
+        let total = st.f_blocks.saturating_mul(st.f_frsize);
+        let free = st.f_bavail.saturating_mul(st.f_frsize);
+        if free < (total / 100 * u64::from(min_free)).saturating_add(bytes) {
+            return Err(NotStored::StoreFull { free });
+        }
+        let mut used = lock(&self.used);
+        let mine = used.entry(owner.to_string()).or_default();
+        if share < 100 {
+            let budget = total / 100 * u64::from(share);
+            if mine.saturating_add(bytes) > budget {
+                return Err(NotStored::OverBudget {
+                    owner: owner.to_string(),
+                    used: *mine,
+                    budget,
+                });
+            }
+        }
+        *mine += bytes;
+        Ok(())
+    }
+
+    /// Notes that `path` (escaped) was cataloged without its content, and why.
+    pub fn note(&self, path: String, why: &NotStored) {
+        let mut r = lock(&self.refused);
+        // The first and every thousandth: a full store refuses every file.
+        if r.0 % 1000 == 0 {
+            tracing::warn!(path, cause = %why, refused = r.0 + 1, "{path}: cataloged, {why}");
+        } else {
+            tracing::debug!(path, cause = %why, "{path}: cataloged, {why}");
+        }
+        r.0 += 1;
+        if r.1.len() == NOT_STORED_LISTED {
+            r.1.pop_front();
+        }
+        r.1.push_back((path, why.to_string()));
+    }
+
+    /// How many versions were cataloged without content since start, and the last few
+    /// (newest first).
+    pub fn refused(&self) -> (u64, Vec<(String, String)>) {
+        let r = lock(&self.refused);
+        (r.0, r.1.iter().rev().cloned().collect())
+    }
+}
+
+fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Whether `e` says the filesystem is full (ENOSPC, EDQUOT).
+pub fn no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// Opens directory `rel_dir` under `root` without following a symlink in any component,
 /// so a link swapped in by a hostile writer cannot redirect a restore outside the tree.
 pub fn open_dir_beneath(root: &Path, rel_dir: &Path) -> io::Result<OwnedFd> {
@@ -564,8 +727,7 @@ fn restore_group(
     if rustix::fs::fstat(out)?.st_gid == want {
         return Ok(());
     }
-    // SAFETY: a gid read from the file system is a valid gid.
-    let gid = unsafe { rustix::fs::Gid::from_raw(want) };
+    let gid = rustix::fs::Gid::from_raw(want);
     match rustix::fs::fchown(out, None, Some(gid)) {
         Ok(()) => Ok(()),
         Err(Errno::PERM) => {

@@ -103,10 +103,10 @@ mod daemon {
         if let Some(recovery) = recovery {
             tokio::spawn(recovery.run(conn.clone()));
         }
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Ready]);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
         shutdown.await;
         info!("shutting down");
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         drop(conn);
         Ok(())
     }

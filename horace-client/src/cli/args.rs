@@ -27,25 +27,29 @@ Exit codes:
   9  sync: printed what written before it is not cataloged yet, and why
 `horace check` exits 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (monitoring plugin).";
 
+/// The heading the global options are listed under in every subcommand's `--help`, apart
+/// from the subcommand's own options.
+const GLOBAL: &str = "Global options";
+
 /// Query the Horace catalog: search, history, restore, tags, collections, duplicates,
 /// snapshots, status.
 #[derive(Debug, Parser)]
 #[command(name = "horace", version, after_help = AFTER_HELP)]
 pub struct Args {
     /// Query socket [default: $HORACE_SOCKET, else /run/horace/query.sock].
-    #[arg(long, global = true, value_name = "PATH")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "PATH")]
     pub socket: Option<PathBuf>,
     /// Connect over TCP instead (read-only; needs --token-file).
-    #[arg(long, global = true, value_name = "HOST:PORT", value_parser = parse_host_port)]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "HOST:PORT", value_parser = parse_host_port)]
     pub tcp: Option<String>,
     /// File holding the bearer token for --tcp.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, help_heading = GLOBAL, value_name = "FILE")]
     pub token_file: Option<PathBuf>,
     /// Print JSON instead of tables.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     pub json: bool,
     /// Deadline of the call, seconds.
-    #[arg(long, global = true, default_value_t = 30.0, value_name = "SECS")]
+    #[arg(long, global = true, help_heading = GLOBAL, default_value_t = 30.0, value_name = "SECS")]
     pub timeout: f64,
     /// What to do.
     #[command(subcommand)]
@@ -126,6 +130,12 @@ pub enum Command {
     /// Serve the catalog to MCP clients (the seeds' horace_* tools): over stdio, or with
     /// --listen over Streamable HTTP at /mcp.
     Mcp(McpArgs),
+    /// Print the completion script of a shell to stdout (the Debian package installs
+    /// bash, zsh and fish ones): `horace completions bash > ~/.local/share/bash-completion/completions/horace`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
 }
 
 /// `horace mcp …`

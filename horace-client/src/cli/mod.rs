@@ -236,6 +236,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     if let Command::Metrics = &args.command {
         return metrics(&args).await;
     }
+    if let Command::Completions { shell } = &args.command {
+        let mut cmd = <Args as clap::CommandFactory>::command();
+        clap_complete::generate(*shell, &mut cmd, "horace", &mut std::io::stdout());
+        return Ok(());
+    }
     let client = connect(&args).await?;
     let mut out = Out::new(args.json);
     match args.command {
@@ -285,7 +290,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
                 return Err(Degraded(why).into());
             }
         }
-        Command::Mcp(_) | Command::Check(_) | Command::Metrics => unreachable!("served above"),
+        Command::Mcp(_) | Command::Check(_) | Command::Metrics | Command::Completions { .. } => {
+            unreachable!("served above")
+        }
         Command::Sync => {
             let report = client.sync().await?;
             out.sync(&report)?;

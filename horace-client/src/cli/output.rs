@@ -130,10 +130,13 @@ impl Out {
             head.push("PATH");
             table(&mut self.w, &head, &rows)?;
         }
-        super::line(
-            &mut self.w,
-            &format!("{} of {} files", r.files.len(), r.total),
-        )
+        let count = match (r.files.len(), r.total) {
+            // --limit 0 (only the total), or an --offset past the end.
+            (0, 1) => "1 matching file, none listed".to_string(),
+            (0, total) if total > 0 => format!("{total} matching files, none listed"),
+            (shown, total) => format!("{shown} of {total} files"),
+        };
+        super::line(&mut self.w, &count)
     }
 
     /// One file.
@@ -475,6 +478,18 @@ impl Out {
                     || "ok".into(),
                     |why| format!("held: {}", super::escape(why)),
                 ),
+            ),
+            (
+                "content not stored",
+                match s.not_stored.first() {
+                    None => "none".into(),
+                    Some(last) => format!(
+                        "{} versions cataloged without content; last: {}: {}",
+                        s.versions_not_stored,
+                        super::escape(&last.path),
+                        super::escape(&last.cause)
+                    ),
+                },
             ),
             (
                 "store objects",

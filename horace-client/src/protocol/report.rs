@@ -180,6 +180,15 @@ pub struct StatusReport {
     /// moved to `objects/damaged`; the next save of that content heals each.
     #[serde(default)]
     pub damaged_objects: u64,
+    /// Versions cataloged since start without their content, because the store was full
+    /// (the metadata filesystem down to `[versions] min_free_percent`) or their owner
+    /// over its budget (`owner_share_percent`); `not_stored` lists the last few.
+    #[serde(default)]
+    pub versions_not_stored: u64,
+    /// The last few versions cataloged without content (newest first, at most 20): the
+    /// path and why.
+    #[serde(default)]
+    pub not_stored: Vec<PathFailure>,
 }
 
 impl StatusReport {

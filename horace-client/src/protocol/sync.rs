@@ -52,6 +52,13 @@ pub enum Missing {
     /// A directory could not be watched (the inotify watch limit): changes there are
     /// found by the periodic rescan, not at once.
     Unwatched,
+    /// A big file being read in the watcher's big-file lane (a lane of its own, so it
+    /// does not hold up small files): cataloged when that read ends.
+    Hashing,
+    /// Too many changes at once under this directory (past the watcher's event queue
+    /// bound): its events were dropped and it is reconciled by a scan instead; cataloged
+    /// when that scan ends.
+    Reconciling,
 }
 
 impl Missing {
@@ -63,6 +70,8 @@ impl Missing {
             Missing::Failed => "failed",
             Missing::StoreFull => "store_full",
             Missing::Unwatched => "unwatched",
+            Missing::Hashing => "hashing",
+            Missing::Reconciling => "reconciling",
         }
     }
 }

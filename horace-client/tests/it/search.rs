@@ -239,6 +239,9 @@ fn pagination_edges() {
     // The human form reports the page and the total.
     let out = s.cli(&["search", "--limit", "3"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("3 of 1005 files"));
+    // --limit 0 asks for the total only: no "0 of 1005 files".
+    let out = String::from_utf8_lossy(&s.cli(&["search", "--limit", "0"]).stdout).into_owned();
+    assert_eq!(out.trim(), "1005 matching files, none listed", "{out}");
 }
 
 /// Queries from many connections at once neither fail nor hold up cataloging.

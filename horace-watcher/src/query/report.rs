@@ -165,6 +165,12 @@ pub fn live_figures(s: &Status, snapshots_enabled: bool, r: &mut StatusReport) {
     r.lease_fallbacks = get(&s.lease_fallbacks);
     r.watch_failures = get(&s.watch_failures);
     r.ready = s.ready.load(Ordering::Relaxed);
+    let (not_stored, recent) = crate::store::budget().refused();
+    r.versions_not_stored = not_stored;
+    r.not_stored = recent
+        .into_iter()
+        .map(|(path, cause)| horace_client::PathFailure { path, cause })
+        .collect();
     r.snapshots_enabled = snapshots_enabled;
     r.zfsd_reachable = s.zfsd_reachable.load(Ordering::Relaxed);
     // The scheduler's own record since start, or the newest managed snapshot in the

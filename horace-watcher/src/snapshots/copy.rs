@@ -222,8 +222,8 @@ mod tests {
         conn.execute_batch(
             "INSERT INTO files(id, path, owner, created_ns, updated_ns, status, deleted_ns) \
                VALUES (1, 'a/x', 'a', 0, 0, 'deleted', 9000000001);
-             INSERT INTO versions VALUES (1, 1, 'h1', 1, 0, 1500000000, 'a/x', NULL, 0);
-             INSERT INTO versions VALUES (1, 2, 'h2', 1, 0, 4000000000, 'a/x', NULL, 0);",
+             INSERT INTO versions VALUES (1, 1, 'h1', 1, 0, 1500000000, 'a/x', NULL, 0, NULL, NULL);
+             INSERT INTO versions VALUES (1, 2, 'h2', 1, 0, 4000000000, 'a/x', NULL, 0, NULL, NULL);",
         )
         .unwrap();
         let w1 = version_window(&conn, 1, 1).unwrap().unwrap();

@@ -184,7 +184,7 @@ pub(super) async fn run(probes: impl Probes, cancel: tokio_util::sync::Cancellat
     let Some(usec) = watchdog_usec() else { return };
     let every = Duration::from_micros(usec / 4).max(Duration::from_millis(10));
     pace(probes, every, cancel, || {
-        let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Watchdog]);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
     })
     .await
 }

@@ -121,6 +121,8 @@ pub struct Reader {
     pub consumed: u64,
     /// Where the events of the last read end, in the same count.
     pub batch_end: u64,
+    /// The subtrees flooded past the queue's bound (see `backlog.rs`).
+    pub backlog: Arc<super::backlog::Backlog>,
 }
 
 /// A save the reader pinned (and read) at its event, not yet known to have been read before
@@ -541,6 +543,11 @@ impl Reader {
             self.map.forget_wd(wd);
             return;
         }
+        if ev.name.is_none() && m.contains(EventMask::ATTRIB) {
+            // The watched directory's own owner or mode changed: what queries may see.
+            self.map.refresh_attrs(wd);
+            return;
+        }
         let (Some(dir), Some(name)) = (self.map.resolve(wd), ev.name) else {
             return;
         };
@@ -774,6 +781,11 @@ impl Reader {
     /// pin (also when someone keeps the file open for writing).
     fn saved(&mut self, rel: PathBuf, compare: Compare, ops: &[Option<Op>]) -> Option<Op> {
         use super::pin::Taken;
+        // A flooded subtree's operations are dropped and its scan reads the files: no
+        // pin (each costs an open, a read and up to 20 ms of waiting for the writer).
+        if self.backlog.covers(&rel) {
+            return Some(Op::Check { rel, compare });
+        }
         let (op, confirmed) = match super::pin::take(&self.ctx.config.files_root, &rel, &self.pins)
         {
             Taken::Pinned { pin, confirmed } => {

@@ -572,7 +572,7 @@ pub struct StatusResult {
 pub struct NotCatalogedResult {
     /// Absolute path under the container prefix ("" when not about one path).
     pub path: String,
-    /// open_for_writing, changing, failed, store_full or unwatched.
+    /// open_for_writing, changing, failed, store_full, unwatched or hashing.
     pub why: String,
     /// The cause in words.
     pub detail: String,

@@ -58,7 +58,7 @@ impl Worker {
             let out = self.apply_batch(vec![(
                 Op::Check {
                     rel: rel.clone(),
-                    compare: Compare::Force,
+                    compare: Compare::ForceHere,
                 },
                 Instant::now(),
             )]);
