@@ -161,6 +161,9 @@ pub struct HeldDelete {
 /// microseconds after the unlink; the operations after a delete wait this long.
 const DELETE_GRACE: Duration = Duration::from_millis(30);
 
+/// The same for a pin that read an empty file (see [`Reader::saved`]).
+const EMPTY_CONFIRM_GRACE: Duration = Duration::from_millis(50);
+
 /// How long a pin that may have overlapped a later write waits for that write's events
 /// (a truncate shortens the file, then its event is queued).
 const CONFIRM_GRACE: Duration = Duration::from_millis(5);
@@ -795,6 +798,11 @@ impl Reader {
             }
             // Someone holds it open for writing (a later write, or a server's other
             // handle): no pin; the loop looks at the path, as without pins.
+            // A later write began during the read: its close catalogs it.
+            Taken::Changed => {
+                tracing::debug!(path = %rel.display(), "changed while pinned; left to the next write's close");
+                return None;
+            }
             Taken::Writing | Taken::NotPinned => (
                 Op::Check {
                     rel: rel.clone(),
@@ -806,9 +814,20 @@ impl Reader {
         if confirmed {
             return Some(op);
         }
-        if matches!(op, Op::Saved { .. }) {
-            Status::bump(&self.ctx.status.lease_fallbacks);
-        }
+        // An empty file read with no lease may be a later write's truncate whose event is
+        // not queued yet (the writer preempted in between, on a loaded machine): it waits
+        // longer for that event.
+        let grace = match &op {
+            Op::Saved { pin, .. } => {
+                Status::bump(&self.ctx.status.lease_fallbacks);
+                if pin.0.fp.size == 0 {
+                    EMPTY_CONFIRM_GRACE
+                } else {
+                    CONFIRM_GRACE
+                }
+            }
+            _ => CONFIRM_GRACE,
+        };
         let Some(queued) = queued_bytes(self.inotify.as_raw_fd()) else {
             return Some(Op::Check { rel, compare });
         };
@@ -816,7 +835,7 @@ impl Reader {
             slot: ops.len(),
             rel,
             horizon: self.batch_end + queued,
-            until: Instant::now() + CONFIRM_GRACE,
+            until: Instant::now() + grace,
         });
         Some(op)
     }
