@@ -17,6 +17,8 @@ pub(crate) mod pin;
 pub(crate) mod reader;
 mod worker;
 
+pub use map::{DirAttrs, WatchedDir};
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64};
@@ -202,10 +204,16 @@ impl WatchHandle {
         result
     }
 
-    /// The directories watched now (relative to the root): what a query's visibility
-    /// check examines to leave out whole subtrees (`query::sight`).
-    pub fn watched_dirs(&self) -> Vec<PathBuf> {
-        self.inner.map.dirs()
+    /// The directories watched now (relative to the root) with their owners and modes,
+    /// and the generation of that list: what a query's visibility check examines to leave
+    /// out whole subtrees (`query::sight`).
+    pub fn watched_dirs(&self) -> (u64, Vec<map::WatchedDir>) {
+        self.inner.map.watched()
+    }
+
+    /// The generation of [`WatchHandle::watched_dirs`] now (cheap: no list is made).
+    pub fn watched_generation(&self) -> u64 {
+        self.inner.map.generation()
     }
 
     /// Catalogs `rel` (relative to files_root) now and returns its file id.

@@ -540,6 +540,11 @@ impl Reader {
             self.map.forget_wd(wd);
             return;
         }
+        if ev.name.is_none() && m.contains(EventMask::ATTRIB) {
+            // The watched directory's own owner or mode changed: what queries may see.
+            self.map.refresh_attrs(wd);
+            return;
+        }
         let (Some(dir), Some(name)) = (self.map.resolve(wd), ev.name) else {
             return;
         };
