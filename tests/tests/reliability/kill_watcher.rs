@@ -6,7 +6,8 @@
 //! Rounds: `HORACE_KILL_ROUNDS` (CI default 6; every third round kills during the
 //! startup scan instead of during the burst). With `HORACE_KILL_LOAD_THROUGH_RESTART=1`
 //! the burst, directory renames included, also goes on through the next startup scan
-//! (issue 13 item 1; not yet in CI: see docs/reliability.md). Replay a failure with
+//! (issue 13 item 1; `scripts/soak.sh` runs 30 such rounds; not yet clean, so not in CI: see
+//! docs/reliability.md). Replay a failure with
 //! `HORACE_SEED`.
 
 use std::collections::BTreeSet;
@@ -152,6 +153,8 @@ fn kill_nine_during_bursts_loses_nothing() {
     // asserted at the end so that a soak reports them all.
     let mut diverged: Vec<(u64, Vec<String>, Vec<String>)> = Vec::new();
     let mut during_scan_rounds = 0;
+    let mut lost_versions = 0;
+    let mut twins_dropped = 0;
     let mut in_place_intermediate = 0;
     for round in 0..rounds {
         let stop = Arc::new(AtomicBool::new(false));
@@ -220,10 +223,24 @@ fn kill_nine_during_bursts_loses_nothing() {
         w.assert_consistent(&format!("round {round}"));
         let after = versions(&w);
         let lost: Vec<_> = committed.difference(&after).collect();
-        assert!(
-            lost.is_empty(),
-            "round {round}: committed versions lost: {lost:?}"
-        );
+        if load_through_restart && !lost.is_empty() {
+            // A row the scan made at a directory's new name before the rename's event
+            // moved the original (an early twin: same inode and checksum, one version) is
+            // dropped on purpose (`ops::rename_dir`); its content is the original's.
+            // Lost is a committed content that no version holds any more.
+            let kept: BTreeSet<&String> = after.iter().map(|v| &v.2).collect();
+            let gone: Vec<_> = lost.iter().filter(|v| !kept.contains(&v.2)).collect();
+            twins_dropped += lost.len() - gone.len();
+            if !gone.is_empty() {
+                eprintln!("round {round}: DIVERGED: committed versions lost: {gone:?}");
+                lost_versions += gone.len();
+            }
+        } else {
+            assert!(
+                lost.is_empty(),
+                "round {round}: committed versions lost: {lost:?}"
+            );
+        }
         let written = written.lock().unwrap();
         let half: Vec<_> = versions_with_path(&w)
             .into_iter()
@@ -244,10 +261,11 @@ fn kill_nine_during_bursts_loses_nothing() {
     w.stop();
     let missing: usize = diverged.iter().map(|d| d.1.len() + d.2.len()).sum();
     eprintln!(
-        "kill -9: {rounds} rounds ({during_scan_rounds} during the startup scan{}), {total_ops} operations, {files_now} files at the end, {missing} wrong/missing/extra after sync in {} rounds",
+        "kill -9: {rounds} rounds ({during_scan_rounds} during the startup scan{}), {total_ops} operations, {files_now} files at the end, {missing} wrong/missing/extra after sync in {} rounds, {lost_versions} committed versions lost ({twins_dropped} early twins dropped, their content kept)",
         if load_through_restart { ", load through the restart" } else { "" },
         diverged.len()
     );
+    assert_eq!(lost_versions, 0, "committed versions lost");
     assert!(
         diverged.is_empty(),
         "rounds where the catalog differed from the disk after sync: {diverged:?}"

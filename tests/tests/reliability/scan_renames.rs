@@ -257,8 +257,11 @@ async fn dirs_renamed_during_a_scan_are_cataloged_and_watched() {
     assert_watched(&w, &dirs, "round 2").await;
     w.assert_consistent("round 2");
 
-    // No file was ever deleted (the brief subdirectory's file was never cataloged).
-    let phantom = deleted_events(&w);
+    // No file that stayed was ever deleted. The brief subdirectory's file really was
+    // created and removed: a directory rename checks what its destination holds (see
+    // `worker/apply.rs`), so it may be cataloged and then deleted — true history.
+    let mut phantom = deleted_events(&w);
+    phantom.retain(|p, _| !p.contains("/brief/"));
     assert!(
         phantom.is_empty(),
         "`deleted` events for files never deleted: {} paths (e.g. {:?}); history of the first: {:?}\n{}",
