@@ -16,6 +16,11 @@ export PROPTEST_CASES="${PROPTEST_CASES:-100000}"
 # Issue 13's case: 400 directories × 100 files renamed during the startup scan.
 export HORACE_SCAN_RENAME_DIRS="${HORACE_SCAN_RENAME_DIRS:-400}"
 export HORACE_SCAN_RENAME_FILES="${HORACE_SCAN_RENAME_FILES:-100}"
+# Issue 12 item 6: one owner floods its directory (the issue's case was 516,000).
+export HORACE_FLOOD_FILES="${HORACE_FLOOD_FILES:-100000}"
+# Issue 13: kill -9 rounds with the write load (directory renames included) going on
+# through the restart and its startup scan.
+KILL_ROUNDS_THROUGH_RESTART="${HORACE_KILL_ROUNDS_THROUGH_RESTART:-30}"
 
 cargo build --bins -p horace-watcher -p horace-zfsd -p horace-client
 echo "soak: load ${HORACE_LOAD_SECS}s, ${HORACE_KILL_ROUNDS} kill rounds, appender ${HORACE_APPEND_SECS}s," \
@@ -23,5 +28,8 @@ echo "soak: load ${HORACE_LOAD_SECS}s, ${HORACE_KILL_ROUNDS} kill rounds, append
      "${HORACE_SCAN_RENAME_DIRS}×${HORACE_SCAN_RENAME_FILES} files renamed during a scan"
 # One test at a time: the figures (latency, memory) are not disturbed by the others.
 cargo test -p horace-tests --test reliability -- --test-threads 1 --nocapture 2>&1 \
-  | grep -E '^(test |running|test result|thread |failures|---- |assertion|  left|  right|kill -9|round |load |appender|restore race|query socket|in-place|Truncate|Header|MiddlePage|.*HORACE_SEED)' 
+  | grep -E '^(test |running|test result|thread |failures|---- |assertion|  left|  right|kill -9|round |load |appender|restore race|query socket|in-place|Truncate|Header|MiddlePage|flood: [^w]|.*HORACE_SEED)'
+HORACE_KILL_LOAD_THROUGH_RESTART=1 HORACE_KILL_ROUNDS="$KILL_ROUNDS_THROUGH_RESTART" \
+  cargo test -p horace-tests --test reliability kill_nine_during_bursts -- --nocapture 2>&1 \
+  | grep -E '^(test |test result|thread |assertion|kill -9|round .*(caught up|DIVERGED)|.*HORACE_SEED)'
 cargo test -p horace-zfsd --test it fuzz

@@ -185,11 +185,14 @@ pub async fn run(
     // file (the bench writes as root), so every save goes the no-lease way (status
     // `lease_fallbacks`). Not root: the bench's own user, as before.
     let user = horace_tests::is_root().then(horace_tests::ensure_horace_user);
-    if user.is_some() {
+    if let Some((uid, gid)) = user {
         use std::os::unix::fs::PermissionsExt;
         for d in [work, root.as_path(), files.as_path()] {
             fs::set_permissions(d, fs::Permissions::from_mode(0o755))?;
         }
+        // The watcher writes its sync cookies in the files root; the saves (as root, in
+        // directories of root's) stay root's files.
+        std::os::unix::fs::chown(&files, Some(uid), Some(gid))?;
     }
     let mut w = Watcher::start_as(&files, &meta, Catalog::New, user)?;
     let (_, _) = w

@@ -100,10 +100,10 @@ pub struct VersionsConfig {
     /// Files at least this long (bytes) are read by the big-file lane, a thread of their
     /// own, so they never hold up the cataloging of small files.
     pub lane_file_size: u64,
-    /// Content is stored only while the metadata filesystem keeps this percentage free
-    /// (room for the catalog, its WAL and backups); below it, versions are cataloged
-    /// without content.
-    pub min_free_percent: u8,
+    /// Content is stored only while the metadata filesystem keeps this many MiB free (at
+    /// most a quarter of its size): room for the catalog, its WAL and backups; below it,
+    /// versions are cataloged without content.
+    pub store_reserve_mib: u64,
 }
 
 impl VersionsConfig {
@@ -124,7 +124,7 @@ impl Default for VersionsConfig {
             scrub_mib_per_sec: 32,
             owner_share_percent: 25,
             lane_file_size: 256 << 20,
-            min_free_percent: 5,
+            store_reserve_mib: 1024,
         }
     }
 }
@@ -408,11 +408,10 @@ impl Config {
             })
         };
         let v = &self.versions;
-        if !(1..=100).contains(&v.owner_share_percent) || v.min_free_percent > 90 {
+        if !(1..=100).contains(&v.owner_share_percent) {
             return invalid(format!(
-                "versions.owner_share_percent must be 1 to 100 (is {}) and \
-                 versions.min_free_percent 0 to 90 (is {})",
-                v.owner_share_percent, v.min_free_percent
+                "versions.owner_share_percent must be 1 to 100 (is {})",
+                v.owner_share_percent
             ));
         }
         if !self.files_root.is_absolute() {

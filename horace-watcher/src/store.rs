@@ -412,7 +412,7 @@ impl Objects {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum NotStored {
     /// The metadata filesystem is down to the free space kept for the catalog
-    /// (`[versions] min_free_percent`), or full.
+    /// (`[versions] store_reserve_mib`), or full.
     StoreFull {
         /// Bytes free on the metadata filesystem.
         free: u64,
@@ -458,8 +458,8 @@ pub const NOT_STORED_LISTED: usize = 20;
 /// process, like the store ([`budget`]).
 #[derive(Debug, Default)]
 pub struct Budget {
-    /// `(owner_share_percent, min_free_percent)`, from `[versions]`.
-    limits: std::sync::Mutex<(u8, u8)>,
+    /// `(owner_share_percent, store_reserve_mib)`, from `[versions]`.
+    limits: std::sync::Mutex<(u8, u64)>,
     /// Bytes each owner's stored content occupies: the catalog's count at the last
     /// [`Budget::recount`], plus what was stored since (prunes count at the next one).
     used: std::sync::Mutex<std::collections::HashMap<String, u64>>,
@@ -486,7 +486,7 @@ const RECOUNT_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
 impl Budget {
     /// Takes the limits of `[versions]` (at start and on reload).
     pub fn configure(&self, v: &crate::config::VersionsConfig) {
-        *lock(&self.limits) = (v.owner_share_percent, v.min_free_percent);
+        *lock(&self.limits) = (v.owner_share_percent, v.store_reserve_mib);
     }
 
     /// Whether a recount is due (then it is taken as done: one caller counts).
@@ -507,14 +507,16 @@ impl Budget {
     /// Whether `bytes` more of `owner`'s content may go into the store under `objects`;
     /// if so they are counted to the owner at once (parallel probes see each other).
     pub fn admit(&self, objects: &Objects, owner: &str, bytes: u64) -> Result<(), NotStored> {
-        let (share, min_free) = *lock(&self.limits);
+        let (share, reserve_mib) = *lock(&self.limits);
         // Unknown figures (statvfs failing) refuse nothing: the write itself will tell.
         let Ok(st) = rustix::fs::statvfs(&objects.root) else {
             return Ok(());
         };
         let total = st.f_blocks.saturating_mul(st.f_frsize);
         let free = st.f_bavail.saturating_mul(st.f_frsize);
-        if free < (total / 100 * u64::from(min_free)).saturating_add(bytes) {
+        // At most a quarter of the filesystem (a small one would keep nothing).
+        let reserve = reserve_mib.saturating_mul(1 << 20).min(total / 4);
+        if free < reserve.saturating_add(bytes) {
             return Err(NotStored::StoreFull { free });
         }
         let mut used = lock(&self.used);

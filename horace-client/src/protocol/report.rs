@@ -181,7 +181,7 @@ pub struct StatusReport {
     #[serde(default)]
     pub damaged_objects: u64,
     /// Versions cataloged since start without their content, because the store was full
-    /// (the metadata filesystem down to `[versions] min_free_percent`) or their owner
+    /// (the metadata filesystem down to `[versions] store_reserve_mib`) or their owner
     /// over its budget (`owner_share_percent`); `not_stored` lists the last few.
     #[serde(default)]
     pub versions_not_stored: u64,

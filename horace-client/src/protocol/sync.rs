@@ -55,6 +55,10 @@ pub enum Missing {
     /// A big file being read in the watcher's big-file lane (a lane of its own, so it
     /// does not hold up small files): cataloged when that read ends.
     Hashing,
+    /// Too many changes at once under this directory (past the watcher's event queue
+    /// bound): its events were dropped and it is reconciled by a scan instead; cataloged
+    /// when that scan ends.
+    Reconciling,
 }
 
 impl Missing {
@@ -67,6 +71,7 @@ impl Missing {
             Missing::StoreFull => "store_full",
             Missing::Unwatched => "unwatched",
             Missing::Hashing => "hashing",
+            Missing::Reconciling => "reconciling",
         }
     }
 }

@@ -51,7 +51,61 @@ pub const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
-    Ok(())
+    add_under_any(conn)
+}
+
+/// The SQL function `under_any(path, dirs)`: whether `path` lies beneath one of `dirs`, a
+/// blob of catalog paths each ended by a NUL byte (no file name holds one). The list is
+/// sorted once per statement (SQLite keeps it with the bound parameter), then each row
+/// costs one binary search: a caller's hidden directories (`query::sight`) as one test,
+/// however many there are.
+pub const UNDER_ANY: &str = "under_any";
+
+/// `dirs` as [`UNDER_ANY`] takes them.
+pub fn under_any_list<'a>(dirs: impl IntoIterator<Item = &'a str>) -> Vec<u8> {
+    let mut list = Vec::new();
+    for d in dirs {
+        list.extend_from_slice(d.as_bytes());
+        list.push(0);
+    }
+    list
+}
+
+fn add_under_any(conn: &Connection) -> rusqlite::Result<()> {
+    use rusqlite::functions::FunctionFlags;
+    conn.create_scalar_function(
+        UNDER_ANY,
+        2,
+        FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC,
+        |ctx| {
+            let dirs = ctx.get_or_create_aux(1, |v| -> rusqlite::Result<Vec<Vec<u8>>> {
+                Ok(topmost(v.as_blob()?))
+            })?;
+            let path = ctx.get_raw(0).as_str()?.as_bytes();
+            // With no directory beneath another, only the greatest one sorting at or
+            // before the path can be its ancestor.
+            let i = dirs.partition_point(|d| d.as_slice() <= path);
+            Ok(i > 0 && path.starts_with(&dirs[i - 1]))
+        },
+    )
+}
+
+/// The directories of an [`under_any_list`], each with a trailing `/`, sorted, without
+/// those beneath another of them.
+fn topmost(list: &[u8]) -> Vec<Vec<u8>> {
+    let mut dirs: Vec<Vec<u8>> = list
+        .split(|&b| b == 0)
+        .filter(|d| !d.is_empty())
+        .map(|d| [d, b"/"].concat())
+        .collect();
+    dirs.sort_unstable();
+    let mut kept: Vec<Vec<u8>> = Vec::with_capacity(dirs.len());
+    for d in dirs {
+        if !kept.last().is_some_and(|k| d.starts_with(k)) {
+            kept.push(d);
+        }
+    }
+    kept
 }
 
 /// Opens (creating and migrating if needed) the catalog for writing.
@@ -278,6 +332,48 @@ mod tests {
     use super::*;
 
     #[test]
+    fn under_any_finds_the_ancestor_among_many() {
+        let conn = Connection::open_in_memory().unwrap();
+        configure(&conn).unwrap();
+        // Nested entries, a newline and a backslash escape in names, a sibling that
+        // shares a prefix of bytes, and a directory sorting between ancestor and path.
+        let dirs = ["a", "a/b", "n\nl", "x\\y", "m/q", "m/p", "zz"];
+        let list = under_any_list(dirs);
+        let under = |path: &str| -> bool {
+            conn.query_row(
+                &format!("SELECT {UNDER_ANY}(?1, ?2)"),
+                rusqlite::params![path, list],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        for yes in [
+            "a/x",
+            "a/b/c",
+            "a/zz/deep",
+            "n\nl/f",
+            "x\\y/f",
+            "m/q/r",
+            "m/p/s/t",
+        ] {
+            assert!(under(yes), "{yes}");
+        }
+        for no in [
+            "a", "ab/x", "a0/x", "m/qq/r", "m/o", "m/pp", "n/f", "n", "x\\", "zz", "b",
+        ] {
+            assert!(!under(no), "{no}");
+        }
+        let none: bool = conn
+            .query_row(
+                &format!("SELECT {UNDER_ANY}('a/x', ?1)"),
+                [under_any_list([])],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(!none);
+    }
+
+    #[test]
     fn opens_migrates_and_reopens() {
         let dir = tempfile::tempdir().unwrap();
         let path = catalog_path(dir.path());
@@ -353,6 +449,43 @@ mod tests {
         let check: rusqlite::Result<()> =
             conn.execute_batch("INSERT INTO files_fts(files_fts) VALUES ('integrity-check')");
         check.unwrap();
+    }
+
+    #[test]
+    fn a_version_1_catalog_keeps_its_versions_and_gets_mode_and_stored_bytes() {
+        let (_dir, conn) = migrated_from_v1(
+            "INSERT INTO files(id, path, owner, created_ns, updated_ns, current_version) \
+             VALUES (1, 'a/old.txt', 'a', 1, 1, 1)",
+        );
+        conn.execute(
+            "INSERT INTO versions (file_id, version, sha256, size, mtime_ns, cataloged_ns, path, content_stored) \
+             VALUES (1, 1, 'h', 3, 1, 1, 'a/old.txt', 1)",
+            [],
+        )
+        .unwrap();
+        let old: (Option<u32>, Option<i64>) = conn
+            .query_row("SELECT mode, stored_bytes FROM versions", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .unwrap();
+        assert_eq!(old, (None, None), "an old version knows neither");
+        // A chmod of the current content records its bits on the current version.
+        let c = ops::NewContent {
+            sha256: "h".into(),
+            fp: Default::default(),
+            mime: "text/plain".into(),
+            stored: true,
+            restored_from: None,
+            mode: Some(0o640),
+            stored_bytes: None,
+        };
+        ops::apply_content(&conn, "a/old.txt", "a", &c, 5).unwrap();
+        let mode: u32 = conn
+            .query_row("SELECT mode FROM versions WHERE version = 1", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert_eq!(mode, 0o640);
     }
 
     #[test]

@@ -97,13 +97,30 @@ fn rename_onto_a_cataloged_path_continues_the_destination() {
     let (_d, c) = db();
     let (a, _) = apply_content(&c, "a", "", &content("aa", 1), 1).unwrap();
     let (b, _) = apply_content(&c, "b", "", &content("bb", 2), 1).unwrap();
-    assert_eq!(rename_file(&c, "a", "b", "", 2).unwrap(), Some(b));
+    let later = 1 + TEMP_AGE_NS;
+    assert_eq!(rename_file(&c, "a", "b", "", later).unwrap(), Some(b));
     let rb = row_by_path(&c, "b").unwrap().unwrap();
     assert_eq!(
         (rb.id, rb.current_version, rb.sha256.as_deref()),
         (b, Some(2), Some("aa"))
     );
     assert_eq!(row_by_id(&c, a).unwrap().unwrap().status, "deleted");
+    // A temp cataloged a moment ago with no history of its own (`b.part` written and
+    // renamed over `b`) is dropped, its content `b`'s next version.
+    let (t, _) = apply_content(&c, "b.part", "", &content("cc", 4), later).unwrap();
+    assert_eq!(
+        rename_file(&c, "b.part", "b", "", later + 1).unwrap(),
+        Some(b)
+    );
+    assert!(
+        row_by_id(&c, t).unwrap().is_none(),
+        "the temp's row is dropped"
+    );
+    let rb = row_by_path(&c, "b").unwrap().unwrap();
+    assert_eq!(
+        (rb.current_version, rb.sha256.as_deref()),
+        (Some(3), Some("cc"))
+    );
     let (n, _) = apply_content(&c, "n", "", &content("nn", 3), 1).unwrap();
     assert_eq!(rename_file(&c, "n", "m/n2", "m", 2).unwrap(), Some(n));
     assert_eq!(rename_file(&c, "missing", "x", "", 2).unwrap(), None);
@@ -144,7 +161,10 @@ fn a_rename_onto_its_own_early_twin_keeps_one_history() {
     let mut other = content("ff", 1);
     other.fp.inode = 99;
     let (k, _) = apply_content(&c, "k", "", &other, 4).unwrap();
-    assert_eq!(rename_file(&c, "h", "k", "", 5).unwrap(), Some(k));
+    assert_eq!(
+        rename_file(&c, "h", "k", "", 4 + TEMP_AGE_NS).unwrap(),
+        Some(k)
+    );
     assert_eq!(row_by_id(&c, h).unwrap().unwrap().status, "deleted");
 }
 

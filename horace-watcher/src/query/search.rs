@@ -39,6 +39,9 @@ pub struct Built {
     /// The checksum of a content search (lower case): each file of the page then lists
     /// its versions with that content.
     pub sha256: Option<String>,
+    /// The owner the search is limited to, if any: hidden directories of other owners
+    /// cannot hold a match ([`leave_out`]).
+    pub owner: Option<String>,
 }
 
 /// One `AND` term of a search.
@@ -305,6 +308,7 @@ pub fn build(q: &SearchQuery) -> Result<Built, QueryError> {
         limit,
         offset: q.offset,
         sha256,
+        owner: q.owner.clone(),
     })
 }
 
@@ -317,27 +321,33 @@ pub enum Hidden {
     Under(Vec<String>),
 }
 
-/// Most hidden directories turned into SQL ranges; beyond them, the page's own check
-/// (`sight`) still leaves each hidden file out, but the count may then include some.
-pub const MAX_HIDDEN_RANGES: usize = 4000;
-
-/// Adds the caller's hidden directories to a compiled search: one range test on the path
-/// for each (`path >= 'dir/' AND path < 'dir0'`, '0' following '/'), so the count and the
-/// page leave out everything beneath them. `+f.path`: the ranges are tests on rows the
-/// other filters chose, never a reason to walk the path index. The id-set count shortcut
-/// is then off.
+/// Adds the caller's hidden directories to a compiled search: one test of the path,
+/// `NOT under_any(path, dirs)` (`catalog::UNDER_ANY`: a binary search in the sorted list),
+/// so the count and the page leave out everything beneath them; the path comes from the
+/// index the other filters chose, never a reason to walk the path index. A search of one
+/// owner tests only the hidden directories of that owner (the first component of a path
+/// is its owner), and none at all if the owner's own directory is hidden. With a test
+/// added, the id-set count shortcut is off.
 pub fn leave_out(b: &mut Built, hidden: &Hidden) {
     let (sql, params) = match hidden {
         Hidden::All => ("0".to_string(), Vec::new()),
-        Hidden::Under(dirs) if dirs.is_empty() => return,
         Hidden::Under(dirs) => {
-            let dirs = &dirs[..dirs.len().min(MAX_HIDDEN_RANGES)];
-            let sql = vec!["NOT (+f.path >= ? AND +f.path < ?)"; dirs.len()].join(" AND ");
-            let params = dirs
-                .iter()
-                .flat_map(|d| [Value::Text(format!("{d}/")), Value::Text(format!("{d}0"))])
-                .collect();
-            (sql, params)
+            let of_owner = |d: &&String| match &b.owner {
+                None => true,
+                Some(o) => d.split('/').next() == Some(o.as_str()),
+            };
+            let dirs: Vec<&str> = dirs.iter().filter(of_owner).map(String::as_str).collect();
+            if dirs.is_empty() {
+                return;
+            }
+            if b.owner.is_some() && dirs.iter().any(|d| !d.contains('/')) {
+                ("0".to_string(), Vec::new())
+            } else {
+                (
+                    format!("NOT {}(f.path, ?)", crate::catalog::UNDER_ANY),
+                    vec![Value::Blob(crate::catalog::under_any_list(dirs))],
+                )
+            }
         }
     };
     b.cond = format!("{} AND {sql}", b.cond);

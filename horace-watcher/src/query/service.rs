@@ -86,7 +86,9 @@ impl QueryService {
         self.read(move |c| {
             check(c)?;
             let mut seer = Seer::new(&root, viewer);
-            let hidden = sight::hidden_for(&mut seer, || watch.watched_dirs());
+            let hidden = sight::hidden_for(&mut seer, watch.watched_generation(), || {
+                watch.watched_dirs()
+            });
             sight::search(c, built, &hidden, &mut seer)
         })
         .await

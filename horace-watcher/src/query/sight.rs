@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use rustix::fs::{AtFlags, FileType, Mode, OFlags};
 
 use super::search::{self, Built, Hidden};
 use super::sql::{not_found_file, Res, Target};
+use crate::watch::WatchedDir;
 
 /// Read permission, in the mode's 3-bit class.
 const READ: u32 = 4;
@@ -135,6 +136,15 @@ fn stat_at(root: &OwnedFd, rel: &[u8]) -> Option<(u32, u32, u32, FileType)> {
     ))
 }
 
+/// Number of components of a relative path (`""` has none).
+fn depth(rel: &[u8]) -> usize {
+    if rel.is_empty() {
+        0
+    } else {
+        1 + rel.iter().filter(|&&b| b == b'/').count()
+    }
+}
+
 fn parent(rel: &[u8]) -> &[u8] {
     match rel.iter().rposition(|&b| b == b'/') {
         Some(i) => &rel[..i],
@@ -204,29 +214,47 @@ impl Seer {
             })
     }
 
-    /// The topmost of `dirs` (watched directories, relative) the viewer cannot list, as
-    /// escaped catalog paths: everything beneath them is hidden ([`Hidden::All`] when the
-    /// root itself is closed).
-    pub fn hidden_dirs(&mut self, mut dirs: Vec<PathBuf>) -> Hidden {
+    /// The topmost of `dirs` (the watched directories with the owners and modes the watch
+    /// map last saw) the viewer cannot list, as escaped catalog paths: everything beneath
+    /// them is hidden ([`Hidden::All`] when the root itself is closed). Decided in memory;
+    /// only a directory whose parent is not watched is looked at on disk. A directory that
+    /// is not watched is not left out here (each file of a page is checked on disk).
+    pub fn hidden_dirs(&mut self, mut dirs: Vec<WatchedDir>) -> Hidden {
         use std::os::unix::ffi::OsStrExt;
-        if !self.dir_open(b"") {
-            return Hidden::All;
-        }
-        dirs.sort_by_key(|d| d.components().count());
-        let mut hidden: Vec<Vec<u8>> = Vec::new();
-        for d in dirs {
-            let b = d.as_os_str().as_bytes();
-            if b.is_empty()
-                || hidden
-                    .iter()
-                    .any(|h| b.starts_with(h) && b.get(h.len()) == Some(&b'/'))
-            {
+        dirs.sort_by_key(|d| depth(d.path.as_os_str().as_bytes()));
+        // Directory → whether the viewer could list it and every directory above it.
+        let mut open: HashMap<&[u8], bool> = HashMap::with_capacity(dirs.len());
+        let mut hidden: Vec<&[u8]> = Vec::new();
+        let mut root_open = None;
+        for d in &dirs {
+            let b = d.path.as_os_str().as_bytes();
+            let may_list = d
+                .attrs
+                .is_some_and(|a| self.viewer.may(a.uid, a.gid, a.mode, READ | SEARCH));
+            if b.is_empty() {
+                root_open = Some(may_list);
+                open.insert(b, may_list);
                 continue;
             }
-            if !self.dir_open(b) {
-                hidden.push(b.to_vec());
+            let up = parent(b);
+            let (above, watched_parent) = match open.get(up) {
+                Some(&o) => (o, true),
+                None if up.is_empty() => {
+                    (*root_open.get_or_insert_with(|| self.dir_open(b"")), true)
+                }
+                None => (self.dir_open(up), false),
+            };
+            // The topmost closed directories; below a closed parent that is not watched
+            // (so not in the list itself) too.
+            if (above && !may_list) || (!above && !watched_parent) {
+                hidden.push(b);
             }
+            open.insert(b, above && may_list);
         }
+        if !root_open.unwrap_or_else(|| self.dir_open(b"")) {
+            return Hidden::All;
+        }
+        hidden.sort_unstable();
         Hidden::Under(
             hidden
                 .iter()
@@ -236,30 +264,41 @@ impl Seer {
     }
 }
 
-/// How long a viewer's hidden directories are reused (by every connection of that
-/// viewer: a `horace search` is a new connection each time).
+/// How long a viewer's hidden directories are reused once the watched directories or
+/// their modes have changed (by every connection of that viewer: a `horace search` is a
+/// new connection each time). While nothing changed they are reused as they are.
 pub const HIDDEN_FOR: Duration = Duration::from_secs(1);
 
 /// Most viewers whose hidden directories are remembered at once.
 const HIDDEN_VIEWERS: usize = 256;
 
-type HiddenCache = HashMap<Viewer, (Instant, Hidden)>;
+/// Per viewer: when its hidden directories were found, from which generation of the
+/// watched directories, and what they are.
+type HiddenCache = HashMap<Viewer, (Instant, u64, Hidden)>;
 static HIDDEN: Mutex<Option<HiddenCache>> = Mutex::new(None);
 
-/// The directories `seer`'s viewer may not see, from `dirs` (the watched directories,
-/// asked for only when the remembered answer is older than [`HIDDEN_FOR`]).
-pub fn hidden_for(seer: &mut Seer, dirs: impl FnOnce() -> Vec<PathBuf>) -> Hidden {
+/// The directories `seer`'s viewer may not see. `generation` is that of the watched
+/// directories now; `dirs` lists them (asked for only when the remembered answer is of
+/// another generation and older than [`HIDDEN_FOR`]).
+pub fn hidden_for(
+    seer: &mut Seer,
+    generation: u64,
+    dirs: impl FnOnce() -> (u64, Vec<WatchedDir>),
+) -> Hidden {
     let mut g = HIDDEN.lock().unwrap_or_else(|e| e.into_inner());
     let cache = g.get_or_insert_with(HashMap::new);
-    if let Some((at, h)) = cache.get(&seer.viewer) {
-        if at.elapsed() < HIDDEN_FOR {
+    if let Some((at, gen, h)) = cache.get(&seer.viewer) {
+        if *gen == generation || at.elapsed() < HIDDEN_FOR {
             return h.clone();
         }
     }
-    let h = seer.hidden_dirs(dirs());
-    cache.retain(|_, (at, _)| at.elapsed() < HIDDEN_FOR);
+    let (gen, list) = dirs();
+    let h = seer.hidden_dirs(list);
+    if cache.len() >= HIDDEN_VIEWERS {
+        cache.retain(|_, (at, _, _)| at.elapsed() < HIDDEN_FOR);
+    }
     if cache.len() < HIDDEN_VIEWERS {
-        cache.insert(seer.viewer.clone(), (Instant::now(), h.clone()));
+        cache.insert(seer.viewer.clone(), (Instant::now(), gen, h.clone()));
     }
     h
 }
@@ -457,11 +496,11 @@ mod tests {
         assert!(!s.content_visible("open/gone.txt"));
         let dirs = ["", "open", "closed", "closed/inner", "noread", "link"]
             .iter()
-            .map(PathBuf::from)
+            .map(|d| WatchedDir::examine(root, Path::new(d)))
             .collect();
         assert_eq!(
             s.hidden_dirs(dirs),
-            Hidden::Under(vec!["closed".into(), "noread".into(), "link".into()])
+            Hidden::Under(vec!["closed".into(), "link".into(), "noread".into()])
         );
         // The owner sees its own private file.
         let mut own = Seer::new(root, Viewer::local(me, 0));

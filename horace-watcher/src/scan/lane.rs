@@ -15,6 +15,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use crate::hash::{self, Digested, Fingerprint};
 use crate::store::{NotStored, Objects, TempObject};
 
+/// How long a finished read waits for its probe.
+const KEPT_FOR: std::time::Duration = std::time::Duration::from_secs(600);
+
 /// What the lane's read of one file gave.
 #[derive(Debug)]
 pub(crate) enum Read {
@@ -42,7 +45,8 @@ struct Job {
 struct State {
     queue: VecDeque<Job>,
     busy: Option<Job>,
-    done: HashMap<PathBuf, (Job, Read)>,
+    /// Finished reads, with when they finished.
+    done: HashMap<PathBuf, (Job, Read, std::time::Instant)>,
     /// Paths finished and not yet handed back to the loop (see [`Lane::finished`]).
     fresh: Vec<PathBuf>,
     started: bool,
@@ -76,7 +80,7 @@ impl Lane {
     ) -> Option<(Read, bool, Option<NotStored>)> {
         let mut st = self.state();
         match st.done.remove(rel) {
-            Some((job, read)) if job.fp == fp => Some((read, job.store, job.refused)),
+            Some((job, read, _)) if job.fp == fp => Some((read, job.store, job.refused)),
             _ => None,
         }
     }
@@ -117,9 +121,13 @@ impl Lane {
         self.inner.wake.notify_one();
     }
 
-    /// The paths the lane finished since the last call: to be probed again.
+    /// The paths the lane finished since the last call: to be probed again. A result
+    /// no probe took within [`KEPT_FOR`] (its file went meanwhile) is dropped with its
+    /// temp copy.
     pub fn finished(&self) -> Vec<PathBuf> {
-        std::mem::take(&mut self.state().fresh)
+        let mut st = self.state();
+        st.done.retain(|_, (_, _, at)| at.elapsed() < KEPT_FOR);
+        std::mem::take(&mut st.fresh)
     }
 
     /// Whether `rel` is queued or being read.
@@ -163,7 +171,8 @@ impl Lane {
             let mut st = self.state();
             st.busy = None;
             st.fresh.push(job.rel.clone());
-            st.done.insert(job.rel.clone(), (job, read));
+            st.done
+                .insert(job.rel.clone(), (job, read, std::time::Instant::now()));
         }
     }
 }

@@ -5,7 +5,10 @@
 //! order; the watch loop thread ([`worker`]) owns cataloging: it batches operations,
 //! hashes in parallel, and commits each batch in one transaction; [`WatchHandle`] is how
 //! other tasks talk to the loop (sync barrier, register, reconcile, restore, shutdown).
+//! Between the reader and the loop, the triage thread ([`backlog`]) keeps the queue
+//! bounded: past the bound, one owner's subtree is reconciled by a scan instead.
 
+pub(crate) mod backlog;
 mod cookie;
 mod displaced;
 pub(crate) mod liveness;
@@ -13,6 +16,8 @@ pub(crate) mod map;
 pub(crate) mod pin;
 pub(crate) mod reader;
 mod worker;
+
+pub use map::{DirAttrs, WatchedDir};
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -109,6 +114,9 @@ pub(crate) enum Msg {
     Events(Vec<Op>, Instant),
     /// Run a reconcile scan; the reason goes into status.
     Reconcile(String),
+    /// Reconcile a subtree whose operations were dropped past the queue's bound (see
+    /// [`backlog`]), in rounds until it is caught up.
+    Subtree(PathBuf),
     /// Catalog a path now.
     Register(PathBuf, oneshot::Sender<Result<i64, WatchError>>),
     /// Restore a version.
@@ -196,10 +204,16 @@ impl WatchHandle {
         result
     }
 
-    /// The directories watched now (relative to the root): what a query's visibility
-    /// check examines to leave out whole subtrees (`query::sight`).
-    pub fn watched_dirs(&self) -> Vec<PathBuf> {
-        self.inner.map.dirs()
+    /// The directories watched now (relative to the root) with their owners and modes,
+    /// and the generation of that list: what a query's visibility check examines to leave
+    /// out whole subtrees (`query::sight`).
+    pub fn watched_dirs(&self) -> (u64, Vec<map::WatchedDir>) {
+        self.inner.map.watched()
+    }
+
+    /// The generation of [`WatchHandle::watched_dirs`] now (cheap: no list is made).
+    pub fn watched_generation(&self) -> u64 {
+        self.inner.map.generation()
     }
 
     /// Catalogs `rel` (relative to files_root) now and returns its file id.
@@ -271,6 +285,15 @@ pub async fn start(
         .with_context(|| format!("failed to watch {}", root.display()))?;
 
     let (tx, rx) = std::sync::mpsc::channel();
+    // The reader's operations pass the triage on their way to the loop.
+    let (reader_tx, reader_rx) = std::sync::mpsc::channel();
+    let backlog = Arc::new(backlog::Backlog::default());
+    let triage_thread = {
+        let (tx, backlog, ctx) = (tx.clone(), backlog.clone(), ctx.clone());
+        std::thread::Builder::new()
+            .name("queue-triage".into())
+            .spawn(move || backlog::triage(reader_rx, tx, backlog, ctx))?
+    };
     LOOPS
         .lock()
         .unwrap_or_else(|e| e.into_inner())
@@ -283,7 +306,7 @@ pub async fn start(
         inotify,
         map: map.clone(),
         ignore: ignore.clone(),
-        tx: tx.clone(),
+        tx: reader_tx,
         stop: stop.clone(),
         ctx: ctx.clone(),
         unwatched: unwatched.clone(),
@@ -300,6 +323,7 @@ pub async fn start(
         deleted: Vec::new(),
         consumed: 0,
         batch_end: 0,
+        backlog: backlog.clone(),
     };
     let reader_thread = std::thread::Builder::new()
         .name("inotify-reader".into())
@@ -317,6 +341,8 @@ pub async fn start(
         unwatched,
         reader_stop: stop,
         reader_thread,
+        triage_thread,
+        backlog,
         scan_epoch: scan_epoch.clone(),
     });
     std::thread::Builder::new()

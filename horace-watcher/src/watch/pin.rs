@@ -176,8 +176,12 @@ pub enum Taken {
     /// truncate, or its first part), or a writer (a file server's other handle) keeps it
     /// open: what it holds now is not known to be a save. The loop looks at the path.
     Writing,
-    /// Not pinned: not a regular file, vanished, the read caught a change, or the budget
-    /// is spent (counted). The loop looks at the path, as without pins.
+    /// The file changed while it was read: a later write began (its own close, or the
+    /// quiet period of a file kept open, catalogs what it saves). Nothing to catalog now:
+    /// a look at the path could land between that write's truncate and its data.
+    Changed,
+    /// Not pinned: not a regular file, vanished, or the budget is spent (counted). The
+    /// loop looks at the path, as without pins.
     NotPinned,
 }
 
@@ -229,7 +233,7 @@ pub fn take(root: &Path, rel: &Path, budget: &Arc<Budget>) -> Taken {
             }
             ReadOutcome::Changed => {
                 give_back(0);
-                Taken::NotPinned
+                Taken::Changed
             }
         };
     }

@@ -121,6 +121,8 @@ pub struct Reader {
     pub consumed: u64,
     /// Where the events of the last read end, in the same count.
     pub batch_end: u64,
+    /// The subtrees flooded past the queue's bound (see `backlog.rs`).
+    pub backlog: Arc<super::backlog::Backlog>,
 }
 
 /// A save the reader pinned (and read) at its event, not yet known to have been read before
@@ -158,6 +160,9 @@ pub struct HeldDelete {
 /// How long a deleted file's removal waits for a new file at its name. git creates it
 /// microseconds after the unlink; the operations after a delete wait this long.
 const DELETE_GRACE: Duration = Duration::from_millis(30);
+
+/// The same for a pin that read an empty file (see [`Reader::saved`]).
+const EMPTY_CONFIRM_GRACE: Duration = Duration::from_millis(50);
 
 /// How long a pin that may have overlapped a later write waits for that write's events
 /// (a truncate shortens the file, then its event is queued).
@@ -538,6 +543,11 @@ impl Reader {
             self.map.forget_wd(wd);
             return;
         }
+        if ev.name.is_none() && m.contains(EventMask::ATTRIB) {
+            // The watched directory's own owner or mode changed: what queries may see.
+            self.map.refresh_attrs(wd);
+            return;
+        }
         let (Some(dir), Some(name)) = (self.map.resolve(wd), ev.name) else {
             return;
         };
@@ -771,6 +781,11 @@ impl Reader {
     /// pin (also when someone keeps the file open for writing).
     fn saved(&mut self, rel: PathBuf, compare: Compare, ops: &[Option<Op>]) -> Option<Op> {
         use super::pin::Taken;
+        // A flooded subtree's operations are dropped and its scan reads the files: no
+        // pin (each costs an open, a read and up to 20 ms of waiting for the writer).
+        if self.backlog.covers(&rel) {
+            return Some(Op::Check { rel, compare });
+        }
         let (op, confirmed) = match super::pin::take(&self.ctx.config.files_root, &rel, &self.pins)
         {
             Taken::Pinned { pin, confirmed } => {
@@ -783,6 +798,11 @@ impl Reader {
             }
             // Someone holds it open for writing (a later write, or a server's other
             // handle): no pin; the loop looks at the path, as without pins.
+            // A later write began during the read: its close catalogs it.
+            Taken::Changed => {
+                tracing::debug!(path = %rel.display(), "changed while pinned; left to the next write's close");
+                return None;
+            }
             Taken::Writing | Taken::NotPinned => (
                 Op::Check {
                     rel: rel.clone(),
@@ -794,9 +814,20 @@ impl Reader {
         if confirmed {
             return Some(op);
         }
-        if matches!(op, Op::Saved { .. }) {
-            Status::bump(&self.ctx.status.lease_fallbacks);
-        }
+        // An empty file read with no lease may be a later write's truncate whose event is
+        // not queued yet (the writer preempted in between, on a loaded machine): it waits
+        // longer for that event.
+        let grace = match &op {
+            Op::Saved { pin, .. } => {
+                Status::bump(&self.ctx.status.lease_fallbacks);
+                if pin.0.fp.size == 0 {
+                    EMPTY_CONFIRM_GRACE
+                } else {
+                    CONFIRM_GRACE
+                }
+            }
+            _ => CONFIRM_GRACE,
+        };
         let Some(queued) = queued_bytes(self.inotify.as_raw_fd()) else {
             return Some(Op::Check { rel, compare });
         };
@@ -804,7 +835,7 @@ impl Reader {
             slot: ops.len(),
             rel,
             horizon: self.batch_end + queued,
-            until: Instant::now() + CONFIRM_GRACE,
+            until: Instant::now() + grace,
         });
         Some(op)
     }

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use horace_client::{Missing, NotCataloged, SyncReport};
 use rusqlite::Connection;
 
+use super::backlog::{self, Backlog, Scope};
 use super::map::WatchMap;
 use super::{Msg, Op, WatchError};
 use crate::catalog::ops::{self, Row};
@@ -32,9 +33,14 @@ fn threads() -> usize {
 }
 /// Operations per batch at most.
 const MAX_BATCH: usize = 4096;
+/// How long a batch of events should take (see `Worker::batch_limit`).
+const BATCH_SECS: f64 = 1.0;
 /// How long a path that vanished before it was read is looked at again (its rename or
 /// delete event is already queued by then).
 const CARRY_FOR: Duration = Duration::from_secs(2);
+/// How long the loop goes on cataloging what is queued once asked to stop (SIGTERM); the
+/// rest is left to the next startup scan (nothing committed is lost).
+const DRAIN_FOR: Duration = Duration::from_secs(2);
 /// Rescan interval while some directory could not be watched.
 const UNWATCHED_RESCAN: Duration = Duration::from_secs(300);
 /// WAL size above which the loop forces a checkpoint that truncates the log. Query
@@ -62,6 +68,8 @@ pub(super) struct Parts {
     pub unwatched: Arc<AtomicBool>,
     pub reader_stop: Arc<AtomicBool>,
     pub reader_thread: std::thread::JoinHandle<()>,
+    pub triage_thread: std::thread::JoinHandle<()>,
+    pub backlog: Arc<Backlog>,
     pub scan_epoch: Arc<AtomicU64>,
 }
 
@@ -76,6 +84,9 @@ pub(super) struct Worker {
     unwatched: Arc<AtomicBool>,
     reader_stop: Arc<AtomicBool>,
     reader_thread: Option<std::thread::JoinHandle<()>>,
+    triage_thread: Option<std::thread::JoinHandle<()>>,
+    /// The queue's bound and the subtrees flooded past it (see `backlog.rs`).
+    backlog: Arc<Backlog>,
     retries: BTreeMap<PathBuf, retry::Retry>,
     carry: Vec<(PathBuf, Instant)>,
     root_dev: u64,
@@ -93,6 +104,13 @@ pub(super) struct Worker {
     /// Messages taken from `rx` and not handled yet (a scan's barrier applies the events
     /// that follow it first), in order.
     inbox: VecDeque<Msg>,
+    /// While stopping: until when what is queued is still cataloged.
+    drain_until: Option<Instant>,
+    /// Operations left to the next startup scan at the stop.
+    left_at_stop: u64,
+    /// Operations per batch of events now: about [`BATCH_SECS`] of the last batch's rate
+    /// (a sync's cookie waits for the batch being committed).
+    pub(super) batch_limit: usize,
 }
 
 fn dev_of(p: &Path) -> u64 {
@@ -121,6 +139,8 @@ impl Worker {
             unwatched: p.unwatched,
             reader_stop: p.reader_stop,
             reader_thread: Some(p.reader_thread),
+            triage_thread: Some(p.triage_thread),
+            backlog: p.backlog,
             retries: BTreeMap::new(),
             carry: Vec::new(),
             root_dev: dev_of(&root),
@@ -130,6 +150,9 @@ impl Worker {
             versions: p.ctx.config.versions.clone(),
             scan_epoch: p.scan_epoch,
             inbox: VecDeque::new(),
+            drain_until: None,
+            left_at_stop: 0,
+            batch_limit: MAX_BATCH,
             ctx: p.ctx,
         }
     }
@@ -137,7 +160,7 @@ impl Worker {
     /// Runs the startup scan, then the loop until a shutdown message.
     pub(super) fn run(mut self) {
         self.recount_store_budget();
-        self.reconcile("startup");
+        self.reconcile("startup", &Scope::Tree);
         self.collect_garbage();
         self.ctx.status.ready.store(true, Ordering::Relaxed);
         let files = self
@@ -178,21 +201,23 @@ impl Worker {
                 }
             }
             if self.process(msgs) {
-                // Drain what is queued, then stop.
-                self.reader_stop.store(true, Ordering::Relaxed);
-                if let Some(t) = self.reader_thread.take() {
-                    let _ = t.join();
-                }
+                // Drain what is queued (bounded: see `backlog.rs`), then stop.
+                self.drain_until = Some(Instant::now() + DRAIN_FOR);
+                self.stop_reading();
                 let mut rest: Vec<Msg> = self.inbox.drain(..).collect();
                 rest.extend(self.rx.try_iter());
                 self.process(rest);
+                if self.left_at_stop > 0 {
+                    tracing::info!(
+                        ops = self.left_at_stop,
+                        "stopping: {} queued operations left to the next startup scan",
+                        self.left_at_stop
+                    );
+                }
                 break;
             }
         }
-        self.reader_stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.reader_thread.take() {
-            let _ = t.join();
-        }
+        self.stop_reading();
         // Waiting sync calls learn that the watcher stopped.
         self.cookies
             .lock()
@@ -200,6 +225,113 @@ impl Worker {
             .clear();
         let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
         tracing::info!("watch loop stopped");
+    }
+
+    /// Stops the reader and then the triage (which ends once the reader's side closes):
+    /// every operation read is in the loop's channel after.
+    fn stop_reading(&mut self) {
+        self.reader_stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.reader_thread.take() {
+            let _ = t.join();
+        }
+        if let Some(t) = self.triage_thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// The operations of one message as the loop takes them: those of flooded subtrees
+    /// dropped (and taken off the queue depth); a subtree flooded by a rename out of
+    /// another gets its round after what is queued now.
+    pub(super) fn take_ops(&mut self, mut v: Vec<Op>) -> Vec<Op> {
+        self.sift_queued(&mut v, |o| o);
+        v
+    }
+
+    /// Drops the operations of flooded subtrees from `items`; returns how many.
+    fn sift_queued<T>(&mut self, items: &mut Vec<T>, op_of: impl Fn(&mut T) -> &mut Op) -> u64 {
+        let (new, dropped) = self.backlog.sift(items, op_of);
+        if dropped > 0 {
+            let _ = self.ctx.status.queue_depth.fetch_update(
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+                |d| Some(d.saturating_sub(dropped)),
+            );
+            self.backlog.committed(dropped);
+        }
+        self.inbox.extend(new.into_iter().map(Msg::Subtree));
+        dropped
+    }
+
+    /// One round of a flooded subtree: a scan of it, then a barrier; caught up when
+    /// nothing of it was dropped meanwhile, else another round after what is queued.
+    fn flood_round(&mut self, key: PathBuf) {
+        if crate::hash::stopping() || !self.backlog.is_flooded(&key) {
+            return;
+        }
+        self.backlog.round_begins(&key);
+        self.reconcile("queue-bound", &Scope::Subtree(key.clone()));
+        if crate::hash::stopping() {
+            return;
+        }
+        let barrier = self.barrier(settle::Syncs::Pass).is_some();
+        if barrier && self.backlog.round_ends(&key) {
+            tracing::info!(subtree = %key.display(), "flooded subtree {} caught up; back to its events", escape(&key));
+        } else {
+            self.inbox.push_back(Msg::Subtree(key));
+        }
+    }
+
+    /// Between the chunks of a subtree's round: applies what waits for the rest of the
+    /// tree (answering its syncs and registers), up to a batch, and stops at the first
+    /// message that touches `scope` or is something else (those wait for the round's end,
+    /// in order). Returns [`Round::Abandon`] when a reconcile of the whole tree waits
+    /// (events were lost: it covers the subtree).
+    pub(super) fn serve_others(&mut self, scope: &Path) -> Round {
+        let mut batch = Vec::new();
+        let mut later = Vec::new();
+        while batch.len() < self.batch_limit {
+            let msg = match self.inbox.pop_front() {
+                Some(m) => m,
+                None => match self.rx.try_recv() {
+                    Ok(m) => m,
+                    Err(_) => break,
+                },
+            };
+            match msg {
+                Msg::Events(v, at) => {
+                    let v = self.take_ops(v);
+                    if v.iter().any(|op| backlog::touches(op, scope)) {
+                        self.inbox.push_front(Msg::Events(v, at));
+                        break;
+                    }
+                    self.inflight += v.len() as u64;
+                    batch.extend(v.into_iter().map(|o| (o, at)));
+                }
+                // Another flooded subtree: its turn comes after this round.
+                Msg::Subtree(k) => later.push(Msg::Subtree(k)),
+                Msg::Register(rel, reply) if !rel.starts_with(scope) => {
+                    if !batch.is_empty() {
+                        self.apply_batch(std::mem::take(&mut batch));
+                    }
+                    let _ = reply.send(self.register(&rel));
+                }
+                other => {
+                    let abandon = matches!(other, Msg::Reconcile(_));
+                    self.inbox.push_front(other);
+                    if abandon {
+                        self.inbox.extend(later);
+                        self.apply_batch(batch);
+                        return Round::Abandon;
+                    }
+                    break;
+                }
+            }
+        }
+        self.inbox.extend(later);
+        if !batch.is_empty() {
+            self.apply_batch(batch);
+        }
+        Round::GoOn
     }
 
     /// Handles messages in order; returns whether a shutdown was asked for.
@@ -214,11 +346,29 @@ impl Worker {
                 Msg::Reconcile(reason) if Some(i) != last_reconcile => {
                     tracing::debug!(reason, "reconcile request folded into a later one");
                 }
+                Msg::Events(v, _) if self.drain_until.is_some_and(|d| Instant::now() >= d) => {
+                    self.left_at_stop += v.len() as u64;
+                }
                 Msg::Events(v, at) => {
+                    let v = self.take_ops(v);
                     self.inflight += v.len() as u64;
                     ops.extend(v.into_iter().map(|o| (o, at)));
-                    if ops.len() >= MAX_BATCH {
-                        self.apply_batch(std::mem::take(&mut ops));
+                    // Smaller batches while stopping: the drain's deadline is looked at
+                    // between them.
+                    let limit = if self.drain_until.is_some() {
+                        MAX_BATCH / 8
+                    } else {
+                        self.batch_limit
+                    };
+                    while ops.len() >= limit {
+                        let rest = ops.split_off(limit);
+                        let waiting = rest.len() as u64;
+                        self.inflight = self.inflight.saturating_sub(waiting);
+                        self.apply_batch(std::mem::replace(&mut ops, rest));
+                        self.inflight += waiting;
+                        // What waits may be of a subtree flooded meanwhile.
+                        let dropped = self.sift_queued(&mut ops, |(o, _)| o);
+                        self.inflight = self.inflight.saturating_sub(dropped);
                     }
                 }
                 other => {
@@ -231,7 +381,15 @@ impl Worker {
                             for m in rest.into_iter().rev() {
                                 self.inbox.push_front(m);
                             }
-                            self.reconcile(&reason);
+                            self.reconcile(&reason, &Scope::Tree);
+                        }
+                        Msg::Subtree(key) => {
+                            // As above: what follows is served between its chunks.
+                            let rest: Vec<Msg> = msgs.by_ref().map(|(_, m)| m).collect();
+                            for m in rest.into_iter().rev() {
+                                self.inbox.push_front(m);
+                            }
+                            self.flood_round(key);
                         }
                         Msg::Register(rel, reply) => {
                             let _ = reply.send(self.register(&rel));
@@ -264,7 +422,7 @@ impl Worker {
             let root = &self.ctx.config.files_root;
             if root.is_dir() && dev_of(root) != away_dev {
                 tracing::warn!(root = %root.display(), "the files root {} is back; reconciling", root.display());
-                self.reconcile("remount");
+                self.reconcile("remount", &Scope::Tree);
             }
         }
         self.bound_wal();
@@ -272,7 +430,7 @@ impl Worker {
         if self.unwatched.load(Ordering::Relaxed) && self.last_rescan.elapsed() >= UNWATCHED_RESCAN
         {
             self.unwatched.store(false, Ordering::Relaxed);
-            self.reconcile("watch-failure");
+            self.reconcile("watch-failure", &Scope::Tree);
         }
         shutdown
     }
@@ -427,6 +585,18 @@ impl Worker {
                 }
             })
             .collect();
+        for (key, dropped) in self.backlog.flooded() {
+            out.push(NotCataloged {
+                path: escape(&key),
+                why: Missing::Reconciling,
+                detail: format!(
+                    "too many changes at once: past the event queue's bound ({} operations) \
+                     its {dropped} events were dropped and the directory is reconciled by a \
+                     scan instead; cataloged when that scan ends",
+                    backlog::BOUND
+                ),
+            });
+        }
         if self.unwatched.load(Ordering::Relaxed) {
             out.push(NotCataloged {
                 path: String::new(),
@@ -487,6 +657,15 @@ impl Worker {
         });
         r.unwrap_or_default()
     }
+}
+
+/// Whether a subtree's round goes on after serving the rest of the tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Round {
+    /// Next chunk.
+    GoOn,
+    /// A reconcile of the whole tree waits: stop here.
+    Abandon,
 }
 
 /// What one committed batch did.

@@ -113,6 +113,28 @@ fn versions_with_path(w: &Watcher) -> Vec<(String, String)> {
     crate::fixture::all_versions(&w.catalog())
 }
 
+/// Syncs until nothing is missing (a subtree flooded during the startup scan is
+/// `reconciling` until its scan ends: see `watch/backlog.rs`); returns how long it took.
+fn synced(w: &Watcher, within: Duration) -> Duration {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let t0 = Instant::now();
+    loop {
+        let r = rt.block_on(async { w.client().await.sync().await });
+        match r {
+            Ok(report) if report.is_synced() => return t0.elapsed(),
+            other => assert!(
+                t0.elapsed() < within,
+                "not synced after {within:?}: {other:?}\n{}",
+                crate::fixture::tail(&w.log())
+            ),
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn kill_nine_during_bursts_loses_nothing() {
     let rounds = knob("HORACE_KILL_ROUNDS", 6);
@@ -126,6 +148,10 @@ fn kill_nine_during_bursts_loses_nothing() {
     w.start();
     let written: Written = Arc::default();
     let mut total_ops = 0;
+    // Through the restart: (round, wrong or missing, extra) of every round that diverged,
+    // asserted at the end so that a soak reports them all.
+    let mut diverged: Vec<(u64, Vec<String>, Vec<String>)> = Vec::new();
+    let mut during_scan_rounds = 0;
     let mut in_place_intermediate = 0;
     for round in 0..rounds {
         let stop = Arc::new(AtomicBool::new(false));
@@ -165,10 +191,31 @@ fn kill_nine_during_bursts_loses_nothing() {
             committed.len()
         );
         if during_scan && load_through_restart {
-            let t = w.sync(6);
+            let t = synced(&w, Duration::from_secs(120));
             eprintln!("round {round}: caught up {t:?} after the load stopped");
         } else {
             w.start();
+        }
+        during_scan_rounds += u64::from(during_scan);
+        if load_through_restart {
+            let (cat, disk) = (w.catalog_active(), w.disk());
+            let missing: Vec<String> = disk
+                .keys()
+                .filter(|k| cat.get(*k) != disk.get(*k))
+                .cloned()
+                .collect();
+            let extra: Vec<String> = cat
+                .keys()
+                .filter(|k| !disk.contains_key(*k))
+                .cloned()
+                .collect();
+            if !missing.is_empty() || !extra.is_empty() {
+                eprintln!("round {round}: DIVERGED: wrong/missing {missing:?}, extra {extra:?}");
+                diverged.push((round, missing, extra));
+                // Caught up for the next round (a restart scans again).
+                w.kill9();
+                w.start();
+            }
         }
         w.assert_consistent(&format!("round {round}"));
         let after = versions(&w);
@@ -195,5 +242,14 @@ fn kill_nine_during_bursts_loses_nothing() {
     );
     let files_now = w.disk().len();
     w.stop();
-    eprintln!("kill -9: {rounds} rounds, {total_ops} operations, {files_now} files at the end, nothing lost");
+    let missing: usize = diverged.iter().map(|d| d.1.len() + d.2.len()).sum();
+    eprintln!(
+        "kill -9: {rounds} rounds ({during_scan_rounds} during the startup scan{}), {total_ops} operations, {files_now} files at the end, {missing} wrong/missing/extra after sync in {} rounds",
+        if load_through_restart { ", load through the restart" } else { "" },
+        diverged.len()
+    );
+    assert!(
+        diverged.is_empty(),
+        "rounds where the catalog differed from the disk after sync: {diverged:?}"
+    );
 }

@@ -12,6 +12,7 @@ mod dbus_forged;
 mod e2e;
 mod fast_saves;
 mod fixture;
+mod flood;
 mod full;
 mod fuzz;
 mod hostile;

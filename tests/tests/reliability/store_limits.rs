@@ -207,8 +207,22 @@ fn a_1_tib_sparse_file_does_not_hold_up_small_files() {
         "the lane still reads the deleted file\n{}",
         crate::fixture::tail(&w.log())
     );
+    // Replaced (a rename over it) while read: let go as well.
+    sparse_file(&files.join("big/replaced.img"), 1 << 40);
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    fs::write(files.join("big/new.tmp"), b"the new content").unwrap();
+    fs::rename(files.join("big/new.tmp"), files.join("big/replaced.img")).unwrap();
+    let t0 = std::time::Instant::now();
+    let stopped = horace_tests::wait_until(std::time::Duration::from_secs(20), || {
+        lane_log(&w, "big/replaced.img")
+    });
+    eprintln!(
+        "1 TiB sparse file replaced while read: the lane let go in {:?}",
+        t0.elapsed()
+    );
+    assert!(stopped, "the lane still reads the replaced file");
     w.sync(1);
-    w.assert_consistent("after the huge file was deleted");
+    w.assert_consistent("after the huge files were deleted and replaced");
 
     // Through the lane to the end: stored by what it occupies.
     let written = sparse_file(&files.join("big/medium.img"), 96 << 20);

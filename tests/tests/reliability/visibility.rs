@@ -158,3 +158,64 @@ fn another_uids_private_files_are_not_shown_and_their_checksums_not_told() {
     assert_eq!(hit["total"], 2, "{hit}");
     w.stop();
 }
+
+/// The count follows a directory closed or opened while the watcher runs, and a closed
+/// directory created then (the watch map keeps each directory's owner and mode, updated by
+/// the directory's own attribute events; the page is checked on disk in any case, so it is
+/// `total` that would lag).
+#[test]
+fn a_directory_closed_or_opened_while_watched_changes_the_count() {
+    horace_tests::require_root("setpriv");
+    let dir = horace_tests::shared_tempdir();
+    let (files, meta) = (dir.path().join("files"), dir.path().join("meta"));
+    fs::create_dir_all(files.join("bob/deep")).unwrap();
+    fs::create_dir_all(&meta).unwrap();
+    set_mode(&files, 0o755);
+    for d in ["bob", "bob/deep"] {
+        set_mode(&files.join(d), 0o755);
+    }
+    for f in ["bob/a.txt", "bob/deep/b.txt", "top.txt"] {
+        fs::write(files.join(f), f).unwrap();
+        set_mode(&files.join(f), 0o644);
+    }
+    let mut w = Watcher::new(&files, &meta, "");
+    w.start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let sync = || rt.block_on(async { w.client().await.sync().await.unwrap() });
+    sync();
+    // Past the reuse of an answer found before a change (sight::HIDDEN_FOR).
+    let settle = || {
+        sync();
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+    };
+    let total = |w: &Watcher| {
+        let (code, v) = as_nobody(w, &["search"]);
+        assert_eq!(code, 0, "{v}");
+        (v["total"].as_u64().unwrap(), paths(&v))
+    };
+    assert_eq!(total(&w).0, 3);
+
+    set_mode(&files.join("bob/deep"), 0o700);
+    settle();
+    assert_eq!(total(&w), (2, vec!["bob/a.txt".into(), "top.txt".into()]));
+    set_mode(&files.join("bob"), 0o711);
+    settle();
+    assert_eq!(total(&w), (1, vec!["top.txt".into()]));
+    set_mode(&files.join("bob"), 0o755);
+    set_mode(&files.join("bob/deep"), 0o755);
+    settle();
+    assert_eq!(total(&w).0, 3);
+
+    // A closed directory made while watched, with a file in it.
+    fs::create_dir(files.join("shut")).unwrap();
+    set_mode(&files.join("shut"), 0o700);
+    fs::write(files.join("shut/c.txt"), "c").unwrap();
+    settle();
+    assert_eq!(total(&w).0, 3, "shut/c.txt is not counted");
+    // The root itself closed: nothing.
+    set_mode(&files, 0o700);
+    settle();
+    assert_eq!(total(&w), (0, vec![]));
+    set_mode(&files, 0o755);
+    w.stop();
+}

@@ -916,4 +916,30 @@ fn hidden_directories_leave_the_count_and_the_page() {
         run_hidden(red, Hidden::Under(vec!["alpha".into()])),
         (0, vec![])
     );
+    // A search of one owner tests only that owner's hidden directories.
+    let owner = |o: &str| SearchQuery {
+        owner: Some(o.into()),
+        ..Default::default()
+    };
+    let mut b = build(&owner("beta")).unwrap();
+    let plain = b.clone();
+    leave_out(
+        &mut b,
+        &Hidden::Under(vec!["alpha".into(), "alpha/x".into()]),
+    );
+    assert_eq!(b, plain, "no range of another owner");
+    assert_eq!(
+        run_hidden(owner("beta"), Hidden::Under(vec!["alpha".into()])).0,
+        1
+    );
+    assert_eq!(
+        run_hidden(owner("alpha"), Hidden::Under(vec!["alpha".into()])),
+        (0, vec![])
+    );
+    let (n, _) = run_hidden(owner("alpha"), Hidden::Under(vec![]));
+    let (m, _) = run_hidden(owner("alpha"), Hidden::Under(vec!["alpha/sub".into()]));
+    assert_eq!(
+        n, m,
+        "a range beneath the owner stays (nothing there in the fixture)"
+    );
 }

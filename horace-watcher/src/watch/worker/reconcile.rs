@@ -1,5 +1,6 @@
 //! The reconcile scan: at startup, after a queue overflow, a failed watch, an unmount or a
-//! rollback. Walks the tree (adding watches before listing each directory), hashes in
+//! rollback; and of one subtree flooded past the queue's bound (`backlog.rs`), which
+//! serves the rest of the tree between its chunks. Walks the tree (adding watches before listing each directory), hashes in
 //! parallel what differs from the catalog by size, mtime, ctime or inode; the files it did
 //! not find are candidates for deletion, settled in `settle.rs` (what was renamed while
 //! the scan ran is not among the deleted).
@@ -9,12 +10,14 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::apply::{commit, Item, TxResult};
-use super::{dev_of, threads, Worker};
+use super::settle::Syncs;
+use super::{dev_of, threads, Round, Worker};
 use crate::catalog::ops;
 use crate::now_ns;
 use crate::path::{escape, unescape};
 use crate::scan::{self, par_map, Compare, Probe};
 use crate::status::{ScanReport, Status};
+use crate::watch::backlog::Scope;
 use crate::watch::map::add_watch_counted;
 
 /// Files probed per parallel round during a scan (and synced into the store with one
@@ -57,8 +60,17 @@ struct Tally {
 type PendingTx = tokio::sync::oneshot::Receiver<rusqlite::Result<TxResult>>;
 
 impl Worker {
-    /// Brings the catalog in line with the tree; `reason` goes into status.
-    pub(super) fn reconcile(&mut self, reason: &str) {
+    /// Brings the catalog in line with the tree, or with one subtree; `reason` goes into
+    /// status.
+    pub(super) fn reconcile(&mut self, reason: &str, scope: &Scope) {
+        let (start, subtree) = match scope {
+            Scope::Tree => {
+                // It covers every flooded subtree, and its events queue meanwhile.
+                self.backlog.clear();
+                (std::path::Path::new(""), None)
+            }
+            Scope::Subtree(key) => (key.as_path(), Some(key.as_path())),
+        };
         let cookies_before = self.pending_cookies();
         let t0 = Instant::now();
         let started_ns = now_ns();
@@ -75,10 +87,22 @@ impl Worker {
             })
         });
         self.last_rescan = Instant::now();
-        tracing::info!(reason, "reconcile scan started ({reason})");
         let root = self.ctx.config.files_root.clone();
         let root_ok = root.is_dir() && dev_of(&root) == self.root_dev;
-        self.root_away = (!root_ok).then(|| dev_of(&root));
+        match subtree {
+            None => {
+                tracing::info!(reason, "reconcile scan started ({reason})");
+                self.root_away = (!root_ok).then(|| dev_of(&root));
+            }
+            Some(key) => {
+                let esc = escape(key);
+                tracing::info!(reason, subtree = %esc, "reconcile scan of {esc} started ({reason})");
+                if !root_ok {
+                    // The whole tree's reconcile (remount) covers it.
+                    return;
+                }
+            }
+        }
 
         // A lean index (path → fingerprint) instead of whole rows: a scan of a million
         // files must not hold a million checksums. Read before the walk (only this loop
@@ -103,7 +127,7 @@ impl Worker {
         self.scan_epoch.fetch_add(1, Ordering::SeqCst);
         let walked = scan::walk_each(
             &root,
-            std::path::Path::new(""),
+            start,
             &self.ignore,
             |d| unwatched |= !add_watch_counted(&map, st, d),
             |rel, fp| {
@@ -136,7 +160,21 @@ impl Worker {
         // commits the part before.
         let mut settling: Option<Settling> = None;
         let mut in_flight: Option<PendingTx> = None;
-        for chunk in todo.chunks(CHUNK) {
+        let mut abandoned = false;
+        // A subtree's round serves the rest of the tree between chunks: about a second's
+        // worth each (the events' batch size).
+        let chunk_len = match subtree {
+            None => CHUNK,
+            Some(_) => self.batch_limit.clamp(64, CHUNK),
+        };
+        for chunk in todo.chunks(chunk_len) {
+            if let Some(key) = subtree {
+                if self.serve_others(key) == Round::Abandon {
+                    tracing::info!(subtree = %escape(key), "the whole tree is to be reconciled: scan of {} abandoned", escape(key));
+                    abandoned = true;
+                    break;
+                }
+            }
             if crate::hash::stopping() {
                 // SIGTERM: what was read is committed below; the next start scans again.
                 tracing::info!(
@@ -158,6 +196,10 @@ impl Worker {
             };
             let prober = &self.prober;
             let probes = par_map(chunk, threads(), |(rel, _)| {
+                if crate::hash::stopping() {
+                    // Not read: the next startup scan does.
+                    return (Probe::Changing, None);
+                }
                 let row = rows.get(rel);
                 prober.probe_unsettled(rel, row, Compare::Strict, false, covered_after)
             });
@@ -195,17 +237,26 @@ impl Worker {
         st.files_hashed.fetch_add(hashed, Ordering::Relaxed);
 
         deleted += self.finish_scan_tx(self.submit_scan_tx(items));
-        if crate::hash::stopping() {
+        if crate::hash::stopping() || abandoned {
             // Not settled: removals wait for a complete scan.
         } else if root_ok {
+            // The rows the walk did not reach (in its scope); those of a flooded subtree
+            // are that subtree's round's to settle.
+            let backlog = self.backlog.clone();
             candidates.extend(
                 index
                     .untaken()
                     .filter(|(_, e)| e.present)
                     .filter_map(|(path, _)| unescape(&path))
-                    .filter(|p| !walked.unreadable.iter().any(|u| p.starts_with(u))),
+                    .filter(|p| p.starts_with(start))
+                    .filter(|p| !walked.unreadable.iter().any(|u| p.starts_with(u)))
+                    .filter(|p| subtree.is_some() || !backlog.covers(p)),
             );
-            deleted += self.settle(candidates);
+            let syncs = match subtree {
+                None => Syncs::Hold,
+                Some(_) => Syncs::Pass,
+            };
+            deleted += self.settle(candidates, syncs);
         } else {
             tracing::error!(root = %root.display(), "files root {} is missing or another filesystem (unmounted?); not marking files deleted", root.display());
         }
@@ -231,7 +282,9 @@ impl Worker {
             mb_per_s = format!("{:.1}", bytes as f64 / 1e6 / secs.max(1e-6)),
             "reconcile scan finished"
         );
-        self.fire_cookies(cookies_before);
+        if subtree.is_none() {
+            self.fire_cookies(cookies_before);
+        }
         release_freed_memory();
     }
 

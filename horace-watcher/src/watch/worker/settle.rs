@@ -26,6 +26,17 @@ const MAX_ROUNDS: usize = 8;
 /// How long a barrier waits for its cookie's event.
 const BARRIER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a barrier does with the sync cookies it meets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Syncs {
+    /// They wait for the end of the scan (a whole tree's: a sync must not return while
+    /// it has files left to settle).
+    Hold,
+    /// They are answered (a flooded subtree's round: the sync lists the subtree as
+    /// `reconciling`).
+    Pass,
+}
+
 /// The paths the operations of a barrier touched.
 #[derive(Debug, Default)]
 pub(super) struct Touched(HashSet<PathBuf>);
@@ -56,14 +67,14 @@ impl Touched {
 impl Worker {
     /// Settles a scan's removal candidates (relative paths whose rows the walk did not
     /// reach, or that were not regular files); returns how many files it marked deleted.
-    pub(super) fn settle(&mut self, candidates: Vec<PathBuf>) -> u64 {
+    pub(super) fn settle(&mut self, candidates: Vec<PathBuf>, syncs: Syncs) -> u64 {
         let mut ids: Vec<i64> = self
             .lookup_rows(candidates)
             .into_values()
             .filter(|r| r.is_present())
             .map(|r| r.id)
             .collect();
-        if self.barrier().is_none() {
+        if self.barrier(syncs).is_none() {
             return self.leave_for_later(ids.len());
         }
         let mut deleted = 0;
@@ -86,7 +97,7 @@ impl Worker {
             if absent.is_empty() {
                 return deleted;
             }
-            let Some(touched) = self.barrier() else {
+            let Some(touched) = self.barrier(syncs) else {
                 return deleted + self.leave_for_later(absent.len());
             };
             let (disturbed, quiet): (Vec<_>, Vec<_>) = absent
@@ -151,7 +162,7 @@ impl Worker {
     /// the paths those events touched, or `None` when it did not come in time or a
     /// reconcile was asked for meanwhile (events may be lost: nothing is concluded).
     /// Other messages wait in the inbox, in order, ahead of what follows.
-    fn barrier(&mut self) -> Option<Touched> {
+    pub(super) fn barrier(&mut self, syncs: Syncs) -> Option<Touched> {
         // A cookie like a sync's (random name, never through anything a tenant planted),
         // registered with the syncs' so that the numbers stay apart.
         let (tx, _rx) = tokio::sync::oneshot::channel();
@@ -184,14 +195,15 @@ impl Worker {
             };
             match msg {
                 Msg::Events(v, at) => {
+                    let v = self.take_ops(v);
                     // A sync's cookie waits for the end of the scan (its `sync` must not
                     // return while the scan has files left to settle): it goes back to
                     // the inbox, in its place among the messages that follow.
-                    let (syncs, v): (Vec<Op>, Vec<Op>) = v
-                        .into_iter()
-                        .partition(|o| matches!(o, Op::Cookie(m) if *m != n));
-                    if !syncs.is_empty() {
-                        deferred.push(Msg::Events(syncs, at));
+                    let (held, v): (Vec<Op>, Vec<Op>) = v.into_iter().partition(|o| {
+                        syncs == Syncs::Hold && matches!(o, Op::Cookie(m) if *m != n)
+                    });
+                    if !held.is_empty() {
+                        deferred.push(Msg::Events(held, at));
                     }
                     self.inflight += v.len() as u64;
                     let hit = v.contains(&Op::Cookie(n));
