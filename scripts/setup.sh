@@ -37,8 +37,15 @@ if [ "$(id -u)" -eq 0 ] && ! command -v lintian >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends lintian >/dev/null
 fi
-if [ "$(cargo deb --version 2>/dev/null)" != "$cargo_deb_version" ]; then
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb $cargo_deb_version" ]; then
   cargo install -q --locked cargo-deb --version "$cargo_deb_version"
+fi
+# cargo-deny (deny.toml, scripts/test.sh), pinned; compiled once (about 5 minutes). A
+# failed install is not fatal: test.sh then says it skips cargo deny.
+cargo_deny_version=0.20.2
+if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $cargo_deny_version" ]; then
+  cargo install -q --locked cargo-deny --version "$cargo_deny_version" \
+    || echo "setup: cargo-deny $cargo_deny_version could not be installed" >&2
 fi
 if [ "$(id -u)" -eq 0 ]; then
   getent group horace >/dev/null || groupadd --system horace

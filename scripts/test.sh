@@ -41,6 +41,32 @@ trap cleanup EXIT INT TERM
 
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+# The MSRV (rust-version in Cargo.toml) is true for the lock: check the workspace with
+# that toolchain (rustup, minimal profile; about 2 minutes of `cargo check` once, less
+# when the toolchain and its artifacts are left from an earlier run).
+msrv=$(sed -n '/^\[workspace.package\]/,/^\[/s/^rust-version = "\(.*\)"/\1/p' Cargo.toml)
+if command -v rustup >/dev/null 2>&1 \
+   && { rustup run "$msrv" rustc --version >/dev/null 2>&1 \
+        || timeout 300 rustup toolchain install "$msrv" --profile minimal >/dev/null 2>&1; }; then
+  cargo +"$msrv" check --locked --workspace
+  echo "test.sh: the workspace builds with its MSRV, Rust $msrv"
+else
+  echo "test.sh: MSRV check SKIPPED: rustup cannot install Rust $msrv here (no rustup, or no download)"
+fi
+
+# cargo-deny (deny.toml): licenses, bans and sources always; advisories where the
+# advisory database can be fetched. scripts/setup.sh installs cargo-deny.
+if command -v cargo-deny >/dev/null 2>&1; then
+  if timeout 120 cargo deny fetch db >/dev/null 2>&1; then
+    cargo deny --locked check advisories licenses bans sources
+  else
+    echo "test.sh: cargo deny advisories SKIPPED: the advisory database cannot be fetched"
+    cargo deny --locked --offline check licenses bans sources
+  fi
+else
+  echo "test.sh: cargo deny SKIPPED: cargo-deny is not installed (scripts/setup.sh installs it)"
+fi
 cargo build --workspace --bins --locked
 cargo test --workspace --locked -- --test-threads=2
 

@@ -57,7 +57,7 @@ pub async fn run(p: &Params, figs: &mut Vec<Figure>) -> anyhow::Result<()> {
     {
         bail!("horace-zfsd did not report READY=1");
     }
-    let conn = zbus::connection::Builder::address(bus.address.as_str())?
+    let conn = zbus::connection::Builder::address(bus.address.as_str())
         .build()
         .await
         .context("connect to the private bus")?;

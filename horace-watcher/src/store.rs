@@ -539,7 +539,7 @@ impl Budget {
     pub fn note(&self, path: String, why: &NotStored) {
         let mut r = lock(&self.refused);
         // The first and every thousandth: a full store refuses every file.
-        if r.0 % 1000 == 0 {
+        if r.0.is_multiple_of(1000) {
             tracing::warn!(path, cause = %why, refused = r.0 + 1, "{path}: cataloged, {why}");
         } else {
             tracing::debug!(path, cause = %why, "{path}: cataloged, {why}");

@@ -76,14 +76,17 @@ mod daemon {
         let service = Service::new(Arc::new(config), allow, journal);
         // Taken before serving, so no call runs zfs ahead of an interrupted rollback.
         let recovery = service.recovery();
-        let builder = match bus_address {
-            Some(addr) => zbus::connection::Builder::address(addr)
+        // zbus 6's Builder defers address errors to build(): parse first, to name them.
+        let address = match bus_address {
+            Some(addr) => addr
+                .parse::<zbus::Address>()
                 .with_context(|| format!("bad bus address {addr:?}"))?,
-            None => zbus::connection::Builder::system().context("failed to find the system bus")?,
+            None => zbus::Address::system().context("failed to find the system bus")?,
         };
+        let builder = zbus::connection::Builder::address(address);
         let conn = builder
-            .serve_at(OBJECT_PATH, service)?
-            .name(BUS_NAME)?
+            .serve_at(OBJECT_PATH, service)
+            .name(BUS_NAME)
             // zbus's defaults would let a second daemon take the name over silently.
             .allow_name_replacements(false)
             .replace_existing_names(false)

@@ -108,7 +108,6 @@ enum Signal {
 async fn connect(bus: Option<&str>) -> Result<(Zfsd, BoxStream<'static, Signal>), String> {
     let conn = match bus {
         Some(addr) => zbus::connection::Builder::address(addr)
-            .map_err(describe)?
             .build()
             .await
             .map_err(describe)?,

@@ -422,7 +422,7 @@ impl Reader {
                 // The queue was empty: every write begun before then has been seen.
                 self.unconfirmed.retain(|u| seen_until < u.until);
             }
-            if self.window.open && epoch % 2 == 0 && !poll_in(fd, Duration::ZERO) {
+            if self.window.open && epoch.is_multiple_of(2) && !poll_in(fd, Duration::ZERO) {
                 self.window = ListingWindow { open: false, epoch };
             }
             // A moved-from is taken as a move out of the tree only once a read that began

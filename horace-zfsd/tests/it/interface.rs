@@ -74,9 +74,7 @@ async fn busctl_introspect_shows_the_whole_interface_and_matches_the_packaged_xm
     let conn = fx.connection().await;
     let served = zbus::fdo::IntrospectableProxy::builder(&conn)
         .destination(BUS_NAME)
-        .unwrap()
         .path(OBJECT_PATH)
-        .unwrap()
         .build()
         .await
         .unwrap()

@@ -110,7 +110,6 @@ impl Fixture {
     /// A zbus connection to the private bus, as the test's own uid (root).
     pub async fn connection(&self) -> zbus::Connection {
         zbus::connection::Builder::address(self.bus.address.as_str())
-            .unwrap()
             .build()
             .await
             .expect("connect to the private bus")

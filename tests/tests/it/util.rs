@@ -186,7 +186,6 @@ impl Setup {
     /// A proxy of horace-zfsd, as root.
     pub async fn zfsd(&self) -> Zfs1Proxy<'static> {
         let conn = zbus::connection::Builder::address(self.bus.address.as_str())
-            .unwrap()
             .build()
             .await
             .expect("connect to the private bus");

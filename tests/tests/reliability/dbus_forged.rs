@@ -25,7 +25,7 @@ fn put_str(b: &mut Vec<u8>, s: &str) {
 }
 
 fn pad(b: &mut Vec<u8>, to: usize) {
-    while b.len() % to != 0 {
+    while !b.len().is_multiple_of(to) {
         b.push(0);
     }
 }
