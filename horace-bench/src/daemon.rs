@@ -78,8 +78,8 @@ impl Watcher {
         Self::start_as(files, meta, catalog, None)
     }
 
-    /// [`Watcher::start`] as `user` (uid, gid; through `setpriv`, no other groups), as the
-    /// unit runs it: the metadata directory is given to that user, who must be able to
+    /// [`Watcher::start`] as `user` (uid, gid; through `setpriv`, no other groups, with
+    /// `CAP_LEASE` only), as the unit runs it: the metadata directory is given to that user, who must be able to
     /// read the files root.
     pub fn start_as(
         files: &Path,
@@ -121,7 +121,18 @@ impl Watcher {
         let bin = sibling_bin("horace-watcher")?;
         let spawned = Instant::now();
         let mut cmd = match user {
-            Some((uid, gid)) => horace_tests::command_as(uid, gid, &[], bin),
+            // As the unit runs it: that user, no other groups, CAP_LEASE its one
+            // capability (AmbientCapabilities= in systemd/horace-watcher.service).
+            Some((uid, gid)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .args(["--clear-groups", "--inh-caps=-all,+lease"])
+                    .args(["--ambient-caps=-all,+lease", "--bounding-set=-all,+lease"])
+                    .arg("--")
+                    .arg(bin);
+                c
+            }
             None => Command::new(bin),
         };
         let child = ChildGuard::spawn(

@@ -181,9 +181,9 @@ pub async fn run(
         Size::Full => (1_000, 20, &[500, 1_000, 2_000, 3_000, 4_000]),
     };
     let _ = p;
-    // As the unit runs it: user horace, who may not take a read lease on another user's
-    // file (the bench writes as root), so every save goes the no-lease way (status
-    // `lease_fallbacks`). Not root: the bench's own user, as before.
+    // As the unit runs it: user horace with CAP_LEASE, its one capability (the saves are
+    // root's files, so only the capability lets it take a read lease). Not root: the
+    // bench's own user, which may lease only its own files.
     let user = horace_tests::is_root().then(horace_tests::ensure_horace_user);
     if let Some((uid, gid)) = user {
         use std::os::unix::fs::PermissionsExt;
@@ -253,7 +253,9 @@ pub async fn run(
         "Watcher run as {}; saves pinned without a read lease (status lease_fallbacks): \
          {fallbacks}. Load average before the busy loops: {load_before}; after this figure: {}.",
         match user {
-            Some((uid, _)) => format!("user horace (uid {uid}), as the unit runs it"),
+            Some((uid, _)) => {
+                format!("user horace (uid {uid}) with CAP_LEASE only, as the unit runs it")
+            }
             None => "the bench's own user".to_string(),
         },
         loadavg()
