@@ -13,7 +13,7 @@ use std::path::Path;
 use horace_client::{ClientError, FileRef, QueryError, RestoreFailure};
 use horace_tests::bin_path;
 
-use crate::fixture::Watcher;
+use crate::fixture::{Mounted, Watcher};
 
 /// A group that is neither root's nor the watcher's: the directory gives it.
 const DIR_GID: u32 = 65534;
@@ -87,30 +87,6 @@ fn a_restore_over_a_link_or_nothing_gets_the_versions_mode_and_the_directorys_gr
         .unwrap();
     assert_eq!(recorded, 0o666);
     w.stop();
-}
-
-/// Mounted at the path given; unmounted (lazily) on drop.
-struct Mounted(std::path::PathBuf);
-
-impl Mounted {
-    fn tmpfs(dir: &Path, size: &str) -> Self {
-        horace_tests::require_root("mount -t tmpfs");
-        horace_tests::run_ok(
-            std::process::Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-                .arg(dir),
-        );
-        Self(dir.to_path_buf())
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
 }
 
 #[test]
