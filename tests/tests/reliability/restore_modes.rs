@@ -86,6 +86,28 @@ fn a_restore_over_a_link_or_nothing_gets_the_versions_mode_and_the_directorys_gr
         )
         .unwrap();
     assert_eq!(recorded, 0o666);
+    // A save read at its close (pinned at the event) records its bits too.
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o604)
+            .open(files.join("a/saved.txt"))
+            .unwrap();
+        f.write_all(b"saved").unwrap();
+    }
+    rt.block_on(client.sync()).unwrap();
+    let recorded: Option<u32> = conn
+        .query_row(
+            "SELECT v.mode FROM versions v JOIN files f ON f.id = v.file_id \
+             WHERE f.path = 'a/saved.txt' AND v.version = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, Some(0o604), "{}", w.log());
     w.stop();
 }
 
