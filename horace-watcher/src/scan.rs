@@ -357,10 +357,7 @@ impl Prober {
         let p = |probe: Probe| (probe, None);
         crate::watch::liveness::note_work(1);
         let fp = pin.fp;
-        let mode = match &pin.held {
-            Held::File(f) => f.metadata().ok().map(|md| mode_of(&md)),
-            Held::Bytes(_) => None,
-        };
+        let mode = Some(pin.mode);
         if let Some(same) = unchanged(known, compare, fp, mode) {
             return p(Probe::Unchanged(same));
         }

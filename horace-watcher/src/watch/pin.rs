@@ -125,6 +125,8 @@ pub enum Held {
 pub struct Pinned {
     /// The fingerprint (`fstat` of the pinned descriptor) at the event.
     pub fp: Fingerprint,
+    /// The permission bits then (a restore over a link or a missing name gives them back).
+    pub mode: u32,
     /// The content or the descriptor.
     pub held: Held,
     budget: Arc<Budget>,
@@ -198,10 +200,12 @@ pub fn take(root: &Path, rel: &Path, budget: &Arc<Budget>) -> Taken {
         return Taken::NotPinned;
     }
     let fp = Fingerprint::of(&md);
+    let mode = crate::scan::mode_of(&md);
     let size = md.len();
     let pinned = |held, confirmed| Taken::Pinned {
         pin: Pin(Arc::new(Pinned {
             fp,
+            mode,
             held,
             budget: budget.clone(),
         })),
@@ -224,6 +228,7 @@ pub fn take(root: &Path, rel: &Path, budget: &Arc<Budget>) -> Taken {
                 if writers == Some(true) {
                     drop(Pinned {
                         fp,
+                        mode,
                         held: Held::Bytes(bytes),
                         budget: budget.clone(),
                     });

@@ -392,3 +392,28 @@ pub fn spawn_zfsd(
     assert!(ready.is_some(), "zfsd not ready");
     (zfsd, dir)
 }
+
+/// A tmpfs mounted at the path given (a small filesystem to fill); unmounted (lazily)
+/// on drop.
+pub struct Mounted(std::path::PathBuf);
+
+impl Mounted {
+    pub fn tmpfs(dir: &std::path::Path, size: &str) -> Self {
+        horace_tests::require_root("mount -t tmpfs");
+        horace_tests::run_ok(
+            std::process::Command::new("mount")
+                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+                .arg(dir),
+        );
+        Self(dir.to_path_buf())
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(&self.0)
+            .status();
+    }
+}

@@ -13,7 +13,7 @@ use std::path::Path;
 use horace_client::{ClientError, FileRef, QueryError, RestoreFailure};
 use horace_tests::bin_path;
 
-use crate::fixture::Watcher;
+use crate::fixture::{Mounted, Watcher};
 
 /// A group that is neither root's nor the watcher's: the directory gives it.
 const DIR_GID: u32 = 65534;
@@ -86,31 +86,29 @@ fn a_restore_over_a_link_or_nothing_gets_the_versions_mode_and_the_directorys_gr
         )
         .unwrap();
     assert_eq!(recorded, 0o666);
+    // A save read at its close (pinned at the event) records its bits too.
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o604)
+            .open(files.join("a/saved.txt"))
+            .unwrap();
+        f.write_all(b"saved").unwrap();
+    }
+    rt.block_on(client.sync()).unwrap();
+    let recorded: Option<u32> = conn
+        .query_row(
+            "SELECT v.mode FROM versions v JOIN files f ON f.id = v.file_id \
+             WHERE f.path = 'a/saved.txt' AND v.version = 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(recorded, Some(0o604), "{}", w.log());
     w.stop();
-}
-
-/// Mounted at the path given; unmounted (lazily) on drop.
-struct Mounted(std::path::PathBuf);
-
-impl Mounted {
-    fn tmpfs(dir: &Path, size: &str) -> Self {
-        horace_tests::require_root("mount -t tmpfs");
-        horace_tests::run_ok(
-            std::process::Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-                .arg(dir),
-        );
-        Self(dir.to_path_buf())
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
 }
 
 #[test]

@@ -6,31 +6,7 @@
 use std::fs;
 use std::path::Path;
 
-use crate::fixture::Watcher;
-
-/// Mounted at the path given; unmounted (lazily) on drop.
-struct Mounted(std::path::PathBuf);
-
-impl Mounted {
-    fn tmpfs(dir: &Path, size: &str) -> Self {
-        horace_tests::require_root("mount -t tmpfs");
-        horace_tests::run_ok(
-            std::process::Command::new("mount")
-                .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-                .arg(dir),
-        );
-        Self(dir.to_path_buf())
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount")
-            .arg("-l")
-            .arg(&self.0)
-            .status();
-    }
-}
+use crate::fixture::{Mounted, Watcher};
 
 /// `n` bytes no other call gives (so nothing is shared in the store).
 fn distinct(tag: &str, n: usize) -> Vec<u8> {
