@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -54,9 +53,6 @@ struct Maps {
 /// Which directory (relative to the root) each watch descriptor stands for.
 pub struct WatchMap {
     root: PathBuf,
-    /// The root, for examining directories beneath it (`None` if it could not be opened:
-    /// then no directory's attributes are known).
-    root_fd: Option<OwnedFd>,
     inner: Mutex<(Watches, Maps)>,
 }
 
@@ -64,28 +60,25 @@ impl WatchedDir {
     /// Directory `rel` beneath `root` as the watch map would record it (for callers
     /// without a watch map: tests, the benchmark).
     pub fn examine(root: &Path, rel: &Path) -> Self {
-        let root_fd = rustix::fs::open(
-            root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok();
         Self {
             path: rel.to_path_buf(),
-            attrs: dir_attrs(root_fd.as_ref(), root, rel),
+            attrs: dir_attrs(root, rel),
         }
     }
 }
 
-/// The attributes of directory `rel` beneath `root_fd`, never through a symlink.
-fn dir_attrs(root_fd: Option<&OwnedFd>, root: &Path, rel: &Path) -> Option<DirAttrs> {
+/// The attributes of directory `rel` beneath `root`, never through a symlink. The root is
+/// opened for each look, never kept open: a descriptor held would keep the files
+/// dataset busy, and an operator's `zfs unmount` must succeed (issue 13 item 3).
+fn dir_attrs(root: &Path, rel: &Path) -> Option<DirAttrs> {
     let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let root_fd = rustix::fs::open(root, flags, Mode::empty()).ok()?;
     let fd = if rel.as_os_str().is_empty() {
-        rustix::fs::open(root, flags, Mode::empty()).ok()?
+        root_fd
     } else {
         let resolve =
             ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
-        match rustix::fs::openat2(root_fd?, rel, flags, Mode::empty(), resolve) {
+        match rustix::fs::openat2(&root_fd, rel, flags, Mode::empty(), resolve) {
             Err(rustix::io::Errno::NOSYS | rustix::io::Errno::PERM) => {
                 crate::store::open_dir_beneath(root, rel).ok()?
             }
@@ -103,15 +96,8 @@ fn dir_attrs(root_fd: Option<&OwnedFd>, root: &Path, rel: &Path) -> Option<DirAt
 impl WatchMap {
     /// An empty map for watches of `root`.
     pub fn new(watches: Watches, root: PathBuf) -> Self {
-        let root_fd = rustix::fs::open(
-            &root,
-            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )
-        .ok();
         Self {
             root,
-            root_fd,
             inner: Mutex::new((watches, Maps::default())),
         }
     }
@@ -135,7 +121,7 @@ impl WatchMap {
             path: rel.to_path_buf(),
             wd: wd.clone(),
             stamp: maps.stamp,
-            attrs: dir_attrs(self.root_fd.as_ref(), &self.root, rel),
+            attrs: dir_attrs(&self.root, rel),
         };
         maps.by_wd.insert(wd.get_watch_descriptor_id(), entry);
         Ok(())
@@ -147,7 +133,7 @@ impl WatchMap {
         let mut g = self.lock();
         let maps = &mut g.1;
         if let Some(e) = maps.by_wd.get_mut(&wd) {
-            let attrs = dir_attrs(self.root_fd.as_ref(), &self.root, &e.path);
+            let attrs = dir_attrs(&self.root, &e.path);
             if attrs != e.attrs {
                 e.attrs = attrs;
                 maps.generation += 1;

@@ -417,3 +417,23 @@ impl Drop for Mounted {
             .status();
     }
 }
+
+/// Syncs until nothing is missing (a subtree past the queue's bound is `reconciling`
+/// until its own scan ends: `watch/backlog.rs`), for at most 120 s; returns how long it
+/// took. For async tests (a blocking caller has `Watcher::sync`).
+pub async fn synced(w: &Watcher, what: &str) -> std::time::Duration {
+    let client = w
+        .client()
+        .await
+        .with_timeout(std::time::Duration::from_secs(120));
+    let t0 = std::time::Instant::now();
+    loop {
+        match client.sync().await {
+            Ok(report) if report.is_synced() => return t0.elapsed(),
+            Ok(_) if t0.elapsed() < std::time::Duration::from_secs(120) => {
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await
+            }
+            other => panic!("{what}: sync {other:?}\n{}", tail(&w.log())),
+        }
+    }
+}

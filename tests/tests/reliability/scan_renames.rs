@@ -15,25 +15,7 @@ use std::time::{Duration, Instant};
 
 use horace_tests::{atomic_write, NotifySocket};
 
-use crate::fixture::{knob, tail, Watcher};
-
-/// Syncs until nothing is missing: past the queue's bound (renamed directories listed
-/// again make thousands of operations while the startup scan runs) a directory is
-/// `reconciling` until its own scan ends (`watch/backlog.rs`).
-async fn sync(w: &Watcher, what: &str) {
-    let client = w.client().await;
-    let t0 = std::time::Instant::now();
-    loop {
-        let r = tokio::time::timeout(Duration::from_secs(120), client.sync()).await;
-        match r {
-            Ok(Ok(report)) if report.is_synced() => return,
-            Ok(Ok(_)) if t0.elapsed() < Duration::from_secs(120) => {
-                tokio::time::sleep(Duration::from_millis(200)).await
-            }
-            other => panic!("{what}: sync {other:?}\n{}", tail(&w.log())),
-        }
-    }
-}
+use crate::fixture::{knob, synced as sync, tail, Watcher};
 
 /// How many startup or other scans the watcher logged as started so far.
 fn scans_started(w: &Watcher) -> usize {
