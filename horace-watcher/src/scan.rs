@@ -200,8 +200,12 @@ impl Prober {
     /// now if `fsync` (a batch of one), else with its batch in `settle`.
     ///
     /// With `covered_after` (unix ns; the directory was watched from then on, and the
-    /// events from then on are still to be handled), a file whose ctime is later (and not
-    /// in the future: a clock set back) is [`Probe::Covered`] and not read.
+    /// events from then on are still to be handled), a file whose mtime is later (and not
+    /// in the future: a clock set back) is [`Probe::Covered`] and not read: its content
+    /// changed since, and that write's events (on this name) catalog it. The ctime is not
+    /// the test: a link(2) or unlink(2) of another name of the inode moves it with no
+    /// event on this name (git links `tmp_obj_*` to the object's name, then unlinks the
+    /// temp name: the object was left uncataloged).
     pub fn probe_unsettled(
         &self,
         rel: &Path,
@@ -227,7 +231,7 @@ impl Prober {
             return p(Probe::Unchanged(same));
         }
         if compare == Compare::Attributes
-            || covered_after.is_some_and(|t| fp.ctime_ns > t && fp.ctime_ns <= now_ns())
+            || covered_after.is_some_and(|t| fp.mtime_ns > t && fp.mtime_ns <= now_ns())
         {
             return p(Probe::Covered);
         }
@@ -655,7 +659,7 @@ mod tests {
     fn a_change_after_covered_after_is_left_to_its_events() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("f"), "x").unwrap();
-        let ctime = Fingerprint::of(&std::fs::metadata(d.path().join("f")).unwrap()).ctime_ns;
+        let mtime = Fingerprint::of(&std::fs::metadata(d.path().join("f")).unwrap()).mtime_ns;
         let p = Prober {
             root: d.path().to_path_buf(),
             objects: Objects::open(&d.path().join("m")).unwrap(),
@@ -667,9 +671,37 @@ mod tests {
             p.probe_unsettled(Path::new("f"), None, Compare::Strict, true, after)
                 .0
         };
-        assert!(matches!(probe(Some(ctime - 1)), Probe::Covered));
-        assert!(matches!(probe(Some(ctime)), Probe::Hashed(_)), "not later");
+        assert!(matches!(probe(Some(mtime - 1)), Probe::Covered));
+        assert!(matches!(probe(Some(mtime)), Probe::Hashed(_)), "not later");
         assert!(matches!(probe(None), Probe::Hashed(_)));
+    }
+
+    /// git's object write: the content is complete under a temp name, linked to its
+    /// final name, then the temp name unlinked. The unlink moves the inode's ctime with no
+    /// event on the final name, so a recheck of the final name must still read it.
+    #[test]
+    fn a_link_count_change_after_covered_after_is_still_read() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("tmp_obj_x"), "blob").unwrap();
+        std::fs::hard_link(d.path().join("tmp_obj_x"), d.path().join("obj")).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let listed = now_ns();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        std::fs::remove_file(d.path().join("tmp_obj_x")).unwrap();
+        let md = std::fs::metadata(d.path().join("obj")).unwrap();
+        assert!(
+            Fingerprint::of(&md).ctime_ns > listed,
+            "the unlink moved the ctime"
+        );
+        let p = Prober {
+            root: d.path().to_path_buf(),
+            objects: Objects::open(&d.path().join("m")).unwrap(),
+            max_stored: 1 << 20,
+            lane: Lane::default(),
+            lane_from: u64::MAX,
+        };
+        let probe = p.probe_unsettled(Path::new("obj"), None, Compare::Strict, true, Some(listed));
+        assert!(matches!(probe.0, Probe::Hashed(_)), "{:?}", probe.0);
     }
 
     #[test]

@@ -103,7 +103,7 @@ pub enum Op {
     Recheck {
         /// The file.
         rel: PathBuf,
-        /// Unix ns; `None` to read it whatever its ctime.
+        /// Unix ns; `None` to read it whatever its mtime.
         covered_after: Option<i64>,
     },
 }

@@ -15,7 +15,7 @@ use crate::path::escape;
 pub(super) struct Retry {
     pub attempts: u32,
     pub due: Instant,
-    /// For a file that was changing: when that was seen (unix ns). A later ctime is a
+    /// For a file that was changing: when that was seen (unix ns). A later mtime is a
     /// later change, covered by its own events.
     pub covered_after: Option<i64>,
     /// Why the last look failed; `None` when the file was changing.
